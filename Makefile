@@ -1,0 +1,41 @@
+# make run   - install what is missing, build, serve the demo on 127.0.0.1:8000
+# make test  - install what is missing, run every test (Go, PHP, integration)
+# make build - bin/aggregator
+# make bench - benchmarks (see README)
+
+GO       ?= go
+BIN      := bin/aggregator
+APT      := DEBIAN_FRONTEND=noninteractive apt-get
+# Packages the tests need: PHP to run, nginx and chromium for the deploy and
+# page tests, composer to validate composer.json.
+TEST_PKGS := php-cli nginx chromium composer curl
+
+.PHONY: build run test deps test-deps bench vet php-test clean
+
+build:
+	$(GO) build -o $(BIN) .
+
+# deps installs php-cli when it is missing (Debian/Ubuntu; root or sudo).
+deps:
+	@command -v php >/dev/null 2>&1 || ./.ci/install php-cli
+
+test-deps:
+	@./.ci/install $(TEST_PKGS)
+
+run: deps build
+	$(BIN)
+
+vet:
+	$(GO) vet ./...
+
+php-test: deps
+	php tests/run.php
+
+test: test-deps vet php-test
+	$(GO) test -count=1 -timeout 14m ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./pool/ ./integration/
+
+clean:
+	rm -rf bin logs

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+	"github.com/theaspect/aggregator/pool"
+)
+
+// defaults are every configuration key with its default value. Keys of the
+// first implementation keep their names; new ones follow their style.
+var defaults = map[string]string{
+	"server.port":                      "8000",
+	"server.address":                   "127.0.0.1",
+	"server.trusted-proxies":           "127.0.0.1,::1",
+	"logging.level.me.blzr.aggregator": "INFO",
+	"aggregator.script.items":          "php -d display_errors=stderr script/items.php",
+	"aggregator.script.suppliers":      "php -d display_errors=stderr script/suppliers.php",
+	"aggregator.timeout.script":        "5",
+	"aggregator.timeout.session":       "30",
+	"aggregator.pool.executor":         "20",
+	"aggregator.pool.mode":             "worker",
+	"aggregator.pool.session-limit":    "0",
+	"aggregator.pool.max-jobs":         "1000",
+	"aggregator.pool.max-memory":       "128",
+	"aggregator.pool.idle-check":       "10",
+	"aggregator.pool.start-timeout":    "10",
+	"aggregator.worker.command":        "php -d display_errors=stderr -d memory_limit=64M worker.php",
+	"aggregator.worker.handlers":       "script/handlers.php",
+	"aggregator.fields.request":        "code,brand,apikey,analog",
+	"aggregator.fields.items":          "items",
+	"aggregator.fields.suppliers":      "suppliers",
+	"aggregator.fields.info":           "info",
+	"aggregator.fields.faulty":         "code,brand,analog",
+	"aggregator.log.file":              "logs/aggregator.log",
+	"aggregator.log.max-size":          "10",
+	"aggregator.log.max-files":         "10",
+	"aggregator.log.console":           "true",
+	"aggregator.limit.sessions":        "20000",
+	"aggregator.limit.request-size":    "65536",
+	"aggregator.limit.output-size":     "16777216",
+	"aggregator.limit.session-tasks":   "10000",
+	"aggregator.limit.send-queue":      "100000",
+	"aggregator.ws.allowed-origins":    "",
+}
+
+// Config is the validated configuration.
+type Config struct {
+	Address        string
+	Port           int
+	TrustedProxies []*net.IPNet
+	LogLevel       string
+	LogFile        string
+	LogMaxSize     int
+	LogMaxFiles    int
+	LogConsole     bool
+
+	Mode            string
+	ScriptItems     []string
+	ScriptSuppliers []string
+	WorkerCommand   []string
+	WorkerHandlers  string
+	ScriptTimeout   time.Duration
+	SessionTimeout  time.Duration
+	Executors       int
+	SessionLimit    int
+	MaxJobs         int
+	MaxMemoryMB     int
+	IdleCheck       time.Duration
+	StartTimeout    time.Duration
+
+	RequestFields  []string
+	FaultyFields   []string
+	ItemsField     string
+	SuppliersField string
+	InfoField      string
+
+	MaxSessions     int
+	MaxRequestSize  int
+	MaxOutputSize   int
+	MaxSessionTasks int
+	SendQueue       int
+	AllowedOrigins  []string
+
+	Warnings []string // unknown keys and the like, logged once logging is up
+}
+
+// ConfigError names the key whose value is wrong.
+type ConfigError struct {
+	Key, Msg string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Msg) }
+
+// Args are the parsed command-line words.
+type Args struct {
+	ConfigFile string            // -c/--config FILE, or a lone *.properties
+	Overrides  map[string]string // -Dkey=value
+	Rest       []string          // sub-command and its words
+}
+
+// ParseArgs reads the command line: -c FILE, FILE.properties, -Dkey=value;
+// the first other word starts a sub-command.
+func ParseArgs(args []string) (Args, error) {
+	a := Args{Overrides: map[string]string{}}
+	for i := 0; i < len(args); i++ {
+		w := args[i]
+		switch {
+		case strings.HasPrefix(w, "-D"):
+			kv := strings.TrimPrefix(w, "-D")
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return a, fmt.Errorf("bad override %q: want -Dkey=value", w)
+			}
+			a.Overrides[strings.ToLower(k)] = v
+		case w == "-c" || w == "--config" || w == "-config":
+			if i+1 >= len(args) {
+				return a, fmt.Errorf("%s needs a file name", w)
+			}
+			i++
+			a.ConfigFile = args[i]
+		case strings.HasPrefix(w, "--config="):
+			a.ConfigFile = strings.TrimPrefix(w, "--config=")
+		case strings.HasSuffix(w, ".properties") && a.ConfigFile == "" && len(a.Rest) == 0:
+			a.ConfigFile = w
+		default:
+			a.Rest = append(a.Rest, w)
+		}
+	}
+	return a, nil
+}
+
+// LoadConfig merges defaults < properties file < PORT env < -D overrides and
+// validates the result. A missing default file is fine; a named one must exist.
+func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigType("properties")
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	var warnings []string
+	file := a.ConfigFile
+	if file == "" {
+		if _, err := os.Stat("application.properties"); err == nil {
+			file = "application.properties"
+		}
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, &ConfigError{"config file", err.Error()}
+		}
+		err = v.ReadConfig(f)
+		f.Close()
+		if err != nil {
+			return nil, &ConfigError{"config file", fmt.Sprintf("%s: %v", file, err)}
+		}
+		for _, k := range v.AllKeys() {
+			if _, known := defaults[k]; !known {
+				warnings = append(warnings, fmt.Sprintf("unknown key %q in %s (ignored)", k, file))
+			}
+		}
+	}
+	if p := getenv("PORT"); p != "" {
+		v.Set("server.port", p)
+	}
+	for k, val := range a.Overrides {
+		if _, known := defaults[k]; !known {
+			warnings = append(warnings, fmt.Sprintf("unknown key %q given with -D (ignored)", k))
+		}
+		v.Set(k, val)
+	}
+	sort.Strings(warnings)
+	c, err := build(v)
+	if err != nil {
+		return nil, err
+	}
+	c.Warnings = warnings
+	return c, nil
+}
+
+// reader collects the first bad key while reading values.
+type reader struct {
+	v   *viper.Viper
+	err error
+}
+
+func (r *reader) str(key string) string { return strings.TrimSpace(r.v.GetString(key)) }
+
+func (r *reader) fail(key, format string, args ...any) {
+	if r.err == nil {
+		r.err = &ConfigError{key, fmt.Sprintf(format, args...)}
+	}
+}
+
+func (r *reader) int(key string, min int) int {
+	s := r.str(key)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		r.fail(key, "not a whole number: %q", s)
+		return 0
+	}
+	if n < min {
+		r.fail(key, "must be at least %d, got %d", min, n)
+	}
+	return n
+}
+
+func (r *reader) seconds(key string) time.Duration {
+	s := r.str(key)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		r.fail(key, "not a number of seconds: %q", s)
+		return 0
+	}
+	if f <= 0 {
+		r.fail(key, "must be more than 0 seconds, got %q", s)
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+func (r *reader) list(key string) []string {
+	var out []string
+	for _, p := range strings.Split(r.str(key), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *reader) bool(key string) bool {
+	s := r.str(key)
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.fail(key, "not true or false: %q", s)
+	}
+	return b
+}
+
+// command splits a command and checks that its program can be found and
+// that every *.php file it names exists.
+func (r *reader) command(key string) []string {
+	words, err := pool.SplitCommand(r.str(key))
+	if err != nil {
+		r.fail(key, "%v", err)
+		return nil
+	}
+	if _, err := exec.LookPath(words[0]); err != nil {
+		r.fail(key, "program %q not found: %v", words[0], errors.Unwrap(err))
+		return words
+	}
+	for _, w := range words[1:] {
+		if strings.HasSuffix(w, ".php") {
+			if _, err := os.Stat(w); err != nil {
+				r.fail(key, "missing script %q", w)
+			}
+		}
+	}
+	return words
+}
+
+func build(v *viper.Viper) (*Config, error) {
+	r := &reader{v: v}
+	c := &Config{
+		Address:        r.str("server.address"),
+		Port:           r.int("server.port", 0),
+		LogLevel:       strings.ToUpper(r.str("logging.level.me.blzr.aggregator")),
+		LogFile:        r.str("aggregator.log.file"),
+		LogMaxSize:     r.int("aggregator.log.max-size", 1),
+		LogMaxFiles:    r.int("aggregator.log.max-files", 1),
+		LogConsole:     r.bool("aggregator.log.console"),
+		Mode:           strings.ToLower(r.str("aggregator.pool.mode")),
+		WorkerHandlers: r.str("aggregator.worker.handlers"),
+		ScriptTimeout:  r.seconds("aggregator.timeout.script"),
+		SessionTimeout: r.seconds("aggregator.timeout.session"),
+		Executors:      r.int("aggregator.pool.executor", 1),
+		SessionLimit:   r.int("aggregator.pool.session-limit", 0),
+		MaxJobs:        r.int("aggregator.pool.max-jobs", 0),
+		MaxMemoryMB:    r.int("aggregator.pool.max-memory", 0),
+		IdleCheck:      r.seconds("aggregator.pool.idle-check"),
+		StartTimeout:   r.seconds("aggregator.pool.start-timeout"),
+		RequestFields:  r.list("aggregator.fields.request"),
+		FaultyFields:   r.list("aggregator.fields.faulty"),
+		ItemsField:     r.str("aggregator.fields.items"),
+		SuppliersField: r.str("aggregator.fields.suppliers"),
+		InfoField:      r.str("aggregator.fields.info"),
+
+		MaxSessions:     r.int("aggregator.limit.sessions", 1),
+		MaxRequestSize:  r.int("aggregator.limit.request-size", 2),
+		MaxOutputSize:   r.int("aggregator.limit.output-size", 2),
+		MaxSessionTasks: r.int("aggregator.limit.session-tasks", 1),
+		SendQueue:       r.int("aggregator.limit.send-queue", 1),
+		AllowedOrigins:  r.list("aggregator.ws.allowed-origins"),
+	}
+	if c.Port > 65535 {
+		r.fail("server.port", "must be at most 65535, got %d", c.Port)
+	}
+	if net.ParseIP(c.Address) == nil && c.Address != "localhost" && c.Address != "" {
+		r.fail("server.address", "not an IP address: %q", c.Address)
+	}
+	switch c.LogLevel {
+	case "DEBUG", "INFO", "WARN", "ERROR":
+	default:
+		r.fail("logging.level.me.blzr.aggregator", "want DEBUG, INFO, WARN or ERROR, got %q", c.LogLevel)
+	}
+	for _, p := range r.list("server.trusted-proxies") {
+		if !strings.Contains(p, "/") {
+			if strings.Contains(p, ":") {
+				p += "/128"
+			} else {
+				p += "/32"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			r.fail("server.trusted-proxies", "not an IP or CIDR: %q", p)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	if len(c.RequestFields) == 0 {
+		r.fail("aggregator.fields.request", "must name at least one field")
+	}
+	for _, k := range []string{"aggregator.fields.items", "aggregator.fields.suppliers", "aggregator.fields.info"} {
+		if r.str(k) == "" {
+			r.fail(k, "must not be empty")
+		}
+	}
+	switch c.Mode {
+	case "exec":
+		c.ScriptSuppliers = r.command("aggregator.script.suppliers")
+		c.ScriptItems = r.command("aggregator.script.items")
+	case "worker":
+		c.WorkerCommand = r.command("aggregator.worker.command")
+		if _, err := os.Stat(c.WorkerHandlers); err != nil {
+			r.fail("aggregator.worker.handlers", "missing handlers file %q", c.WorkerHandlers)
+		}
+	default:
+		r.fail("aggregator.pool.mode", "unknown mode %q: want worker or exec", c.Mode)
+	}
+	if c.SessionLimit == 0 {
+		c.SessionLimit = max(1, c.Executors/4)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}

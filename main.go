@@ -1,0 +1,182 @@
+// Command aggregator serves the websocket search aggregator: it asks PHP
+// which suppliers to query, runs one PHP translator per supplier in
+// parallel, and streams each item to the browser as it arrives.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/theaspect/aggregator/frontend"
+	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator/server"
+	"go.uber.org/zap"
+)
+
+// shutdownWait bounds how long a stop waits for sessions to send their close frames.
+const shutdownWait = 5 * time.Second
+
+const usage = `usage: aggregator [-c application.properties] [-Dkey=value ...]
+
+Serves the aggregator (see README.md). Configuration comes from
+application.properties in the working directory (or the file given with -c),
+then the PORT environment variable, then -Dkey=value overrides.
+Signals: SIGTERM/SIGINT stop, SIGHUP reloads the PHP workers.
+`
+
+// Main wires the program: config, logs, the PHP runner and the HTTP server.
+// Tests start the same Main as the binary does.
+type Main struct {
+	Config *Config
+	Log    *zap.Logger
+	Runner pool.Runner
+	Server *server.Server
+	Addr   net.Addr
+
+	http     *http.Server
+	closeLog func()
+}
+
+// ParseFlags reads the command line and the configuration.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	a, err := ParseArgs(args)
+	if err != nil {
+		return err
+	}
+	if len(a.Rest) > 0 {
+		return fmt.Errorf("unknown argument %q\n%s", a.Rest[0], usage)
+	}
+	m.Config, err = LoadConfig(a, getenv)
+	return err
+}
+
+// Run starts logging, the PHP runner and the listener, and returns once
+// the server accepts connections.
+func (m *Main) Run() error {
+	c := m.Config
+	log, closeLog, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	m.Log, m.closeLog = log, closeLog
+	for _, w := range c.Warnings {
+		log.Warn(w)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Runner = newRunner(c, log, pool.NewMetrics(reg))
+	m.Server = server.New(server.Config{
+		RequestFields:   c.RequestFields,
+		FaultyFields:    c.FaultyFields,
+		ItemsField:      c.ItemsField,
+		SuppliersField:  c.SuppliersField,
+		InfoField:       c.InfoField,
+		ScriptTimeout:   c.ScriptTimeout,
+		SessionTimeout:  c.SessionTimeout,
+		Executors:       c.Executors,
+		SessionLimit:    c.SessionLimit,
+		MaxSessions:     c.MaxSessions,
+		MaxRequestSize:  int64(c.MaxRequestSize),
+		MaxSessionTasks: c.MaxSessionTasks,
+		SendQueue:       c.SendQueue,
+		AllowedOrigins:  c.AllowedOrigins,
+		TrustedProxies:  c.TrustedProxies,
+		Static:          frontend.FS(),
+	}, m.Runner, log, reg)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.Address, strconv.Itoa(c.Port)))
+	if err != nil {
+		m.Runner.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.Addr = ln.Addr()
+	m.http = &http.Server{Handler: m.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.String("mode", c.Mode),
+		zap.Int("executors", c.Executors), zap.Duration("script_timeout", c.ScriptTimeout),
+		zap.Duration("session_timeout", c.SessionTimeout))
+	return nil
+}
+
+// newRunner builds the PHP runner of the configured mode.
+func newRunner(c *Config, log *zap.Logger, metrics *pool.Metrics) pool.Runner {
+	if c.Mode == "exec" {
+		return pool.NewExec(pool.ExecConfig{
+			Suppliers: c.ScriptSuppliers, Items: c.ScriptItems, Env: os.Environ(),
+			Processes: c.Executors, OutputLimit: c.MaxOutputSize, Log: log, Metrics: metrics,
+		})
+	}
+	return pool.NewSupervisor(pool.WorkerConfig{
+		Command: c.WorkerCommand, Handlers: c.WorkerHandlers, Env: os.Environ(),
+		Workers: c.Executors, MaxJobs: int64(c.MaxJobs), MaxMemory: uint64(c.MaxMemoryMB) << 20,
+		OutputLimit: c.MaxOutputSize, StartTimeout: c.StartTimeout, IdleCheck: c.IdleCheck,
+		Log: log, Metrics: metrics,
+	})
+}
+
+// Close stops accepting, closes every session with 1001, kills every PHP
+// process and flushes the log.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	if m.http != nil {
+		go m.http.Shutdown(ctx) // stops accepting; hijacked sockets are the sessions'
+	}
+	if m.Server != nil {
+		m.Server.Shutdown(ctx)
+	}
+	if m.Runner != nil {
+		m.Runner.Close()
+	}
+	if m.Log != nil {
+		m.Log.Info("aggregator stopped")
+	}
+	if m.closeLog != nil {
+		m.closeLog()
+	}
+	return nil
+}
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Print(usage)
+		return
+	}
+	m := &Main{}
+	if err := m.ParseFlags(args, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "aggregator:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "aggregator:", err)
+		m.Close()
+		os.Exit(1)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			m.Log.Info("SIGHUP: reloading PHP")
+			m.Runner.Reload()
+			continue
+		}
+		m.Log.Info("stopping", zap.String("signal", sig.String()))
+		break
+	}
+	m.Close()
+}

@@ -1,0 +1,89 @@
+package pool
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/roadrunner-server/goridge/v3/pkg/frame"
+)
+
+// Frame flags of the worker protocol (docs/PROTOCOL.md).
+const (
+	flagControl = frame.CONTROL
+	flagRaw     = frame.CodecRaw
+	flagJSON    = frame.CodecJSON
+	flagError   = frame.ERROR
+)
+
+// errFrameTooLarge: a frame's payload is over the reader's limit.
+var errFrameTooLarge = errors.New("frame payload over the limit")
+
+// newFrame builds a version 1 frame with flags, options and payload.
+func newFrame(flags byte, payload []byte, options ...uint32) *frame.Frame {
+	f := frame.NewFrame()
+	f.WriteVersion(f.Header(), frame.Version1)
+	f.WriteFlags(f.Header(), flags)
+	if len(options) > 0 {
+		f.WriteOptions(f.HeaderPtr(), options...)
+	}
+	f.WritePayloadLen(f.Header(), uint32(len(payload)))
+	f.WritePayload(payload)
+	f.WriteCRC(f.Header())
+	return f
+}
+
+// controlFrame builds a CONTROL frame with a JSON payload.
+func controlFrame(v any) *frame.Frame {
+	b, _ := json.Marshal(v)
+	return newFrame(flagControl|flagJSON, b)
+}
+
+// readFrame reads one frame, verifying its CRC. It checks the payload length
+// against limit (0 = none) before reading the payload, so a runaway worker
+// cannot make us allocate gigabytes, and it reports a stream cut short as
+// io.ErrUnexpectedEOF rather than as an empty payload.
+func readFrame(r io.Reader, limit int) (*frame.Frame, error) {
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, err
+	}
+	f := frame.ReadHeader(head)
+	if v := f.ReadVersion(head); v != frame.Version1 {
+		return nil, fmt.Errorf("bad frame: version %d, header % x", v, head)
+	}
+	hl := int(f.ReadHL(head))
+	if hl < 3 || hl > 13 {
+		return nil, fmt.Errorf("bad frame: header length %d words", hl)
+	}
+	if hl > 3 {
+		opts := make([]byte, (hl-3)*frame.WORD)
+		if _, err := io.ReadFull(r, opts); err != nil {
+			return nil, unexpected(err)
+		}
+		f.AppendOptions(f.HeaderPtr(), opts)
+	}
+	if !f.VerifyCRC(f.Header()) {
+		return nil, fmt.Errorf("bad frame: CRC mismatch, header % x", f.Header()[:12])
+	}
+	n := f.ReadPayloadLen(f.Header())
+	if limit > 0 && int64(n) > int64(limit) {
+		return nil, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)
+	}
+	if n > 0 {
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return nil, unexpected(err)
+		}
+		return frame.From(f.Header(), payload), nil
+	}
+	return f, nil
+}
+
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

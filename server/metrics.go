@@ -1,0 +1,55 @@
+package server
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the server's Prometheus collectors (names start aggregator_).
+type metrics struct {
+	sessionsAlive    prometheus.Gauge
+	sessionsTotal    prometheus.Counter
+	sessionsEnded    *prometheus.CounterVec
+	sessionsRejected prometheus.Counter
+	tasksTotal       *prometheus.CounterVec
+	taskDuration     *prometheus.HistogramVec
+	limitHits        *prometheus.CounterVec
+	messagesSent     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
+	m := &metrics{
+		sessionsAlive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aggregator_sessions_alive", Help: "Websocket sessions running now."}),
+		sessionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aggregator_sessions_total", Help: "Websocket sessions started."}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aggregator_sessions_ended_total",
+			Help: "Sessions ended, by reason: done, bad_request, timeout, closed, shutdown, slow_client, too_large.",
+		}, []string{"reason"}),
+		sessionsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aggregator_sessions_rejected_total",
+			Help: "Websocket upgrades refused with 503 because aggregator.limit.sessions were alive."}),
+		tasksTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aggregator_tasks_total",
+			Help: "Tasks ended, by kind (suppliers, items) and outcome (SUCCESS or an E_* code).",
+		}, []string{"kind", "outcome"}),
+		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "aggregator_task_duration_seconds",
+			Help:    "Time from queueing to the end of a task, by kind.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"kind"}),
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aggregator_limit_hits_total",
+			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue).",
+		}, []string{"limit"}),
+		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aggregator_messages_sent_total", Help: "Websocket messages queued for browsers."}),
+	}
+	queueLen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "aggregator_queue_length", Help: "Tasks waiting for a PHP process."},
+		func() float64 { n, _ := q.lengths(); return float64(n) })
+	running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "aggregator_tasks_running", Help: "Tasks handed to PHP now."},
+		func() float64 { _, n := q.lengths(); return float64(n) })
+	reg.MustRegister(m.sessionsAlive, m.sessionsTotal, m.sessionsEnded, m.sessionsRejected,
+		m.tasksTotal, m.taskDuration, m.limitHits, m.messagesSent, queueLen, running)
+	return m
+}

@@ -1,0 +1,287 @@
+// Package server is the websocket aggregator: sessions, the fair task queue,
+// messages to the browser, /stats, /metrics, /health and the demo page.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/theaspect/aggregator/pool"
+	"go.uber.org/zap"
+)
+
+// Config is what the server needs; main fills it from the properties.
+type Config struct {
+	RequestFields   []string // required request fields, passed to the suppliers script
+	FaultyFields    []string // request fields echoed in errors as _params
+	ItemsField      string
+	SuppliersField  string
+	InfoField       string
+	ScriptTimeout   time.Duration // one task, counted from queueing
+	SessionTimeout  time.Duration
+	Executors       int // tasks running at once
+	SessionLimit    int // tasks of one session running at once
+	MaxSessions     int
+	MaxRequestSize  int64
+	MaxSessionTasks int
+	SendQueue       int      // messages queued for one browser
+	AllowedOrigins  []string // empty: same host only; "*": any
+	TrustedProxies  []*net.IPNet
+	Static          fs.FS // the demo page
+}
+
+// Server serves the websocket sessions and the monitoring endpoints.
+type Server struct {
+	cfg        Config
+	runner     pool.Runner
+	log        *zap.Logger
+	registry   *prometheus.Registry
+	stats      *Stats
+	metrics    *metrics
+	queue      *queue
+	upgrader   websocket.Upgrader
+	ctx        context.Context // ends on Shutdown: every session closes with 1001
+	cancel     context.CancelFunc
+	sessionSeq atomic.Int64
+	taskSeq    atomic.Int64
+	alive      atomic.Int64
+	sessions   sync.WaitGroup
+}
+
+// New builds a server around runner. reg receives the server's metrics.
+func New(cfg Config, runner pool.Runner, log *zap.Logger, reg *prometheus.Registry) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, runner: runner, log: log, registry: reg, stats: newStats(), ctx: ctx, cancel: cancel}
+	s.queue = newQueue(cfg.Executors, cfg.SessionLimit, s.runTask)
+	s.metrics = newMetrics(reg, s.queue)
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.checkOrigin,
+	}
+	return s
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Stats { return s.stats }
+
+// Handler routes the server's endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", s.serveWS)
+	mux.HandleFunc("/echo", s.serveEcho)
+	mux.HandleFunc("/stats", s.serveStats)
+	mux.HandleFunc("/health", s.serveHealth)
+	mux.HandleFunc("/workers", s.serveWorkers)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	if s.cfg.Static != nil {
+		mux.Handle("/", http.FileServerFS(s.cfg.Static))
+	}
+	return mux
+}
+
+// runTask runs a started task's PHP call and reports its end to the session.
+func (s *Server) runTask(t *task) {
+	job := &pool.Job{Kind: t.kind, Input: t.input, Session: t.sess.id, Task: t.id, Class: t.class}
+	if ce := s.log.Check(zap.DebugLevel, "task started"); ce != nil {
+		ce.Write(zap.String("session", t.sess.id), zap.Int64("task", t.id),
+			zap.Duration("waited", time.Since(t.queuedAt)))
+	}
+	res, err := s.runner.Run(t.ctx, job)
+	s.queue.done(t)
+	t.sess.post(evTaskDone{t: t, res: res, err: err})
+}
+
+// serveWS upgrades the connection and runs its session.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.ctx.Err() != nil {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if n := s.alive.Add(1); s.cfg.MaxSessions > 0 && n > int64(s.cfg.MaxSessions) {
+		s.alive.Add(-1)
+		s.metrics.sessionsRejected.Inc()
+		s.metrics.limitHits.WithLabelValues("sessions").Inc()
+		s.log.Warn("too many sessions, refusing", zap.Int("limit", s.cfg.MaxSessions),
+			zap.String("remote", s.clientAddr(r)))
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.alive.Add(-1)
+		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", s.clientAddr(r)))
+		return
+	}
+	s.sessions.Add(1)
+	defer s.sessions.Done()
+	sess := newSession(s, conn, s.clientAddr(r))
+	s.stats.sessionStarted()
+	s.metrics.sessionsTotal.Inc()
+	s.metrics.sessionsAlive.Inc()
+	sess.log.Info("session opened", zap.String("remote", s.clientAddr(r)),
+		zap.String("origin", r.Header.Get("Origin")))
+	sess.run()
+}
+
+// sessionEnded is called once by each session's loop as it ends.
+func (s *Server) sessionEnded(sess *session, reason string) {
+	s.alive.Add(-1)
+	s.stats.sessionEnded()
+	s.metrics.sessionsAlive.Dec()
+	s.metrics.sessionsEnded.WithLabelValues(reason).Inc()
+}
+
+// pick returns the request's fields named in keys as an object, or nil.
+func (s *Server) pick(fields []field, keys []string) json.RawMessage {
+	var out []field
+	for _, k := range keys {
+		if v := lookup(fields, k); v != nil {
+			out = append(out, field{k, v})
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	return encodeFields(out)
+}
+
+// serveEcho is the first implementation's proof of concept: it echoes each
+// text message back.
+func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) {
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.SetReadLimit(s.cfg.MaxRequestSize)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		mt, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+		if err := conn.WriteMessage(mt, data); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.stats.Snapshot())
+}
+
+// serveHealth answers 200 when PHP can run, else 503 with the reason.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if s.ctx.Err() != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "down", "reason": "shutting down"})
+		return
+	}
+	if err := s.runner.Health(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "down", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// serveWorkers lists the PHP processes and what they run.
+func (s *Server) serveWorkers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"workers": s.runner.Info()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// checkOrigin lets browsers of the same host (or of the configured origins)
+// open sessions, so another site cannot use a visitor's browser. Clients
+// that send no Origin (not browsers) are let in.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	host := r.Host
+	if fwd := r.Header.Get("X-Forwarded-Host"); fwd != "" && s.trusted(r.RemoteAddr) {
+		host = fwd
+	}
+	return strings.EqualFold(u.Host, host)
+}
+
+// clientAddr is the browser's address: X-Forwarded-For is believed only
+// when the connection comes from a trusted proxy.
+func (s *Server) clientAddr(r *http.Request) string {
+	if !s.trusted(r.RemoteAddr) {
+		return r.RemoteAddr
+	}
+	xff := r.Header.Get("X-Forwarded-For")
+	if xff == "" {
+		return r.RemoteAddr
+	}
+	hops := strings.Split(xff, ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if i == 0 || !s.trusted(hop) {
+			return hop
+		}
+	}
+	return r.RemoteAddr
+}
+
+func (s *Server) trusted(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	for _, n := range s.cfg.TrustedProxies {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown closes every session with 1001 and waits for them (at most until
+// ctx ends). Running PHP is killed by the sessions' ends; the caller closes
+// the runner afterwards.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,397 @@
+package server
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/theaspect/aggregator/pool"
+	"go.uber.org/zap"
+)
+
+// task is one PHP call of a session: the suppliers task or an items task.
+type task struct {
+	id       int64
+	sess     *session
+	kind     pool.Kind
+	input    []byte
+	info     json.RawMessage // the supplier's info field, echoed as _info
+	class    string          // the supplier's class, for logs
+	queuedAt time.Time
+	ctx      context.Context // ends when the task's time runs out or the session ends
+	cancel   context.CancelFunc
+	elem     *list.Element // its place in the queue while waiting (guarded by the queue)
+}
+
+func (t *task) name() string {
+	if t.kind == pool.Suppliers {
+		return TaskSuppliers
+	}
+	return TaskItems
+}
+
+// Events a session's loop receives.
+type (
+	evMessage  struct{ data []byte } // the browser sent a message
+	evGone     struct{ err error }   // the browser closed, or the socket broke
+	evTaskDone struct {              // a task's PHP call ended
+		t   *task
+		res pool.Result
+		err error
+	}
+)
+
+// session is one websocket and its search. Its loop goroutine owns all of
+// its state; other goroutines talk to it through events.
+type session struct {
+	id     string
+	srv    *Server
+	conn   *websocket.Conn
+	out    *outbox
+	events chan any
+	done   chan struct{} // closed when the loop has ended
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *zap.Logger
+	queued taskList // guarded by srv.queue
+
+	// owned by the loop
+	started bool
+	params  json.RawMessage // the request's faulty fields, for _params
+	tasks   map[int64]*task // tasks not ended yet
+	nTasks  int             // items tasks created
+	ended   bool
+}
+
+func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
+	id := strconv.FormatInt(srv.sessionSeq.Add(1), 10)
+	ctx, cancel := context.WithCancel(srv.ctx)
+	return &session{
+		id: id, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue),
+		events: make(chan any, 16), done: make(chan struct{}), ctx: ctx, cancel: cancel,
+		log:   srv.log.With(zap.String("session", id)),
+		tasks: make(map[int64]*task),
+	}
+}
+
+// post hands an event to the loop; dropped once the session has ended.
+func (s *session) post(ev any) {
+	select {
+	case s.events <- ev:
+	case <-s.done:
+	}
+}
+
+// run serves the connection until the session ends.
+func (s *session) run() {
+	readerDone, writerDone := make(chan struct{}), make(chan struct{})
+	go s.readLoop(readerDone)
+	go func() {
+		defer close(writerDone)
+		writeLoop(s.conn, s.out, readerDone)
+	}()
+	s.loop()
+	<-writerDone // the close frame is out (or the socket is dead)
+}
+
+// readLoop is the connection's only reader.
+func (s *session) readLoop(done chan<- struct{}) {
+	defer close(done)
+	c := s.conn
+	c.SetReadLimit(s.srv.cfg.MaxRequestSize)
+	_ = c.SetReadDeadline(time.Now().Add(pongWait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			s.post(evGone{err})
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(pongWait))
+		s.post(evMessage{data})
+	}
+}
+
+// loop is the session's state machine.
+func (s *session) loop() {
+	defer close(s.done)
+	timer := time.NewTimer(s.srv.cfg.SessionTimeout)
+	defer timer.Stop()
+	for !s.ended {
+		select {
+		case ev := <-s.events:
+			switch ev := ev.(type) {
+			case evMessage:
+				s.onMessage(ev.data)
+			case evTaskDone:
+				s.onTaskDone(ev)
+			case evGone:
+				s.onGone(ev.err)
+			}
+		case <-timer.C:
+			s.log.Warn("session timed out", zap.String("code", string(ErrSessionTimeout)),
+				zap.Int("tasks_left", len(s.tasks)))
+			s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrSessionTimeout, Params: s.params})
+			s.end(websocket.CloseInternalServerErr, "session timeout", "timeout", string(ErrSessionTimeout))
+		case <-s.srv.ctx.Done():
+			s.end(websocket.CloseGoingAway, "server shutdown", "shutdown", "SHUTDOWN")
+		}
+	}
+}
+
+// onMessage handles the browser's request (or a second one).
+func (s *session) onMessage(data []byte) {
+	if s.started {
+		s.log.Info("second request on one socket", zap.String("code", string(ErrSessionReused)))
+		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrSessionReused, Params: s.params})
+		return
+	}
+	s.started = true
+	fields, err := objectFields(data)
+	if err != nil || !json.Valid(data) {
+		s.log.Info("bad request", zap.String("code", string(ErrRequestJSON)), zap.Int("bytes", len(data)))
+		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrRequestJSON})
+		s.end(websocket.ClosePolicyViolation, string(ErrRequestJSON), "bad_request", "")
+		return
+	}
+	s.params = s.srv.pick(fields, s.srv.cfg.FaultyFields)
+	allowed := make([]field, 0, len(s.srv.cfg.RequestFields)+1)
+	var missing []string
+	for _, k := range s.srv.cfg.RequestFields {
+		v := lookup(fields, k)
+		if v == nil || string(v) == "null" {
+			missing = append(missing, k)
+			continue
+		}
+		allowed = append(allowed, field{k, v})
+	}
+	if len(missing) > 0 {
+		s.log.Info("bad request", zap.String("code", string(ErrIllegalRequest)), zap.Strings("missing", missing))
+		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrIllegalRequest, Params: s.params})
+		s.end(websocket.ClosePolicyViolation, string(ErrIllegalRequest), "bad_request", "")
+		return
+	}
+	// Scripts of the first implementation read the request under "params".
+	input := encodeFields(append(allowed, field{"params", encodeFields(allowed)}))
+	s.log.Info("search", zap.ByteString("params", s.params))
+	s.addTask(pool.Suppliers, input, nil, "")
+}
+
+// addTask queues a task; items tasks announce themselves with PENDING.
+func (s *session) addTask(kind pool.Kind, input []byte, info json.RawMessage, class string) {
+	t := &task{id: s.srv.taskSeq.Add(1), sess: s, kind: kind, input: input, info: info, class: class,
+		queuedAt: time.Now()}
+	t.ctx, t.cancel = context.WithDeadline(s.ctx, t.queuedAt.Add(s.srv.cfg.ScriptTimeout))
+	s.tasks[t.id] = t
+	s.srv.stats.taskAdded()
+	if kind == pool.Items {
+		s.send(head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusPending, Info: info})
+	}
+	if kind == pool.Items && s.nTasks >= s.srv.cfg.MaxSessionTasks {
+		s.srv.metrics.limitHits.WithLabelValues("session_tasks").Inc()
+		s.log.Warn("too many tasks in one session, cancelling", zap.Int64("task", t.id),
+			zap.Int("limit", s.srv.cfg.MaxSessionTasks))
+		s.fail(t, ErrScriptCancelled)
+		return
+	}
+	if kind == pool.Items {
+		s.nTasks++
+	}
+	s.log.Debug("task queued", zap.Int64("task", t.id), zap.String("kind", kind.String()),
+		zap.String("class", class), zap.Int("input_bytes", len(input)))
+	// A task whose time runs out while it waits is taken out and cancelled.
+	context.AfterFunc(t.ctx, func() {
+		if s.srv.queue.remove(t) {
+			s.post(evTaskDone{t: t, err: pool.ErrNotStarted})
+		}
+	})
+	s.srv.queue.push(t)
+}
+
+// onTaskDone turns a finished PHP call into messages and new tasks.
+func (s *session) onTaskDone(ev evTaskDone) {
+	t := ev.t
+	if _, live := s.tasks[t.id]; !live {
+		return
+	}
+	log := s.log.With(zap.Int64("task", t.id), zap.String("kind", t.kind.String()), zap.String("class", t.class))
+	if ev.err != nil {
+		code := errorCode(ev.err)
+		lvl := zap.WarnLevel
+		if code == ErrScriptCancelled || code == ErrScriptTimeout {
+			lvl = zap.InfoLevel
+		}
+		log.Log(lvl, "task failed", zap.String("code", string(code)), zap.Error(ev.err),
+			zap.Int("pid", ev.res.PID), zap.Duration("took", time.Since(t.queuedAt)))
+		if errors.Is(ev.err, pool.ErrOutputLimit) {
+			s.srv.metrics.limitHits.WithLabelValues("output_size").Inc()
+		}
+		s.fail(t, code)
+		s.maybeFinish()
+		return
+	}
+	if t.kind == pool.Suppliers {
+		out, code, err := parseOutput(ev.res.Output, s.srv.cfg.SuppliersField, s.srv.cfg.SuppliersField,
+			ErrSuppliersJSON, ErrSuppliersResponse)
+		if err != nil {
+			log.Warn("bad suppliers output", zap.String("code", string(code)), zap.Error(err),
+				zap.ByteString("output", clip(ev.res.Output)))
+			s.fail(t, code)
+			s.maybeFinish()
+			return
+		}
+		log.Debug("task succeeded", zap.Int("pid", ev.res.PID), zap.Int("suppliers", len(out.Suppliers)),
+			zap.Duration("ran", ev.res.Duration), zap.Duration("took", time.Since(t.queuedAt)))
+		s.succeed(t, false)
+		s.addSuppliers(out.Suppliers)
+		s.maybeFinish()
+		return
+	}
+	out, code, err := parseOutput(ev.res.Output, s.srv.cfg.ItemsField, s.srv.cfg.SuppliersField,
+		ErrItemsJSON, ErrItemsResponse)
+	if err != nil {
+		log.Warn("bad items output", zap.String("code", string(code)), zap.Error(err),
+			zap.ByteString("output", clip(ev.res.Output)))
+		s.fail(t, code)
+		s.maybeFinish()
+		return
+	}
+	log.Debug("task succeeded", zap.Int("pid", ev.res.PID), zap.Int("items", len(out.Items)),
+		zap.Int("suppliers", len(out.Suppliers)), zap.Duration("ran", ev.res.Duration),
+		zap.Duration("took", time.Since(t.queuedAt)))
+	h := head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusSending, Info: t.info}
+	for _, item := range out.Items {
+		if !s.sendRaw(itemMessage(item, h)) {
+			return
+		}
+	}
+	s.succeed(t, true)
+	s.addSuppliers(out.Suppliers)
+	s.maybeFinish()
+}
+
+// addSuppliers makes an items task of each supplier element.
+func (s *session) addSuppliers(elems [][]field) {
+	for _, e := range elems {
+		if s.ended {
+			return
+		}
+		var class string
+		_ = json.Unmarshal(lookup(e, "class"), &class)
+		s.addTask(pool.Items, encodeFields(e), lookup(e, s.srv.cfg.InfoField), class)
+	}
+}
+
+// succeed ends a task well.
+func (s *session) succeed(t *task, announce bool) {
+	if announce {
+		s.send(head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusSuccess, Info: t.info})
+	}
+	s.endTask(t, "SUCCESS")
+}
+
+// fail ends a task with an error message to the browser.
+func (s *session) fail(t *task, code Code) {
+	h := head{Session: s.id, Task: t.name(), ID: t.id, Status: StatusError, Error: code, Params: s.params}
+	if t.kind == pool.Items {
+		h.Info = t.info
+	}
+	s.send(h)
+	s.endTask(t, string(code))
+}
+
+// endTask records a task's end exactly once.
+func (s *session) endTask(t *task, outcome string) {
+	if _, live := s.tasks[t.id]; !live {
+		return
+	}
+	delete(s.tasks, t.id)
+	t.cancel()
+	s.srv.stats.taskEnded(outcome == "SUCCESS")
+	s.srv.metrics.tasksTotal.WithLabelValues(t.kind.String(), outcome).Inc()
+	s.srv.metrics.taskDuration.WithLabelValues(t.kind.String()).Observe(time.Since(t.queuedAt).Seconds())
+}
+
+// maybeFinish closes the session normally once no task is left.
+func (s *session) maybeFinish() {
+	if !s.ended && s.started && len(s.tasks) == 0 {
+		s.log.Info("session done")
+		s.end(websocket.CloseNormalClosure, "", "done", "")
+	}
+}
+
+// onGone handles the browser leaving.
+func (s *session) onGone(err error) {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		s.srv.metrics.limitHits.WithLabelValues("request_size").Inc()
+		s.log.Warn("request too large, closed with 1009", zap.Int64("limit", s.srv.cfg.MaxRequestSize))
+		s.end(websocket.CloseMessageTooBig, "", "too_large", string(ErrSessionClosed))
+		return
+	}
+	s.log.Info("browser closed the socket", zap.String("code", string(ErrSessionClosed)),
+		zap.Int("tasks_left", len(s.tasks)), zap.String("reason", err.Error()))
+	s.end(websocket.CloseNormalClosure, "", "closed", string(ErrSessionClosed))
+}
+
+// send queues a message; a browser too slow to take it ends the session.
+func (s *session) send(h head) { s.sendRaw(h.encode()) }
+
+func (s *session) sendRaw(m []byte) bool {
+	if s.ended {
+		return false
+	}
+	if !s.out.push(m) {
+		s.srv.metrics.limitHits.WithLabelValues("send_queue").Inc()
+		s.log.Warn("browser does not read: send queue full, closing", zap.Int("limit", s.srv.cfg.SendQueue))
+		s.end(websocket.ClosePolicyViolation, "send queue full", "slow_client", string(ErrSessionClosed))
+		return false
+	}
+	s.srv.metrics.messagesSent.Inc()
+	return true
+}
+
+// end finishes the session: its waiting tasks are dropped, its running PHP
+// is killed, and each task left is counted as failed with outcome (once).
+func (s *session) end(closeCode int, text, reason, outcome string) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	for _, t := range s.tasks {
+		s.srv.queue.remove(t)
+	}
+	s.cancel() // kills the session's running scripts
+	for _, t := range s.tasks {
+		s.endTask(t, outcome)
+	}
+	s.out.close(closeCode, text)
+	s.srv.sessionEnded(s, reason)
+}
+
+// errorCode maps a runner's error to the SPEC's code.
+func errorCode(err error) Code {
+	switch {
+	case errors.Is(err, pool.ErrNotStarted):
+		return ErrScriptCancelled
+	case errors.Is(err, pool.ErrKilled):
+		return ErrScriptTimeout
+	case errors.Is(err, pool.ErrStart):
+		return ErrScriptStart
+	case errors.Is(err, pool.ErrFailed), errors.Is(err, pool.ErrOutputLimit):
+		return ErrScriptError
+	}
+	return ErrUnknown
+}
+
+// clip shortens script output for a log line.
+func clip(b []byte) []byte {
+	const max = 512
+	if len(b) > max {
+		return b[:max]
+	}
+	return b
+}
