@@ -348,7 +348,10 @@ func build(v *viper.Viper) (*Config, error) {
 		r.fail("aggregator.pool.mode", "unknown mode %q: want worker or exec", c.Mode)
 	}
 	if c.SessionLimit == 0 {
-		c.SessionLimit = max(1, c.Executors/4)
+		// A quarter of the executors keeps one huge search from starving
+		// the rest; at least 4 so that no SPEC §6 scenario (at most 4 tasks
+		// of one session at once, one of them sleeping) changes its outcome.
+		c.SessionLimit = min(c.Executors, max(4, c.Executors/4))
 	}
 	if r.err != nil {
 		return nil, r.err

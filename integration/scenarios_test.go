@@ -310,3 +310,17 @@ func TestLegacyScripts(t *testing.T) {
 			r.Count("PENDING"), r.Count("SENDING"), r.Count("SUCCESS"), r.CloseCode, r.Msgs)
 	}
 }
+
+// TestSmallPool plays the scenarios that keep several tasks of one session
+// busy at once on a pool of 4: the default per-session cap must not change
+// their outcome (SPEC §13).
+func TestSmallPool(t *testing.T) {
+	s := startServer(t, nil, "-Daggregator.pool.executor=4",
+		"-Daggregator.timeout.script=3", "-Daggregator.timeout.session=10")
+	for _, code := range []string{"mixed", "itemsTimeout", "analog"} {
+		t.Run(code, func(t *testing.T) {
+			t.Parallel()
+			checkResult(t, code, s.session(t, 20*time.Second, request(code)), scenarios[code])
+		})
+	}
+}

@@ -1,0 +1,14 @@
+<?php
+
+/** Test handlers: with {"crash": true} the process exits with code 3 in the middle of the job; otherwise an echo. */
+
+declare(strict_types=1);
+
+$handler = static function (array $input): array {
+    if (!empty($input['crash'])) {
+        exit(3);
+    }
+    return $input;
+};
+
+return ['suppliers' => $handler, 'items' => $handler];

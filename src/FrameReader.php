@@ -1,0 +1,78 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Aggregator;
+
+/**
+ * Reads goridge v3 frames from a stream (a pipe, a file, php://memory).
+ *
+ * Pipes may return fewer bytes than asked for, so every read loops until it
+ * has all the bytes it needs.
+ */
+final class FrameReader
+{
+    /** Largest single fread(); big payloads are read in pieces of this size. */
+    private const CHUNK = 1 << 20;
+
+    /** @var resource */
+    private $stream;
+
+    /** @param resource $stream a readable stream */
+    public function __construct($stream)
+    {
+        if (!is_resource($stream)) {
+            throw new \InvalidArgumentException('FrameReader needs an open stream');
+        }
+        $this->stream = $stream;
+    }
+
+    /**
+     * Read the next frame.
+     *
+     * @return Frame|null null when the stream ended cleanly before a new frame
+     * @throws CrcMismatchException when the header CRC is wrong
+     * @throws FrameException       when the stream ends mid-frame or fails
+     */
+    public function read(): ?Frame
+    {
+        $header = $this->readExactly(Frame::HEADER_SIZE, 'frame header', true);
+        if ($header === null) {
+            return null;
+        }
+        $fields = Frame::parseHeader($header);
+        $options = Frame::parseOptions($this->readExactly($fields['options'] * 4, 'frame options'));
+        $payload = $this->readExactly($fields['length'], 'frame payload');
+        return new Frame($fields['flags'], $payload, $options);
+    }
+
+    /**
+     * Read exactly $length bytes.
+     *
+     * @param bool $eofAllowed return null instead of failing when EOF comes before the first byte
+     * @throws FrameException on EOF after the first byte, or on a read error
+     */
+    private function readExactly(int $length, string $what, bool $eofAllowed = false): ?string
+    {
+        $parts = [];
+        $got = 0;
+        while ($got < $length) {
+            $part = fread($this->stream, min($length - $got, self::CHUNK));
+            if ($part === false) {
+                throw new FrameException("read error while reading the $what ($got of $length bytes read)");
+            }
+            if ($part === '') {
+                if (feof($this->stream)) {
+                    if ($got === 0 && $eofAllowed) {
+                        return null;
+                    }
+                    throw new FrameException("unexpected end of stream in the middle of the $what ($got of $length bytes read)");
+                }
+                continue; // an interrupted read; try again
+            }
+            $parts[] = $part;
+            $got += strlen($part);
+        }
+        return implode('', $parts);
+    }
+}

@@ -1,0 +1,181 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Aggregator\Tests;
+
+use Aggregator\Frame;
+use Aggregator\FrameReader;
+use Aggregator\FrameWriter;
+
+/**
+ * A worker.php (or other PHP CLI) child process wired like the aggregator does:
+ * fd 3 = jobs (we write), fd 4 = results (we read), stdout/stderr to temp files.
+ */
+final class WorkerProcess
+{
+    /** @var resource */
+    private $process;
+
+    /** @var array<int, resource> */
+    private array $pipes;
+
+    private FrameReader $reader;
+    private FrameWriter $writer;
+    private ?int $exitCode = null;
+
+    private function __construct(private readonly string $stdoutFile, private readonly string $stderrFile)
+    {
+    }
+
+    /**
+     * Start `php -d display_errors=stderr [phpOptions] worker.php [args]`.
+     *
+     * @param string[]                  $args       arguments after worker.php
+     * @param string[]                  $phpOptions e.g. ['-d', 'memory_limit=16M']
+     * @param array<string,string>|null $env        extra environment variables
+     */
+    public static function worker(array $args, ?string $cwd = null, array $phpOptions = [], ?array $env = null): self
+    {
+        return self::start([...$phpOptions, ROOT . '/worker.php', ...$args], $cwd, $env);
+    }
+
+    /**
+     * Start `php -d display_errors=stderr <arguments>` with fds 3 and 4 as pipes.
+     *
+     * @param string[] $arguments
+     */
+    public static function start(array $arguments, ?string $cwd = null, ?array $env = null): self
+    {
+        $self = new self((string)tempnam(sys_get_temp_dir(), 'wout'), (string)tempnam(sys_get_temp_dir(), 'werr'));
+        $spec = [
+            0 => ['file', '/dev/null', 'r'],
+            1 => ['file', $self->stdoutFile, 'w'],
+            2 => ['file', $self->stderrFile, 'w'],
+            3 => ['pipe', 'r'],
+            4 => ['pipe', 'w'],
+        ];
+        $command = [PHP_BINARY, '-d', 'display_errors=stderr', ...$arguments];
+        $process = proc_open($command, $spec, $pipes, $cwd ?? ROOT, $env === null ? null : getenv() + $env);
+        if ($process === false) {
+            throw new \RuntimeException('proc_open failed: ' . implode(' ', $command));
+        }
+        $self->process = $process;
+        $self->pipes = $pipes;
+        $self->reader = new FrameReader($pipes[4]);
+        $self->writer = new FrameWriter($pipes[3]);
+        return $self;
+    }
+
+    public function pid(): int
+    {
+        return proc_get_status($this->process)['pid'];
+    }
+
+    public function send(Frame $frame): void
+    {
+        $this->writer->write($frame);
+    }
+
+    /** Write raw bytes to fd 3 (e.g. a deliberately corrupt frame). */
+    public function sendRaw(string $bytes): void
+    {
+        fwrite($this->pipes[3], $bytes);
+        fflush($this->pipes[3]);
+    }
+
+    /** The next frame from fd 4, or null at EOF; fails after $timeout seconds of silence. */
+    public function receive(float $timeout = 10.0): ?Frame
+    {
+        $read = [$this->pipes[4]];
+        $write = $except = [];
+        $ready = stream_select($read, $write, $except, (int)$timeout, (int)(fmod($timeout, 1) * 1e6));
+        if ($ready !== 1) {
+            Assert::fail("no frame from the worker within {$timeout}s; stderr: " . $this->stderr());
+        }
+        return $this->reader->read();
+    }
+
+    /** Read the handshake and return the pid it announces. */
+    public function handshake(): int
+    {
+        $frame = $this->receive();
+        Assert::true($frame !== null, 'no handshake; stderr: ' . $this->stderr());
+        Assert::same(Frame::CONTROL | Frame::CODEC_JSON, $frame->flags, 'handshake flags');
+        $message = json_decode($frame->payload, true);
+        Assert::true(is_int($message['pid'] ?? null), 'handshake payload: ' . $frame->payload);
+        return $message['pid'];
+    }
+
+    /** Send a job of $kind and return its result frame. */
+    public function job(int $kind, string $payload): Frame
+    {
+        $this->send(new Frame(Frame::CODEC_RAW, $payload, [$kind]));
+        $result = $this->receive();
+        Assert::true($result !== null, 'the worker closed fd 4 instead of answering; stderr: ' . $this->stderr());
+        return $result;
+    }
+
+    /** Close our end of fd 3: the worker sees EOF. */
+    public function closeInput(): void
+    {
+        if (is_resource($this->pipes[3])) {
+            fclose($this->pipes[3]);
+        }
+    }
+
+    /** Wait for the process to end and return its exit code (128+N when killed by signal N). */
+    public function wait(float $timeout = 10.0): int
+    {
+        $deadline = microtime(true) + $timeout;
+        while ($this->exitCode === null) {
+            $status = proc_get_status($this->process);
+            if (!$status['running']) {
+                $this->exitCode = $status['signaled'] ? 128 + $status['termsig'] : $status['exitcode'];
+                break;
+            }
+            if (microtime(true) > $deadline) {
+                $this->kill();
+                Assert::fail("the process did not exit within {$timeout}s");
+            }
+            usleep(10_000);
+        }
+        $this->closePipes();
+        return $this->exitCode;
+    }
+
+    public function kill(): void
+    {
+        proc_terminate($this->process, 9);
+    }
+
+    public function stdout(): string
+    {
+        return (string)file_get_contents($this->stdoutFile);
+    }
+
+    public function stderr(): string
+    {
+        return (string)file_get_contents($this->stderrFile);
+    }
+
+    public function __destruct()
+    {
+        if ($this->exitCode === null) {
+            $this->kill();
+            $this->wait();
+        }
+        $this->closePipes();
+        @unlink($this->stdoutFile);
+        @unlink($this->stderrFile);
+    }
+
+    private function closePipes(): void
+    {
+        foreach ($this->pipes as $pipe) {
+            if (is_resource($pipe)) {
+                fclose($pipe);
+            }
+        }
+    }
+}
