@@ -17,6 +17,7 @@ type queue struct {
 	queued     int
 	ring       *list.List // *taskList of sessions with queued tasks, next to serve first
 	start      func(*task)
+	launch     func([]*task) // starts picked tasks; goroutines unless a test says otherwise
 }
 
 // taskList is one session's queued tasks; it lives in the session and is
@@ -31,7 +32,9 @@ func newQueue(capacity, perSession int, start func(*task)) *queue {
 	if perSession < 1 || perSession > capacity {
 		perSession = capacity
 	}
-	return &queue{capacity: capacity, perSession: perSession, ring: list.New(), start: start}
+	q := &queue{capacity: capacity, perSession: perSession, ring: list.New(), start: start}
+	q.launch = q.goLaunch
+	return q
 }
 
 // push queues t and starts what may start.
@@ -108,7 +111,7 @@ func (q *queue) dispatchLocked() []*task {
 	return started
 }
 
-func (q *queue) launch(tasks []*task) {
+func (q *queue) goLaunch(tasks []*task) {
 	for _, t := range tasks {
 		go q.start(t)
 	}

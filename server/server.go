@@ -98,7 +98,13 @@ func (s *Server) runTask(t *task) {
 		ce.Write(zap.String("session", t.sess.id), zap.Int64("task", t.id),
 			zap.Duration("waited", time.Since(t.queuedAt)))
 	}
-	res, err := s.runner.Run(t.ctx, job)
+	var res pool.Result
+	var err error
+	if t.ctx.Err() != nil {
+		err = pool.ErrNotStarted // its time ran out as it left the queue
+	} else {
+		res, err = s.runner.Run(t.ctx, job)
+	}
 	s.queue.done(t)
 	t.sess.post(evTaskDone{t: t, res: res, err: err})
 }
