@@ -365,7 +365,12 @@ func (s *session) end(closeCode int, text, reason, outcome string) {
 		s.srv.queue.remove(t)
 	}
 	s.cancel() // kills the session's running scripts
+	debug := s.log.Core().Enabled(zap.DebugLevel)
 	for _, t := range s.tasks {
+		if debug {
+			s.log.Debug("task dropped", zap.Int64("task", t.id), zap.String("class", t.class),
+				zap.String("outcome", outcome), zap.Duration("took", time.Since(t.queuedAt)))
+		}
 		s.endTask(t, outcome)
 	}
 	s.out.close(closeCode, text)
