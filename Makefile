@@ -34,8 +34,11 @@ php-test: deps
 test: test-deps vet php-test
 	$(GO) test -count=1 -timeout 14m ./...
 
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./pool/ ./integration/
+# bench: the pool against a raw goridge relay and exec mode (Go benchmarks),
+# then whole sessions through the real binary (cmd/aggbench). Results: README.
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./pool/
+	$(GO) run ./cmd/aggbench
 
 clean:
 	rm -rf bin logs

@@ -66,8 +66,11 @@ func New(cfg Config, runner pool.Runner, log *zap.Logger, reg *prometheus.Regist
 	s.queue = newQueue(cfg.Executors, cfg.SessionLimit, s.runTask)
 	s.metrics = newMetrics(reg, s.queue)
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		// Requests are small; write buffers are shared between connections
+		// while they are idle, so 10,000 waiting sessions stay cheap.
+		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
 	return s
