@@ -10,7 +10,7 @@ APT      := DEBIAN_FRONTEND=noninteractive apt-get
 # page tests, composer to validate composer.json.
 TEST_PKGS := php-cli nginx chromium composer curl
 
-.PHONY: build run test deps test-deps bench vet php-test clean
+.PHONY: build run test deps test-deps bench vet php-test deploy-test clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -31,7 +31,10 @@ vet:
 php-test: deps
 	php tests/run.php
 
-test: test-deps vet php-test
+deploy-test:
+	bash deploy/test/aggregatorctl_test.sh
+
+test: test-deps vet php-test deploy-test
 	$(GO) test -count=1 -timeout 14m ./...
 
 # bench: the pool against a raw goridge relay and exec mode (Go benchmarks),

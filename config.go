@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/magiconair/properties"
 	"github.com/spf13/viper"
 	"github.com/theaspect/aggregator/pool"
 )
@@ -142,7 +143,6 @@ func ParseArgs(args []string) (Args, error) {
 // validates the result. A missing default file is fine; a named one must exist.
 func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 	v := viper.New()
-	v.SetConfigType("properties")
 	for k, d := range defaults {
 		v.SetDefault(k, d)
 	}
@@ -154,19 +154,18 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 		}
 	}
 	if file != "" {
-		f, err := os.Open(file)
+		// viper no longer reads .properties itself (since 1.20), so the file
+		// is parsed by magiconair/properties and its values handed to viper.
+		props, err := properties.LoadFile(file, properties.UTF8)
 		if err != nil {
 			return nil, &ConfigError{"config file", err.Error()}
 		}
-		err = v.ReadConfig(f)
-		f.Close()
-		if err != nil {
-			return nil, &ConfigError{"config file", fmt.Sprintf("%s: %v", file, err)}
-		}
-		for _, k := range v.AllKeys() {
-			if _, known := defaults[k]; !known {
+		for _, k := range props.Keys() {
+			key := strings.ToLower(k)
+			if _, known := defaults[key]; !known {
 				warnings = append(warnings, fmt.Sprintf("unknown key %q in %s (ignored)", k, file))
 			}
+			v.Set(key, props.GetString(k, ""))
 		}
 	}
 	if p := getenv("PORT"); p != "" {

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/magiconair/properties"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// TestConfigPrecedence: defaults < properties file < PORT < -D.
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.properties")
+	os.WriteFile(file, []byte("server.port=9001\naggregator.timeout.script=7\naggregator.pool.executor = 3\nAggregator.Fields.Items=goods\n"), 0o644)
+
+	a, err := ParseArgs([]string{"-c", file, "-Daggregator.timeout.script=2.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(a, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9001 || c.ScriptTimeout != 2500*time.Millisecond || c.Executors != 3 || c.ItemsField != "goods" {
+		t.Errorf("got port %d script %v executors %d items %q", c.Port, c.ScriptTimeout, c.Executors, c.ItemsField)
+	}
+	if c.SessionTimeout != 30*time.Second || c.Address != "127.0.0.1" || c.Mode != "worker" {
+		t.Errorf("defaults lost: %+v", c)
+	}
+	c, _ = LoadConfig(a, env(map[string]string{"PORT": "9002"}))
+	if c.Port != 9002 {
+		t.Errorf("PORT env: port %d", c.Port)
+	}
+	a.Overrides["server.port"] = "9003"
+	c, _ = LoadConfig(a, env(map[string]string{"PORT": "9002"}))
+	if c.Port != 9003 {
+		t.Errorf("-D over PORT: port %d", c.Port)
+	}
+}
+
+// TestConfigWorkingDirectory: application.properties in the working directory is read.
+func TestConfigWorkingDirectory(t *testing.T) {
+	wd, _ := os.Getwd()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "application.properties"), []byte("server.port=9100\naggregator.pool.mode=exec\naggregator.script.items=php -v\naggregator.script.suppliers=php -v\nmystery=1\n"), 0o644)
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	c, err := LoadConfig(Args{Overrides: map[string]string{}}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9100 || c.Mode != "exec" {
+		t.Errorf("port %d mode %s", c.Port, c.Mode)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "mystery") {
+		t.Errorf("warnings %v, want one about the unknown key", c.Warnings)
+	}
+}
+
+// TestShippedProperties: deploy/application.properties names every key and
+// only known keys, and loads.
+func TestShippedProperties(t *testing.T) {
+	p, err := properties.LoadFile("deploy/application.properties", properties.UTF8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, k := range p.Keys() {
+		if _, ok := defaults[k]; !ok {
+			t.Errorf("deploy/application.properties: unknown key %s", k)
+		}
+		seen[k] = true
+	}
+	for k := range defaults {
+		if !seen[k] {
+			t.Errorf("deploy/application.properties lacks %s", k)
+		}
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	for arg, key := range map[string]string{
+		"-Daggregator.pool.mode=fast":         "aggregator.pool.mode",
+		"-Daggregator.timeout.session=-1":     "aggregator.timeout.session",
+		"-Daggregator.pool.executor=x":        "aggregator.pool.executor",
+		"-Dserver.trusted-proxies=nonsense":   "server.trusted-proxies",
+		"-Daggregator.fields.request=":        "aggregator.fields.request",
+		"-Daggregator.worker.command=nophp-x": "aggregator.worker.command",
+	} {
+		a, err := ParseArgs([]string{arg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = LoadConfig(a, env(nil))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %v, want one naming %s", arg, err, key)
+		}
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	a, err := ParseArgs([]string{"prod.properties", "-Dserver.port=1", "call", "items", "{}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ConfigFile != "prod.properties" || a.Overrides["server.port"] != "1" || strings.Join(a.Rest, " ") != "call items {}" {
+		t.Errorf("%+v", a)
+	}
+	if _, err := ParseArgs([]string{"-Dnovalue"}); err == nil {
+		t.Error("-Dnovalue accepted")
+	}
+}
