@@ -137,6 +137,12 @@ func (s *Server) Stderr() string {
 	return s.stderr.String()
 }
 
+// Log is the server's log file so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.LogFile)
+	return string(b)
+}
+
 func (s *Server) waitHealthy(t testing.TB, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)

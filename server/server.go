@@ -154,7 +154,7 @@ func (s *Server) sessionEnded(sess *session, reason string) {
 }
 
 // pick returns the request's fields named in keys as an object, or nil.
-func (s *Server) pick(fields []field, keys []string) json.RawMessage {
+func pick(fields []field, keys []string) json.RawMessage {
 	var out []field
 	for _, k := range keys {
 		if v := lookup(fields, k); v != nil {

@@ -151,17 +151,38 @@ func (s *session) onMessage(data []byte) {
 		return
 	}
 	s.started = true
-	fields, err := objectFields(data)
-	if err != nil || !json.Valid(data) {
-		s.log.Info("bad request", zap.String("code", string(ErrRequestJSON)), zap.Int("bytes", len(data)))
-		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrRequestJSON})
-		s.end(websocket.ClosePolicyViolation, string(ErrRequestJSON), "bad_request", "")
+	req, code, missing := parseRequest(data, s.srv.cfg.RequestFields, s.srv.cfg.FaultyFields)
+	s.params = req.params
+	if code != "" {
+		s.log.Info("bad request", zap.String("code", string(code)), zap.Int("bytes", len(data)),
+			zap.Strings("missing", missing))
+		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: code, Params: s.params})
+		s.end(websocket.ClosePolicyViolation, string(code), "bad_request", "")
 		return
 	}
-	s.params = s.srv.pick(fields, s.srv.cfg.FaultyFields)
-	allowed := make([]field, 0, len(s.srv.cfg.RequestFields)+1)
+	s.log.Info("search", zap.ByteString("params", s.params))
+	s.addTask(pool.Suppliers, req.input, nil, "")
+}
+
+// request is a browser's parsed search request.
+type request struct {
+	input  []byte          // the suppliers script's input
+	params json.RawMessage // the faulty fields, echoed as _params
+}
+
+// parseRequest validates a request (SPEC §3 step 2) and builds the suppliers
+// input: the required fields at top level and again under "params", because
+// scripts of the first implementation read them there.
+func parseRequest(data []byte, required, faulty []string) (request, Code, []string) {
+	var r request
+	fields, err := objectFields(data)
+	if err != nil || !json.Valid(data) {
+		return r, ErrRequestJSON, nil
+	}
+	r.params = pick(fields, faulty)
+	allowed := make([]field, 0, len(required)+1)
 	var missing []string
-	for _, k := range s.srv.cfg.RequestFields {
+	for _, k := range required {
 		v := lookup(fields, k)
 		if v == nil || string(v) == "null" {
 			missing = append(missing, k)
@@ -170,15 +191,10 @@ func (s *session) onMessage(data []byte) {
 		allowed = append(allowed, field{k, v})
 	}
 	if len(missing) > 0 {
-		s.log.Info("bad request", zap.String("code", string(ErrIllegalRequest)), zap.Strings("missing", missing))
-		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrIllegalRequest, Params: s.params})
-		s.end(websocket.ClosePolicyViolation, string(ErrIllegalRequest), "bad_request", "")
-		return
+		return r, ErrIllegalRequest, missing
 	}
-	// Scripts of the first implementation read the request under "params".
-	input := encodeFields(append(allowed, field{"params", encodeFields(allowed)}))
-	s.log.Info("search", zap.ByteString("params", s.params))
-	s.addTask(pool.Suppliers, input, nil, "")
+	r.input = encodeFields(append(allowed, field{"params", encodeFields(allowed)}))
+	return r, "", nil
 }
 
 // addTask queues a task; items tasks announce themselves with PENDING.

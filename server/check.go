@@ -1,0 +1,80 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/theaspect/aggregator/pool"
+)
+
+// This file exposes the session's own input building and output checks to
+// `aggregator call`, so the command line gives exactly the codes the browser
+// would get. Nothing here has logic of its own.
+
+// SuppliersInput builds the suppliers task's input from a browser request the
+// way a session does (SPEC §3): the request's fields named in requestFields,
+// then the same object again under "params". A request that is not a JSON
+// object gives ErrRequestJSON; a missing (or null) field gives
+// ErrIllegalRequest and the error names it.
+func SuppliersInput(request []byte, requestFields []string) ([]byte, Code, error) {
+	fields, err := objectFields(request)
+	if err != nil || !json.Valid(request) {
+		if err == nil {
+			err = fmt.Errorf("invalid JSON")
+		}
+		return nil, ErrRequestJSON, fmt.Errorf("the request is not a JSON object: %v", err)
+	}
+	allowed := make([]field, 0, len(requestFields)+1)
+	var missing []string
+	for _, k := range requestFields {
+		v := lookup(fields, k)
+		if v == nil || string(v) == "null" {
+			missing = append(missing, k)
+			continue
+		}
+		allowed = append(allowed, field{k, v})
+	}
+	if len(missing) > 0 {
+		return nil, ErrIllegalRequest, fmt.Errorf("the request lacks %q (aggregator.fields.request)", missing)
+	}
+	return encodeFields(append(allowed, field{"params", encodeFields(allowed)})), "", nil
+}
+
+// ItemsInput builds an items task's input from one supplier element the way
+// a session does (the element, re-encoded), and returns its class and info
+// field (echoed to the browser as _info).
+func ItemsInput(elem []byte, infoField string) (input []byte, class string, info json.RawMessage, err error) {
+	fields, err := objectFields(elem)
+	if err != nil || !json.Valid(elem) {
+		return nil, "", nil, fmt.Errorf("a supplier element must be a JSON object")
+	}
+	_ = json.Unmarshal(lookup(fields, "class"), &class)
+	return encodeFields(fields), class, lookup(fields, infoField), nil
+}
+
+// CheckOutput checks a script's answer as a session does: suppliers output
+// must hold an array of objects under suppliersField; items output one under
+// itemsField and, optionally, nested suppliers under suppliersField. It
+// returns each element re-encoded, or the SPEC code the browser would get and
+// the reason (the same text the server logs).
+func CheckOutput(kind pool.Kind, out []byte, itemsField, suppliersField string) (items, suppliers []json.RawMessage, code Code, err error) {
+	var o output
+	if kind == pool.Suppliers {
+		o, code, err = parseOutput(out, suppliersField, suppliersField, ErrSuppliersJSON, ErrSuppliersResponse)
+	} else {
+		o, code, err = parseOutput(out, itemsField, suppliersField, ErrItemsJSON, ErrItemsResponse)
+	}
+	if err != nil {
+		return nil, nil, code, err
+	}
+	for _, f := range o.Items {
+		items = append(items, encodeFields(f))
+	}
+	for _, f := range o.Suppliers {
+		suppliers = append(suppliers, encodeFields(f))
+	}
+	return items, suppliers, "", nil
+}
+
+// ErrorCode is the SPEC code the browser gets for a runner's error.
+func ErrorCode(err error) Code { return errorCode(err) }
