@@ -10,7 +10,7 @@ APT      := DEBIAN_FRONTEND=noninteractive apt-get
 # page tests, composer to validate composer.json.
 TEST_PKGS := php-cli nginx chromium composer curl
 
-.PHONY: build run test deps test-deps bench vet php-test deploy-test clean
+.PHONY: build run test deps test-deps bench vet php-test deploy-test dist clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -43,5 +43,13 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pool/
 	$(GO) run ./cmd/aggbench
 
+# dist: a release tarball for `deploy/aggregatorctl deploy`.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+dist: build
+	mkdir -p dist
+	tar -czf dist/aggregator-$(VERSION).tar.gz --transform 's,^,aggregator-$(VERSION)/,' \
+		bin/aggregator worker.php composer.json src script deploy README.md
+	@echo dist/aggregator-$(VERSION).tar.gz
+
 clean:
-	rm -rf bin logs
+	rm -rf bin logs dist
