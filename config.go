@@ -34,6 +34,7 @@ var defaults = map[string]string{
 	"aggregator.pool.max-memory":       "128",
 	"aggregator.pool.idle-check":       "10",
 	"aggregator.pool.start-timeout":    "10",
+	"aggregator.pool.watch":            "false",
 	"aggregator.worker.command":        "php -d display_errors=stderr -d memory_limit=64M worker.php",
 	"aggregator.worker.handlers":       "script/handlers.php",
 	"aggregator.fields.request":        "code,brand,apikey,analog",
@@ -77,6 +78,7 @@ type Config struct {
 	MaxMemoryMB     int
 	IdleCheck       time.Duration
 	StartTimeout    time.Duration
+	Watch           bool // reload the workers when a PHP file changes (development)
 
 	RequestFields  []string
 	FaultyFields   []string
@@ -107,6 +109,10 @@ type Args struct {
 	Overrides  map[string]string // -Dkey=value
 	Rest       []string          // sub-command and its words
 }
+
+// checksFiles says whether the configuration must name PHP files that
+// exist here: not for commands that only talk to a running server.
+func (a Args) checksFiles() bool { return len(a.Rest) == 0 || a.Rest[0] != "workers" }
 
 // ParseArgs reads the command line: -c FILE, FILE.properties, -Dkey=value;
 // the first other word starts a sub-command.
@@ -178,7 +184,7 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 		v.Set(k, val)
 	}
 	sort.Strings(warnings)
-	c, err := build(v)
+	c, err := build(v, a.checksFiles())
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +194,9 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 
 // reader collects the first bad key while reading values.
 type reader struct {
-	v   *viper.Viper
-	err error
+	v     *viper.Viper
+	err   error
+	files bool // check that programs and scripts exist
 }
 
 func (r *reader) str(key string) string { return strings.TrimSpace(r.v.GetString(key)) }
@@ -253,6 +260,9 @@ func (r *reader) command(key string) []string {
 		r.fail(key, "%v", err)
 		return nil
 	}
+	if !r.files {
+		return words
+	}
 	if _, err := exec.LookPath(words[0]); err != nil {
 		r.fail(key, "program %q not found: %v", words[0], errors.Unwrap(err))
 		return words
@@ -267,8 +277,8 @@ func (r *reader) command(key string) []string {
 	return words
 }
 
-func build(v *viper.Viper) (*Config, error) {
-	r := &reader{v: v}
+func build(v *viper.Viper, checkFiles bool) (*Config, error) {
+	r := &reader{v: v, files: checkFiles}
 	c := &Config{
 		Address:        r.str("server.address"),
 		Port:           r.int("server.port", 0),
@@ -287,6 +297,7 @@ func build(v *viper.Viper) (*Config, error) {
 		MaxMemoryMB:    r.int("aggregator.pool.max-memory", 0),
 		IdleCheck:      r.seconds("aggregator.pool.idle-check"),
 		StartTimeout:   r.seconds("aggregator.pool.start-timeout"),
+		Watch:          r.bool("aggregator.pool.watch"),
 		RequestFields:  r.list("aggregator.fields.request"),
 		FaultyFields:   r.list("aggregator.fields.faulty"),
 		ItemsField:     r.str("aggregator.fields.items"),
@@ -340,7 +351,7 @@ func build(v *viper.Viper) (*Config, error) {
 		c.ScriptItems = r.command("aggregator.script.items")
 	case "worker":
 		c.WorkerCommand = r.command("aggregator.worker.command")
-		if _, err := os.Stat(c.WorkerHandlers); err != nil {
+		if _, err := os.Stat(c.WorkerHandlers); err != nil && r.files {
 			r.fail("aggregator.worker.handlers", "missing handlers file %q", c.WorkerHandlers)
 		}
 	default:

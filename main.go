@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,13 +27,22 @@ import (
 // shutdownWait bounds how long a stop waits for sessions to send their close frames.
 const shutdownWait = 5 * time.Second
 
-const usage = `usage: aggregator [-c application.properties] [-Dkey=value ...]
+const usage = `usage: aggregator [-c application.properties] [-Dkey=value ...] [COMMAND ...]
 
-Serves the aggregator (see README.md). Configuration comes from
-application.properties in the working directory (or the file given with -c),
-then the PORT environment variable, then -Dkey=value overrides.
+With no command, serves the aggregator (see README.md). Configuration comes
+from application.properties in the working directory (or the file given with
+-c), then the PORT environment variable, then -Dkey=value overrides.
 Signals: SIGTERM/SIGINT stop, SIGHUP reloads the PHP workers.
+
+Commands:
+  call suppliers|items JSON   run one job through the configured mode and
+                              handlers, print what the browser would get
+  workers                     list the running server's PHP processes
 `
+
+// commands are the sub-commands; each gets the configuration and its words
+// and returns the exit code.
+var commands = map[string]func(c *Config, args []string, stdout, stderr io.Writer) int{}
 
 // Main wires the program: config, logs, the PHP runner and the HTTP server.
 // Tests start the same Main as the binary does.
@@ -42,9 +52,12 @@ type Main struct {
 	Runner pool.Runner
 	Server *server.Server
 	Addr   net.Addr
+	// Command is a sub-command and its words; empty to serve.
+	Command []string
 
-	http     *http.Server
-	closeLog func()
+	http      *http.Server
+	closeLog  func()
+	stopWatch func()
 }
 
 // ParseFlags reads the command line and the configuration.
@@ -54,7 +67,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return err
 	}
 	if len(a.Rest) > 0 {
-		return fmt.Errorf("unknown argument %q\n%s", a.Rest[0], usage)
+		if _, ok := commands[a.Rest[0]]; !ok {
+			return fmt.Errorf("unknown command %q\n%s", a.Rest[0], usage)
+		}
+		m.Command = a.Rest
 	}
 	m.Config, err = LoadConfig(a, getenv)
 	return err
@@ -75,6 +91,13 @@ func (m *Main) Run() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Runner = newRunner(c, log, pool.NewMetrics(reg))
+	if c.Watch && c.Mode == "worker" {
+		if m.stopWatch, err = startWatch(context.Background(), c, m.Runner, log); err != nil {
+			log.Error("watch mode is off: cannot watch the PHP files", zap.Error(err))
+		}
+	} else if c.Watch {
+		log.Info("watch mode does nothing in exec mode: every job runs the code on disk")
+	}
 	m.Server = server.New(server.Config{
 		RequestFields:   c.RequestFields,
 		FaultyFields:    c.FaultyFields,
@@ -92,6 +115,7 @@ func (m *Main) Run() error {
 		AllowedOrigins:  c.AllowedOrigins,
 		TrustedProxies:  c.TrustedProxies,
 		Static:          frontend.FS(),
+		Mode:            c.Mode,
 	}, m.Runner, log, reg)
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.Address, strconv.Itoa(c.Port)))
@@ -139,6 +163,9 @@ func (m *Main) Close() error {
 	if m.Server != nil {
 		m.Server.Shutdown(ctx)
 	}
+	if m.stopWatch != nil {
+		m.stopWatch()
+	}
 	if m.Runner != nil {
 		m.Runner.Close()
 	}
@@ -161,6 +188,9 @@ func main() {
 	if err := m.ParseFlags(args, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "aggregator:", err)
 		os.Exit(2)
+	}
+	if len(m.Command) > 0 {
+		os.Exit(commands[m.Command[0]](m.Config, m.Command[1:], os.Stdout, os.Stderr))
 	}
 	if err := m.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "aggregator:", err)

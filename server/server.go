@@ -38,7 +38,8 @@ type Config struct {
 	SendQueue       int      // messages queued for one browser
 	AllowedOrigins  []string // empty: same host only; "*": any
 	TrustedProxies  []*net.IPNet
-	Static          fs.FS // the demo page
+	Static          fs.FS  // the demo page
+	Mode            string // worker or exec, for /workers
 }
 
 // Server serves the websocket sessions and the monitoring endpoints.
@@ -208,7 +209,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 // serveWorkers lists the PHP processes and what they run.
 func (s *Server) serveWorkers(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"workers": s.runner.Info()})
+	writeJSON(w, http.StatusOK, map[string]any{"mode": s.cfg.Mode, "workers": s.runner.Info()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
