@@ -34,7 +34,7 @@ type Exec struct {
 	slots  chan struct{}
 	ctx    context.Context // done when the runner closes
 	cancel context.CancelFunc
-	runs   sync.WaitGroup
+	runs   gate
 
 	mu      sync.Mutex
 	running map[int]*ProcInfo
@@ -67,11 +67,13 @@ func (e *Exec) words(k Kind) []string {
 
 // Run starts the job's command once a slot is free and waits for it.
 func (e *Exec) Run(ctx context.Context, job *Job) (Result, error) {
+	if !e.runs.enter() {
+		return Result{}, ErrClosed
+	}
+	defer e.runs.leave()
 	if e.ctx.Err() != nil {
 		return Result{}, ErrClosed
 	}
-	e.runs.Add(1)
-	defer e.runs.Done()
 	select {
 	case e.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -114,7 +116,7 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 	}
 	e.cfg.Metrics.execStarted(job.Kind, true)
 	pid.Store(int64(cmd.Process.Pid))
-	if stdout.exceeded { // the limit was hit before pid was known
+	if stdout.exceeded.Load() { // the limit was hit before pid was known
 		killGroup(cmd.Process.Pid)
 	}
 	e.track(cmd.Process.Pid, job, start)
@@ -142,8 +144,13 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 		return res, ErrClosed
 	case err != nil:
 		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) && strings.HasPrefix(lastErr, "Could not open input file") {
-			return res, fmt.Errorf("%w: %s", ErrStart, lastErr)
+		// PHP CLI prints "Could not open input file: x.php" on stdout, not stderr.
+		if errors.As(err, &exitErr) {
+			for _, msg := range []string{lastErr, strings.TrimSpace(string(res.Output))} {
+				if strings.HasPrefix(msg, "Could not open input file") {
+					return res, fmt.Errorf("%w: %s", ErrStart, msg)
+				}
+			}
 		}
 		if lastErr != "" {
 			return res, fmt.Errorf("%w: %v: %s", ErrFailed, err, lastErr)
@@ -193,6 +200,6 @@ func (e *Exec) Info() []ProcInfo {
 // Close kills every running process and waits for them.
 func (e *Exec) Close() error {
 	e.cancel()
-	e.runs.Wait()
+	e.runs.closeAndWait()
 	return nil
 }

@@ -67,6 +67,11 @@ func readFrame(r io.Reader, limit int) (*frame.Frame, error) {
 	if !f.VerifyCRC(f.Header()) {
 		return nil, fmt.Errorf("bad frame: CRC mismatch, header % x", f.Header()[:12])
 	}
+	// The stream flags are always 0 in this protocol and the CRC does not
+	// cover them: anything else means the stream is out of step.
+	if head[10] != 0 || head[11] != 0 {
+		return nil, fmt.Errorf("bad frame: stream flags set, header % x", f.Header()[:12])
+	}
 	n := f.ReadPayloadLen(f.Header())
 	if limit > 0 && int64(n) > int64(limit) {
 		return nil, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)

@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		workerExits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_worker_restarts_total",
-			Help: "PHP workers replaced, by reason (timeout, crash, max_jobs, max_memory, reload, health, protocol, output_limit, session_end).",
+			Help: "PHP workers replaced, by reason (timeout, crash, fatal, max_jobs, max_memory, reload, health, protocol, output_limit).",
 		}, []string{"reason"}),
 		workersBusy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "aggregator_workers_busy", Help: "PHP workers running a job now."}),

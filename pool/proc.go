@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -88,23 +89,59 @@ func (w *lineWriter) Close() error {
 
 // limitBuffer keeps at most limit bytes; past that it calls over once and
 // drops the rest, so a script printing gigabytes cannot exhaust memory.
+// The buffer is a named field, not embedded: an embedded bytes.Buffer would
+// lend limitBuffer its ReadFrom, and io.Copy (os/exec's stdout copier) would
+// use that and bypass the limit. exceeded is read by Exec.run while the copier
+// writes it.
 type limitBuffer struct {
-	bytes.Buffer
+	buf      bytes.Buffer
 	limit    int
-	exceeded bool
+	exceeded atomic.Bool
 	over     func()
 }
 
 func (b *limitBuffer) Write(p []byte) (int, error) {
-	if b.exceeded {
+	if b.exceeded.Load() {
 		return len(p), nil
 	}
-	if b.limit > 0 && b.Len()+len(p) > b.limit {
-		b.exceeded = true
+	if b.limit > 0 && b.buf.Len()+len(p) > b.limit {
+		b.exceeded.Store(true)
 		if b.over != nil {
 			b.over()
 		}
 		return len(p), nil
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
+}
+
+// Bytes is what was kept; call it once the writes are over.
+func (b *limitBuffer) Bytes() []byte { return b.buf.Bytes() }
+
+// gate counts the calls in progress and refuses new ones once closed, so
+// Close can wait for all of them without racing WaitGroup.Add against Wait.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	calls  sync.WaitGroup
+}
+
+// enter admits a call; false once the gate is closed.
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.calls.Add(1)
+	return true
+}
+
+func (g *gate) leave() { g.calls.Done() }
+
+// closeAndWait refuses new calls and waits for those in progress.
+func (g *gate) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.calls.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +52,7 @@ type Supervisor struct {
 	ctx    context.Context // done on Close
 	cancel context.CancelFunc
 	slots  sync.WaitGroup
-	runs   sync.WaitGroup
+	runs   gate
 
 	mu       sync.Mutex
 	workers  map[*worker]struct{} // live workers, for Info and Health
@@ -117,7 +118,7 @@ func (s *Supervisor) slot() {
 		s.started(w)
 		w.log.Debug("worker ready")
 		w.setState(Idle, nil)
-		s.idle <- w // never blocks: at most one worker per slot
+		s.offer(w)
 		select {
 		case <-w.exited:
 		case <-s.ctx.Done():
@@ -168,11 +169,13 @@ func (s *Supervisor) exited(w *worker) {
 // Run sends the job to an idle worker and waits for its answer. When ctx ends
 // first, the worker is killed (and replaced) and Run returns ErrKilled.
 func (s *Supervisor) Run(ctx context.Context, job *Job) (Result, error) {
+	if !s.runs.enter() {
+		return Result{}, ErrClosed
+	}
+	defer s.runs.leave()
 	if s.ctx.Err() != nil {
 		return Result{}, ErrClosed
 	}
-	s.runs.Add(1)
-	defer s.runs.Done()
 	for {
 		w, err := s.acquire(ctx)
 		if err != nil {
@@ -220,6 +223,10 @@ func (s *Supervisor) acquire(ctx context.Context) (*worker, error) {
 // exec runs one job on w. retry is true when the job never reached the
 // worker (it had died idle), so another worker may take it.
 func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result, err error, retry bool) {
+	if ctx.Err() != nil { // its time ran out while it waited for this worker
+		s.release(w)
+		return res, ErrNotStarted, false
+	}
 	w.assign(job)
 	start := time.Now()
 	res.PID = w.pid
@@ -274,14 +281,23 @@ func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result,
 		w.kill()
 		return res, fmt.Errorf("%w: worker pid %d answered a job with a control frame", ErrFailed, w.pid), false
 	case flags&flagError != 0:
-		err = s.handlerError(w, job, f.Payload())
+		var fatal bool
+		err, fatal = s.handlerError(w, job, f.Payload())
+		if fatal {
+			// PHP is going down after a fatal error (memory_limit, …): it
+			// must not get another job in the moment before it exits.
+			w.retire("fatal")
+			w.kill()
+			return res, err, false
+		}
 	}
 	s.release(w)
 	return res, err, false
 }
 
-// handlerError logs a handler's exception with its trace and makes the error.
-func (s *Supervisor) handlerError(w *worker, job *Job, payload []byte) error {
+// handlerError logs a handler's exception with its trace and makes the
+// error; fatal says the worker reported a fatal PHP error and is exiting.
+func (s *Supervisor) handlerError(w *worker, job *Job, payload []byte) (err error, fatal bool) {
 	var e struct {
 		Error string `json:"error"`
 		Class string `json:"class"`
@@ -296,7 +312,7 @@ func (s *Supervisor) handlerError(w *worker, job *Job, payload []byte) error {
 		zap.String("kind", job.Kind.String()), zap.String("class", job.Class),
 		zap.String("error", e.Error), zap.String("exception", e.Class), zap.String("file", e.File),
 		zap.Int("line", e.Line), zap.String("trace", e.Trace))
-	return fmt.Errorf("%w: %s: %s", ErrFailed, e.Class, e.Error)
+	return fmt.Errorf("%w: %s: %s", ErrFailed, e.Class, e.Error), e.Class == "FatalError"
 }
 
 // release returns w to the idle workers, or retires it when it has done
@@ -319,7 +335,33 @@ func (s *Supervisor) release(w *worker) {
 		return
 	}
 	if w.setState(Idle, nil) {
-		s.idle <- w
+		s.offer(w)
+	}
+}
+
+// offer puts an idle worker on the idle channel without blocking. The channel
+// holds at most one live worker per slot, but also the workers that died while
+// idle until someone takes them out; when it is full, offer drops those to make
+// room. (A blocking send there would wedge a slot, a finished Run, or Close.)
+func (s *Supervisor) offer(w *worker) {
+	pending := []*worker{w}
+	for len(pending) > 0 {
+		select {
+		case s.idle <- pending[0]:
+			pending = pending[1:]
+			continue
+		default:
+		}
+		select {
+		case x := <-s.idle:
+			if x.idleNow() && !x.dead() {
+				// Live: keep it. A full channel of live ones means one has
+				// died but is not marked yet; let its reaper run.
+				pending = append(pending, x)
+				runtime.Gosched()
+			}
+		default:
+		}
 	}
 }
 
@@ -347,7 +389,7 @@ func (s *Supervisor) drainIdle(keep func(*worker) bool) {
 				continue
 			}
 			if keep(w) {
-				s.idle <- w
+				s.offer(w)
 			}
 		default:
 			return
@@ -419,6 +461,6 @@ func (s *Supervisor) Info() []ProcInfo {
 func (s *Supervisor) Close() error {
 	s.cancel()
 	s.slots.Wait()
-	s.runs.Wait()
+	s.runs.closeAndWait()
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,7 +101,14 @@ func spawn(c spawnConfig, gen uint64) (*worker, error) {
 	cmd.ExtraFiles = []*os.File{jobR, resW} // fds 3 and 4 of the worker
 	w := &worker{cmd: cmd, gen: gen, started: time.Now(), relay: pipe.NewPipeRelay(resR, jobW),
 		results: resR, exited: make(chan struct{}), metrics: c.metrics, state: Starting}
-	stdout := newLineWriter(func(line string) { w.output("php stdout", line) })
+	stdout := newLineWriter(func(line string) {
+		if strings.HasPrefix(line, "Could not open input file") { // PHP says so on stdout
+			w.mu.Lock()
+			w.lastErr = line
+			w.mu.Unlock()
+		}
+		w.output("php stdout", line)
+	})
 	stderr := newLineWriter(func(line string) {
 		w.mu.Lock()
 		w.lastErr = line
@@ -118,7 +126,11 @@ func spawn(c spawnConfig, gen uint64) (*worker, error) {
 		return nil, fmt.Errorf("%w: %v", ErrStart, err)
 	}
 	w.pid = cmd.Process.Pid
+	// output() reads w.log from the goroutines copying stdout and stderr,
+	// which run already.
+	w.mu.Lock()
 	w.log = c.log.With(zap.Int("pid", w.pid))
+	w.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
 		stdout.Close()
@@ -169,9 +181,8 @@ func (w *worker) handshake(timeout time.Duration) error {
 // output logs a line the worker printed, tagged with the job it runs.
 func (w *worker) output(msg, line string) {
 	w.mu.Lock()
-	job := w.job
+	job, log := w.job, w.log
 	w.mu.Unlock()
-	log := w.log
 	if job != nil {
 		log = log.With(zap.String("session", job.Session), zap.Int64("task", job.Task), zap.String("class", job.Class))
 	}
@@ -238,6 +249,13 @@ func (w *worker) stop(grace time.Duration) {
 			w.kill()
 		}
 	}()
+}
+
+// idleNow reports whether the worker is idle (not dead, busy or stopping).
+func (w *worker) idleNow() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state == Idle
 }
 
 func (w *worker) dead() bool {

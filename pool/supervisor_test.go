@@ -1,0 +1,742 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestSupervisorEcho(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "echo.php")
+	cfg.Workers = 2
+	s := startSupervisor(t, cfg)
+	for _, kind := range []Kind{Suppliers, Items} {
+		in := fmt.Sprintf(`{"kind":%q,"text":"Привет, 世界 🚀","list":[1,2,{"x":null}]}`, kind)
+		res := mustRun(t, s, kind, in)
+		if !sameJSON(res.Output, []byte(in)) {
+			t.Errorf("%s: answer %s, want %s", kind, res.Output, in)
+		}
+		if !slices.Contains(pids(s), res.PID) {
+			t.Errorf("%s: result pid %d is not a worker (%v)", kind, res.PID, pids(s))
+		}
+	}
+	for i := 0; i < 100; i++ {
+		in := fmt.Sprintf(`{"n":%d}`, i)
+		kind := Kind(1 + i%2)
+		if res := mustRun(t, s, kind, in); string(res.Output) != in {
+			t.Fatalf("job %d: answer %s, want %s", i, res.Output, in)
+		}
+	}
+	if err := s.Health(); err != nil {
+		t.Errorf("Health: %v", err)
+	}
+}
+
+func TestSupervisorConcurrent(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "echo.php")
+	cfg.Workers = 4
+	s := startSupervisor(t, cfg)
+	var errs errorsOnly
+	var wg sync.WaitGroup
+	used := sync.Map{}
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				in := fmt.Sprintf(`{"g":%d,"i":%d,"pad":"%s"}`, g, i, strings.Repeat("p", (g*25+i)%300))
+				res, err := run(t, s, Kind(1+(g+i)%2), in)
+				if err != nil {
+					errs.add(fmt.Errorf("g%d job %d: %w", g, i, err))
+					continue
+				}
+				if string(res.Output) != in {
+					errs.add(fmt.Errorf("g%d job %d: got someone else's answer %.80s", g, i, res.Output))
+				}
+				used.Store(res.PID, true)
+			}
+		}()
+	}
+	wg.Wait()
+	errs.check(t)
+	n := 0
+	used.Range(func(_, _ any) bool { n++; return true })
+	t.Logf("400 jobs ran on %d workers", n)
+	if got := len(pids(s)); got != 4 {
+		t.Errorf("%d workers after the jobs, want 4", got)
+	}
+}
+
+func TestSupervisorTimeout(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "sleep.php")
+	cfg.Metrics = NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	before := pids(s)[0]
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{"sleep":30}`)})
+	if !errors.Is(err, ErrKilled) {
+		t.Fatalf("err %v, want ErrKilled", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("Run took %v to give up", time.Since(start))
+	}
+	if res.PID != before {
+		t.Errorf("result pid %d, want the worker %d", res.PID, before)
+	}
+	waitDead(t, before, "the timed-out worker")
+	waitFull(t, s, 1)
+	if after := pids(s)[0]; after == before {
+		t.Errorf("the pool still has pid %d", after)
+	}
+	if res := mustRun(t, s, Items, `{"sleep":0,"ok":1}`); !sameJSON(res.Output, []byte(`{"sleep":0,"ok":1}`)) {
+		t.Errorf("next job answered %s", res.Output)
+	}
+	if n := counter(t, reg, "aggregator_worker_restarts_total", "timeout"); n != 1 {
+		t.Errorf("%v timeout restarts, want 1", n)
+	}
+}
+
+func TestSupervisorTimeoutKillsChildren(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, workerConfig(t, "sleep.php"))
+	pidfile := filepath.Join(t.TempDir(), "child.pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	in := fmt.Sprintf(`{"fork":true,"sleep":30,"pidfile":%q}`, pidfile)
+	res, err := s.Run(ctx, &Job{Kind: Suppliers, Input: []byte(in)})
+	if !errors.Is(err, ErrKilled) {
+		t.Fatalf("err %v, want ErrKilled", err)
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatalf("the handler did not write the child's pid: %v", err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || child <= 0 {
+		t.Fatalf("bad pidfile %q", b)
+	}
+	killAtEnd(t, child)
+	waitDead(t, res.PID, "the worker")
+	waitDead(t, child, "the worker's child `sleep 300`")
+	eventually(t, 5*time.Second, "the worker's process group still has live processes", func() bool {
+		return len(groupAlive(res.PID)) == 0
+	})
+}
+
+func TestSupervisorCrash(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	log, logs := observedLog()
+	cfg := workerConfig(t, "crash.php")
+	cfg.Metrics = NewMetrics(reg)
+	cfg.Log = log
+	s := startSupervisor(t, cfg)
+	before := pids(s)[0]
+	res, err := run(t, s, Suppliers, `{"crash":true}`)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err %v, want ErrFailed", err)
+	}
+	t.Logf("crash: %v", err)
+	if res.PID != before {
+		t.Errorf("result pid %d, want %d", res.PID, before)
+	}
+	waitDead(t, before, "the crashed worker")
+	waitFull(t, s, 1)
+	if pids(s)[0] == before {
+		t.Error("the crashed worker is still listed")
+	}
+	mustRun(t, s, Suppliers, `{"crash":false}`)
+	if n := counter(t, reg, "aggregator_worker_restarts_total", "crash"); n != 1 {
+		t.Errorf("%v crash restarts, want 1", n)
+	}
+	eventually(t, 5*time.Second, "no log line says the worker exited mid-job", func() bool {
+		return logs.FilterMessage("php stderr").FilterFieldKey("line").Len() > 0 &&
+			logs.FilterMessage("worker exited, replacing it").Len() == 1
+	})
+}
+
+func TestSupervisorCorruptFrame(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "corrupt.php")
+	cfg.Metrics = NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	before := pids(s)[0]
+	_, err := run(t, s, Items, `{"corrupt":true}`)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "CRC mismatch") {
+		t.Fatalf("err %v, want ErrFailed naming the CRC mismatch", err)
+	}
+	waitDead(t, before, "the worker that sent a corrupt frame")
+	waitFull(t, s, 1)
+	if res := mustRun(t, s, Items, `{"corrupt":false}`); res.PID == before {
+		t.Error("the next job ran on the worker with the corrupt stream")
+	}
+}
+
+func TestSupervisorException(t *testing.T) {
+	t.Parallel()
+	log, logs := observedLog()
+	cfg := workerConfig(t, "exception.php")
+	cfg.Log = log
+	s := startSupervisor(t, cfg)
+	res1, err := run(t, s, Suppliers, `{"a":1}`)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err %v, want ErrFailed with boom", err)
+	}
+	res2, err := run(t, s, Items, `{"a":2}`)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("second job: err %v, want ErrFailed", err)
+	}
+	if res1.PID != res2.PID || !slices.Equal(pids(s), []int{res1.PID}) {
+		t.Errorf("the worker was replaced: pids %d, %d, pool %v", res1.PID, res2.PID, pids(s))
+	}
+	failed := logs.FilterMessage("handler failed").All()
+	if len(failed) != 2 {
+		t.Fatalf("%d 'handler failed' log lines, want 2", len(failed))
+	}
+	f := failed[0].ContextMap()
+	if f["exception"] != "LogicException" || !strings.Contains(fmt.Sprint(f["trace"]), "explode_here") {
+		t.Errorf("the log line lacks the exception or its trace: %v", f)
+	}
+}
+
+func TestSupervisorStartFailure(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct{ handlers, hint string }{
+		"syntax error":       {"broken.php", "syntax error"},
+		"throws":             {"failboot.php", "failboot"},
+		"missing":            {"no-such-file.php", "does not exist"},
+		"missing worker.php": {"echo.php", "Could not open input file"},
+		"missing program":    {"echo.php", "no such file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			reg := prometheus.NewRegistry()
+			cfg := workerConfig(t, c.handlers)
+			switch name {
+			case "missing worker.php":
+				cfg.Command = []string{"php", "no-such-worker.php"}
+			case "missing program":
+				cfg.Command = []string{"/nonexistent/php"}
+			}
+			cfg.Workers = 2
+			cfg.Metrics = NewMetrics(reg)
+			s := NewSupervisor(cfg)
+			t.Cleanup(func() { closeWithin(t, s, 20*time.Second) })
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err := s.Run(ctx, &Job{Kind: Suppliers, Input: []byte(`{}`)})
+			took := time.Since(start)
+			if !errors.Is(err, ErrStart) || errors.Is(err, ErrNotStarted) {
+				t.Fatalf("err %v, want ErrStart", err)
+			}
+			if took > 5*time.Second {
+				t.Errorf("Run took %v to fail", took)
+			}
+			if !strings.Contains(err.Error(), c.hint) {
+				t.Errorf("err %q does not mention %q", err, c.hint)
+			}
+			if err := s.Health(); !errors.Is(err, ErrStart) {
+				t.Errorf("Health: %v, want ErrStart", err)
+			}
+			time.Sleep(2 * time.Second)
+			// A second job fails at once too.
+			start = time.Now()
+			if _, err := run(t, s, Items, `{}`); !errors.Is(err, ErrStart) {
+				t.Errorf("second job: %v, want ErrStart", err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("second Run took %v to fail", took)
+			}
+			failed := counter(t, reg, "aggregator_worker_starts_total", "failed")
+			t.Logf("%v failed starts in ~2 s on 2 slots", failed)
+			if failed < 2 || failed > 30 {
+				t.Errorf("%v failed starts in ~2 s, want a few (backoff)", failed)
+			}
+			if ok := counter(t, reg, "aggregator_worker_starts_total", "ok"); ok != 0 {
+				t.Errorf("%v good starts", ok)
+			}
+		})
+	}
+}
+
+func TestSupervisorMaxJobs(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "echo.php")
+	cfg.MaxJobs = 3
+	s := startSupervisor(t, cfg)
+	var got []int
+	for i := 0; i < 7; i++ {
+		in := fmt.Sprintf(`{"i":%d}`, i)
+		res := mustRun(t, s, Items, in)
+		if string(res.Output) != in {
+			t.Errorf("job %d: answer %s", i, res.Output)
+		}
+		got = append(got, res.PID)
+	}
+	for i := range got {
+		same := got[i] == got[i/3*3]
+		if !same {
+			t.Errorf("job %d ran on %d, not on the worker of job %d (%d)", i, got[i], i/3*3, got[i/3*3])
+		}
+		if i%3 == 0 && i > 0 && got[i] == got[i-1] {
+			t.Errorf("job %d ran on the same worker as job %d after 3 jobs", i, i-1)
+		}
+	}
+	t.Logf("pids %v", got)
+}
+
+func TestSupervisorMaxMemory(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "memory.php")
+	cfg.MaxMemory = 20 << 20
+	cfg.Metrics = NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	jobsOf := map[int]int{}
+	var order []int
+	for i := 0; i < 7; i++ {
+		res := mustRun(t, s, Items, `{"mb":8}`)
+		if string(res.Output) != `{"items":[]}` {
+			t.Errorf("job %d: answer %s", i, res.Output)
+		}
+		jobsOf[res.PID]++
+		order = append(order, res.PID)
+	}
+	t.Logf("pids %v", order)
+	if len(jobsOf) < 2 {
+		t.Errorf("one worker ran all 7 jobs of 8 MB with a 20 MB limit")
+	}
+	for pid, n := range jobsOf {
+		if n > 3 {
+			t.Errorf("worker %d ran %d jobs of 8 MB: it should have been replaced above 20 MB", pid, n)
+		}
+	}
+	if n := counter(t, reg, "aggregator_worker_restarts_total", "max_memory"); n < 1 {
+		t.Errorf("%v max_memory restarts", n)
+	}
+}
+
+func TestSupervisorReset(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, workerConfig(t, "reset.php"))
+	for i := 0; i < 5; i++ {
+		if res := mustRun(t, s, Kind(1+i%2), `{"x":1}`); string(res.Output) != `{"count":1}` {
+			t.Errorf("job %d: answer %s, want {\"count\":1}", i, res.Output)
+		}
+	}
+}
+
+func TestSupervisorStrayOutput(t *testing.T) {
+	t.Parallel()
+	log, logs := observedLog()
+	cfg := workerConfig(t, "stray.php")
+	cfg.Log = log
+	s := startSupervisor(t, cfg)
+	in := `{"session":"s1","x":"y"}`
+	res, err := s.Run(context.Background(), &Job{Kind: Items, Input: []byte(in), Session: "s1", Task: 7, Class: "cls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Output) != in {
+		t.Errorf("answer %q, want %q", res.Output, in)
+	}
+	for msg, line := range map[string]string{"php stdout": "stray output", "php stderr": "stray error"} {
+		eventually(t, 5*time.Second, "no log line "+msg+" "+line, func() bool {
+			for _, e := range logs.FilterMessage(msg).All() {
+				m := e.ContextMap()
+				if m["line"] == line && m["pid"] == int64(res.PID) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
+
+func TestSupervisorOutputLimit(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "bigoutput.php")
+	cfg.OutputLimit = 1 << 20
+	s := startSupervisor(t, cfg)
+	before := pids(s)[0]
+	if _, err := run(t, s, Items, `{"bytes":2097152}`); !errors.Is(err, ErrOutputLimit) {
+		t.Fatalf("2 MB answer: err %v, want ErrOutputLimit", err)
+	}
+	waitDead(t, before, "the worker with the big answer")
+	waitFull(t, s, 1)
+	res := mustRun(t, s, Items, `{"bytes":512000}`)
+	if len(res.Output) != 512000 || strings.Trim(string(res.Output), "x") != "" {
+		t.Errorf("500 KB answer: %d bytes", len(res.Output))
+	}
+}
+
+func TestSupervisorReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "echo.php")
+	cfg.Workers = 4
+	cfg.Metrics = NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	before := pids(s)
+
+	var stop atomic.Bool
+	var done atomic.Int64
+	var errs errorsOnly
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				in := fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)
+				res, err := run(t, s, Suppliers, in)
+				switch {
+				case err != nil:
+					errs.add(fmt.Errorf("g%d job %d: %w", g, i, err))
+				case string(res.Output) != in:
+					errs.add(fmt.Errorf("g%d job %d: answer %s", g, i, res.Output))
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		time.Sleep(300 * time.Millisecond)
+		s.Reload()
+	}
+	time.Sleep(500 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	errs.check(t)
+	t.Logf("%d jobs, %v reload restarts", done.Load(), counter(t, reg, "aggregator_worker_restarts_total", "reload"))
+	waitFull(t, s, 4)
+	for _, pid := range pids(s) {
+		if slices.Contains(before, pid) {
+			t.Errorf("worker %d from before the reloads is still in the pool", pid)
+		}
+	}
+	for _, pid := range before {
+		waitDead(t, pid, "a reloaded worker")
+	}
+}
+
+func TestSupervisorKillUnderLoad(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "sleep.php")
+	cfg.Workers = 4
+	s := startSupervisor(t, cfg)
+
+	var stop atomic.Bool
+	var started, ok, failed atomic.Int64
+	var errs errorsOnly
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				started.Add(1)
+				in := fmt.Sprintf(`{"g":%d,"i":%d,"sleep":0.01}`, g, i)
+				res, err := run(t, s, Items, in)
+				switch {
+				case err == nil && sameJSON(res.Output, []byte(in)):
+					ok.Add(1)
+				case err == nil:
+					errs.add(fmt.Errorf("g%d job %d: answer %s", g, i, res.Output))
+				case errors.Is(err, ErrFailed):
+					failed.Add(1)
+				default:
+					errs.add(fmt.Errorf("g%d job %d: %w", g, i, err))
+				}
+			}
+		}()
+	}
+	killed := 0
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+		if ps := pids(s); len(ps) > 0 {
+			if syscall.Kill(ps[rand.IntN(len(ps))], syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	errs.check(t)
+	t.Logf("%d jobs: %d ok, %d failed; %d workers killed", started.Load(), ok.Load(), failed.Load(), killed)
+	if ok.Load()+failed.Load() != started.Load() {
+		t.Errorf("%d ok + %d failed != %d started", ok.Load(), failed.Load(), started.Load())
+	}
+	if ok.Load() == 0 {
+		t.Error("no job succeeded")
+	}
+	waitFull(t, s, 4)
+	for _, p := range s.Info() {
+		if !alive(p.PID) {
+			t.Errorf("listed worker %d is dead", p.PID)
+		}
+	}
+	mustRun(t, s, Items, `{"after":true}`)
+}
+
+// Killing idle workers while nobody runs jobs must not wedge the pool.
+func TestSupervisorKillIdle(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "echo.php")
+	cfg.Workers = 2
+	s := startSupervisor(t, cfg)
+	for round := 0; round < 3; round++ {
+		before := pids(s)
+		for _, pid := range before {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for _, pid := range before {
+			waitDead(t, pid, "a killed worker")
+		}
+		eventually(t, 10*time.Second, "the pool did not replace its killed workers", func() bool {
+			now := pids(s)
+			return len(now) == 2 && !slices.Contains(now, before[0]) && !slices.Contains(now, before[1])
+		})
+	}
+	mustRun(t, s, Items, `{"a":1}`)
+	closeWithin(t, s, 10*time.Second)
+}
+
+func TestSupervisorHealthCheck(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "echo.php")
+	cfg.IdleCheck = 200 * time.Millisecond
+	cfg.Metrics = NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	// Healthy idle workers survive their health checks.
+	time.Sleep(700 * time.Millisecond)
+	before := pids(s)
+	if len(before) != 1 {
+		t.Fatalf("pool %v", before)
+	}
+	mustRun(t, s, Items, `{"a":1}`)
+	if now := pids(s); !slices.Equal(now, before) {
+		t.Fatalf("a healthy worker was replaced: %v -> %v", before, now)
+	}
+	// A frozen one is replaced.
+	if err := syscall.Kill(before[0], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	killAtEnd(t, before[0])
+	waitDead(t, before[0], "the frozen worker")
+	waitFull(t, s, 1)
+	if pids(s)[0] == before[0] {
+		t.Error("the frozen worker is still listed")
+	}
+	mustRun(t, s, Items, `{"a":2}`)
+	if n := counter(t, reg, "aggregator_worker_restarts_total", "health"); n != 1 {
+		t.Errorf("%v health restarts, want 1", n)
+	}
+}
+
+func TestSupervisorCloseHealthCheckWaiting(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "echo.php")
+	cfg.IdleCheck = 100 * time.Millisecond
+	s := startSupervisor(t, cfg)
+	pid := pids(s)[0]
+	_ = syscall.Kill(pid, syscall.SIGSTOP) // the health check waits on it
+	killAtEnd(t, pid)
+	time.Sleep(300 * time.Millisecond)
+	closeWithin(t, s, 10*time.Second)
+	waitDead(t, pid, "the frozen worker after Close")
+}
+
+// Not parallel: it counts goroutines.
+func TestSupervisorClose(t *testing.T) {
+	base := runtime.NumGoroutine()
+	cfg := workerConfig(t, "sleep.php")
+	cfg.Workers = 3
+	cfg.IdleCheck = 50 * time.Millisecond
+	s := NewSupervisor(cfg)
+	waitFull(t, s, 3)
+	ps := pids(s)
+	// One job is running when Close comes.
+	running := make(chan error, 1)
+	go func() {
+		_, err := s.Run(context.Background(), &Job{Kind: Items, Input: []byte(`{"sleep":30}`)})
+		running <- err
+	}()
+	eventually(t, 5*time.Second, "the job did not start", func() bool {
+		for _, p := range s.Info() {
+			if p.State == "busy" {
+				return true
+			}
+		}
+		return false
+	})
+	closeWithin(t, s, 10*time.Second)
+	select {
+	case err := <-running:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("the running job ended with %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the running job did not end with Close")
+	}
+	for _, pid := range ps {
+		if alive(pid) {
+			t.Errorf("worker %d outlived Close", pid)
+		}
+	}
+	if len(s.Info()) != 0 {
+		t.Errorf("Info after Close: %v", s.Info())
+	}
+	if _, err := s.Run(context.Background(), &Job{Kind: Items, Input: []byte(`{}`)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close: %v, want ErrClosed", err)
+	}
+	var now int
+	for i := 0; i < 100; i++ {
+		if now = runtime.NumGoroutine(); now <= base {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if now > base {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after Close:\n%s", base, now, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// A job whose ctx is cancelled (the session ended, the socket closed) while it
+// runs is killed like a timed-out one.
+func TestSupervisorCancel(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, workerConfig(t, "sleep.php"))
+	before := pids(s)[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if _, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{"sleep":30}`)}); !errors.Is(err, ErrKilled) {
+		t.Fatalf("err %v, want ErrKilled", err)
+	}
+	waitDead(t, before, "the worker of the cancelled job")
+	waitFull(t, s, 1)
+	mustRun(t, s, Items, `{"sleep":0}`)
+}
+
+// A job whose ctx ends while it waits for a worker is not started, and the
+// job that holds the worker is not disturbed.
+func TestSupervisorNotStarted(t *testing.T) {
+	t.Parallel()
+	s := startSupervisor(t, workerConfig(t, "sleep.php"))
+	first := make(chan error, 1)
+	go func() {
+		_, err := run(t, s, Items, `{"sleep":1}`)
+		first <- err
+	}()
+	eventually(t, 5*time.Second, "the first job did not start", func() bool {
+		info := s.Info()
+		return len(info) == 1 && info[0].State == "busy"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{}`)}); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("err %v, want ErrNotStarted", err)
+	}
+	if err := <-first; err != nil {
+		t.Errorf("the running job: %v", err)
+	}
+}
+
+// Workers that die while idle stay in the idle queue until someone takes them
+// out; a job finishing meanwhile must still return, and the pool refill.
+func TestSupervisorReleaseWithDeadIdle(t *testing.T) {
+	t.Parallel()
+	cfg := workerConfig(t, "sleep.php")
+	cfg.Workers = 2
+	s := startSupervisor(t, cfg)
+	done := make(chan error, 1)
+	go func() {
+		_, err := run(t, s, Items, `{"sleep":1.5}`)
+		done <- err
+	}()
+	var busy int
+	eventually(t, 5*time.Second, "the job did not start", func() bool {
+		for _, p := range s.Info() {
+			if p.State == "busy" {
+				busy = p.PID
+				return true
+			}
+		}
+		return false
+	})
+	// Kill the idle worker, then its replacement, then the next one.
+	for i := 0; i < 3; i++ {
+		var idle int
+		eventually(t, 10*time.Second, "no idle worker to kill", func() bool {
+			for _, p := range s.Info() {
+				if p.PID != busy && p.State == "idle" && alive(p.PID) {
+					idle = p.PID
+					return true
+				}
+			}
+			return false
+		})
+		_ = syscall.Kill(idle, syscall.SIGKILL)
+		waitDead(t, idle, "the killed idle worker")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the running job: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the running job never returned")
+	}
+	waitFull(t, s, 2)
+	mustRun(t, s, Items, `{"sleep":0}`)
+}
+
+// A fatal error (memory_limit) fails the job with PHP's message, exactly once,
+// and the dying worker is replaced.
+func TestSupervisorFatalError(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "memory.php")
+	cfg.Command = append(cfg.Command[:len(cfg.Command)-1:len(cfg.Command)-1], "-d", "memory_limit=32M", cfg.Command[len(cfg.Command)-1])
+	cfg.Metrics = NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	before := pids(s)[0]
+	_, err := run(t, s, Items, `{"mb":64}`)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "Allowed memory size") {
+		t.Fatalf("err %v, want ErrFailed with PHP's memory message", err)
+	}
+	waitDead(t, before, "the worker after its fatal error")
+	waitFull(t, s, 1)
+	if res := mustRun(t, s, Items, `{"mb":1}`); res.PID == before {
+		t.Error("the next job ran on the dying worker")
+	}
+	if n := counter(t, reg, "aggregator_worker_restarts_total", "fatal"); n != 1 {
+		t.Errorf("%v fatal restarts, want 1", n)
+	}
+}

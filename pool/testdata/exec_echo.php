@@ -1,0 +1,7 @@
+<?php
+
+/** Exec-mode echo for the benchmarks: prints what it read on stdin. */
+
+declare(strict_types=1);
+
+fwrite(STDOUT, (string)stream_get_contents(STDIN));
