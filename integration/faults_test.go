@@ -352,4 +352,3 @@ func goroutines(t *testing.T, s *Server) int {
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
 }
-

@@ -102,9 +102,11 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 		killGroup(int(pid.Load()))
 	}}
 	cmd.Stdout = stdout
-	var lastErr string
+	var firstErr string // a PHP error or exception message, not the trace after it
 	stderr := newLineWriter(func(line string) {
-		lastErr = line
+		if firstErr == "" || strings.HasPrefix(line, "Could not open input file") {
+			firstErr = line
+		}
 		log.Warn("php stderr", zap.Int64("pid", pid.Load()), zap.String("line", line))
 	})
 	cmd.Stderr = stderr
@@ -146,14 +148,14 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 		var exitErr *exec.ExitError
 		// PHP CLI prints "Could not open input file: x.php" on stdout, not stderr.
 		if errors.As(err, &exitErr) {
-			for _, msg := range []string{lastErr, strings.TrimSpace(string(res.Output))} {
+			for _, msg := range []string{firstErr, strings.TrimSpace(string(res.Output))} {
 				if strings.HasPrefix(msg, "Could not open input file") {
 					return res, fmt.Errorf("%w: %s", ErrStart, msg)
 				}
 			}
 		}
-		if lastErr != "" {
-			return res, fmt.Errorf("%w: %v: %s", ErrFailed, err, lastErr)
+		if firstErr != "" {
+			return res, fmt.Errorf("%w: %v: %s", ErrFailed, err, firstErr)
 		}
 		return res, fmt.Errorf("%w: %v", ErrFailed, err)
 	}

@@ -17,27 +17,14 @@ import (
 // object gives ErrRequestJSON; a missing (or null) field gives
 // ErrIllegalRequest and the error names it.
 func SuppliersInput(request []byte, requestFields []string) ([]byte, Code, error) {
-	fields, err := objectFields(request)
-	if err != nil || !json.Valid(request) {
-		if err == nil {
-			err = fmt.Errorf("invalid JSON")
-		}
-		return nil, ErrRequestJSON, fmt.Errorf("the request is not a JSON object: %v", err)
+	r, code, missing := parseRequest(request, requestFields, nil)
+	switch code {
+	case ErrRequestJSON:
+		return nil, code, fmt.Errorf("the request is not a JSON object")
+	case ErrIllegalRequest:
+		return nil, code, fmt.Errorf("the request lacks %q (aggregator.fields.request)", missing)
 	}
-	allowed := make([]field, 0, len(requestFields)+1)
-	var missing []string
-	for _, k := range requestFields {
-		v := lookup(fields, k)
-		if v == nil || string(v) == "null" {
-			missing = append(missing, k)
-			continue
-		}
-		allowed = append(allowed, field{k, v})
-	}
-	if len(missing) > 0 {
-		return nil, ErrIllegalRequest, fmt.Errorf("the request lacks %q (aggregator.fields.request)", missing)
-	}
-	return encodeFields(append(allowed, field{"params", encodeFields(allowed)})), "", nil
+	return r.input, "", nil
 }
 
 // ItemsInput builds an items task's input from one supplier element the way

@@ -1,0 +1,239 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Aggregator\Example;
+
+/**
+ * An example translator for a supplier with a typical JSON HTTP API:
+ *
+ *   GET {url}/search?article=3310&brand=ctr&analogs=1
+ *   X-Api-Key: {key}
+ *
+ *   200 {"status":"ok",
+ *        "parts":[{"article":"3310","brand":"CTR","title":"Ball joint","price":"12.50","stock":"7","delivery_days":2}],
+ *        "crosses":[{"article":"3310-A1","brand":"ANALOGCO"}]}
+ *   4xx/5xx {"status":"error","message":"..."}
+ *
+ * The handlers are plain methods; script/example/handlers.php hands them to
+ * the worker, script/example/items.php and suppliers.php run them as one-shot
+ * exec scripts. script/example/fake_supplier.php is a fake of this API for
+ * trying and testing (php -S 127.0.0.1:8090 script/example/fake_supplier.php).
+ */
+final class PartsApiTranslator
+{
+    /** The supplier element's class: one class per supplier API. */
+    public const CLASS_NAME = 'partsapi';
+
+    /** Seconds to wait for the supplier, unless its params say otherwise. */
+    public const DEFAULT_TIMEOUT = 3.0;
+
+    /**
+     * URLs requested during the current job, for error messages. Per-job
+     * state: in a warm worker this object lives for many jobs, so reset()
+     * clears it after each one (without it the list would grow forever).
+     *
+     * @var string[]
+     */
+    private array $requests = [];
+
+    public function __construct(
+        private readonly string $url,
+        private readonly string $key,
+        private readonly float $timeout = self::DEFAULT_TIMEOUT,
+    ) {
+    }
+
+    /**
+     * The suppliers handler: which suppliers to ask for this search.
+     *
+     * Here the shop decides what this customer may query (by `apikey`); this
+     * example asks its one supplier for anyone who sent a key.
+     *
+     * @param array<string, mixed> $request the request fields, also under "params"
+     * @return array{suppliers: list<array<string, mixed>>}
+     */
+    public function suppliers(array $request): array
+    {
+        if (self::field($request, 'apikey') === '' || self::field($request, 'code') === '') {
+            return ['suppliers' => []];
+        }
+        return ['suppliers' => [
+            $this->supplier(
+                self::field($request, 'code'),
+                self::field($request, 'brand'),
+                self::field($request, 'analog'),
+                ['supplier' => self::CLASS_NAME, 'title' => 'Parts API (example)'],
+            ),
+        ]];
+    }
+
+    /**
+     * The items handler: ask the supplier and map its answer.
+     *
+     * Returns the items and, when the search asked for analogs, one nested
+     * supplier element per cross reference: the aggregator runs this handler
+     * again for each (with analog "0", so the search stops there).
+     *
+     * @param array<string, mixed> $supplier one element of the suppliers answer, unchanged
+     * @return array{items: list<array<string, mixed>>, suppliers: list<array<string, mixed>>}
+     * @throws SupplierException when the supplier fails
+     * @throws \InvalidArgumentException when the element lacks params.url
+     */
+    public function items(array $supplier): array
+    {
+        $params = is_array($supplier['params'] ?? null) ? $supplier['params'] : [];
+        $url = (string)($params['url'] ?? '');
+        if ($url === '') {
+            throw new \InvalidArgumentException('the supplier element has no params.url');
+        }
+        $code = self::field($supplier, 'code');
+        $brand = self::field($supplier, 'brand');
+        $analog = !in_array(self::field($supplier, 'analog'), ['', '0', 'false'], true);
+        $query = http_build_query(['article' => $code, 'brand' => $brand, 'analogs' => $analog ? 1 : 0]);
+        $answer = $this->get(
+            rtrim($url, '/') . '/search?' . $query,
+            (string)($params['key'] ?? ''),
+            (float)($params['timeout'] ?? $this->timeout),
+        );
+
+        $items = [];
+        foreach ((array)($answer['parts'] ?? []) as $i => $part) {
+            if (!is_array($part) || !isset($part['article'], $part['price'])) {
+                // stderr goes to the aggregator's log, tagged with the session and task.
+                error_log(sprintf('partsapi: skipped part %d without article or price: %s', $i, json_encode($part)));
+                continue;
+            }
+            $items[] = [
+                'code' => (string)$part['article'],
+                'brand' => (string)($part['brand'] ?? $brand),
+                'name' => (string)($part['title'] ?? ''),
+                'price' => round((float)$part['price'], 2),
+                'quantity' => (int)($part['stock'] ?? 0),
+                'delivery' => (int)($part['delivery_days'] ?? 0),
+                'supplier' => (string)($supplier['class'] ?? self::CLASS_NAME),
+            ];
+        }
+
+        $nested = [];
+        if ($analog) {
+            $info = is_array($supplier['info'] ?? null) ? $supplier['info'] : [];
+            foreach ((array)($answer['crosses'] ?? []) as $cross) {
+                if (!is_array($cross) || !isset($cross['article'])) {
+                    continue;
+                }
+                $nested[] = $this->supplier(
+                    (string)$cross['article'],
+                    (string)($cross['brand'] ?? ''),
+                    '0',
+                    $info + ['analogOf' => "$code $brand"],
+                    $params,
+                );
+            }
+        }
+        return ['items' => $items, 'suppliers' => $nested];
+    }
+
+    /** The reset handler: the worker calls it after every job. */
+    public function reset(): void
+    {
+        $this->requests = [];
+    }
+
+    /** @return string[] the URLs requested since the last reset() */
+    public function requests(): array
+    {
+        return $this->requests;
+    }
+
+    /**
+     * GET a JSON answer.
+     *
+     * @return array<string, mixed>
+     * @throws SupplierException on a timeout, a refused connection, HTTP >= 400, or a body that is not the API's JSON
+     */
+    private function get(string $url, string $key, float $timeout): array
+    {
+        $this->requests[] = $url;
+        $context = stream_context_create(['http' => [
+            'method' => 'GET',
+            'timeout' => $timeout,      // seconds without data before giving up
+            'ignore_errors' => true,    // read the body of 4xx/5xx answers too
+            'header' => "Accept: application/json\r\nX-Api-Key: $key\r\n",
+            'user_agent' => 'aggregator-example/1.0',
+        ]]);
+        error_clear_last();
+        $started = microtime(true);
+        $body = @file_get_contents($url, false, $context);
+        $elapsed = microtime(true) - $started;
+        if ($body === false) {
+            if ($elapsed >= $timeout * 0.9) {
+                throw new SupplierException(sprintf('partsapi: no answer from %s within %.1f s', $url, $timeout));
+            }
+            $why = error_get_last()['message'] ?? 'unknown error';
+            throw new SupplierException("partsapi: request to $url failed: $why");
+        }
+        $headers = function_exists('http_get_last_response_headers')
+            ? (http_get_last_response_headers() ?? [])
+            : ($http_response_header ?? []); // PHP < 8.4
+        $status = self::status($headers);
+        $data = json_decode($body, true);
+        if ($status >= 400) {
+            $message = is_array($data) && isset($data['message']) ? (string)$data['message'] : substr(trim($body), 0, 200);
+            throw new SupplierException("partsapi: HTTP $status from $url: $message");
+        }
+        if (!is_array($data)) {
+            throw new SupplierException(sprintf('partsapi: %s answered something that is not JSON: %s', $url, substr(trim($body), 0, 200)));
+        }
+        if (($data['status'] ?? 'ok') !== 'ok') {
+            throw new SupplierException(sprintf('partsapi: %s answered an error: %s', $url, (string)($data['message'] ?? json_encode($data))));
+        }
+        return $data;
+    }
+
+    /**
+     * A supplier element: the input of one items call.
+     *
+     * @param array<string, mixed> $info   echoed to the browser as _info with every message of the task
+     * @param array<string, mixed> $params what items() needs to call the supplier
+     * @return array<string, mixed>
+     */
+    private function supplier(string $code, string $brand, string $analog, array $info, array $params = []): array
+    {
+        return [
+            'class' => self::CLASS_NAME,
+            'params' => $params + ['url' => $this->url, 'key' => $this->key, 'timeout' => $this->timeout],
+            'code' => $code,
+            'brand' => $brand,
+            'analog' => $analog,
+            'info' => $info,
+        ];
+    }
+
+    /** The status of the last response in $headers ("HTTP/1.1 500 Internal Server Error"), 0 when none. */
+    private static function status(array $headers): int
+    {
+        $status = 0;
+        foreach ($headers as $line) {
+            if (preg_match('#^HTTP/\S+\s+(\d{3})#', (string)$line, $m) === 1) {
+                $status = (int)$m[1];
+            }
+        }
+        return $status;
+    }
+
+    /**
+     * A scalar field as a string, from the top level or else from `params`
+     * (where the first implementation of the service put the request).
+     *
+     * @param array<string, mixed> $data
+     */
+    private static function field(array $data, string $name): string
+    {
+        $value = $data[$name] ?? (is_array($data['params'] ?? null) ? ($data['params'][$name] ?? null) : null);
+        if (is_bool($value)) {
+            return $value ? '1' : '0';
+        }
+        return is_scalar($value) ? (string)$value : '';
+    }
+}

@@ -1,0 +1,85 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Aggregator\Tests;
+
+/**
+ * PHP's built-in web server (`php -S 127.0.0.1:PORT router.php`) on a free
+ * port, for tests that need an HTTP server. One process, one request at a
+ * time: a test of a slow endpoint should use its own instance.
+ */
+final class PhpServer
+{
+    /** @var resource|null */
+    private $process;
+
+    private function __construct(public readonly string $url, $process, private readonly string $logFile)
+    {
+        $this->process = $process;
+    }
+
+    /** Start serving $router and wait until the port accepts connections. */
+    public static function start(string $router): self
+    {
+        $lastError = '';
+        for ($attempt = 0; $attempt < 3; $attempt++) {
+            $port = self::freePort();
+            $log = (string)tempnam(sys_get_temp_dir(), 'phps');
+            $process = proc_open(
+                [PHP_BINARY, '-S', "127.0.0.1:$port", $router],
+                [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'w'], 2 => ['file', $log, 'a']],
+                $pipes,
+                ROOT,
+            );
+            if ($process === false) {
+                throw new \RuntimeException("cannot start php -S for $router");
+            }
+            $server = new self("http://127.0.0.1:$port", $process, $log);
+            $deadline = microtime(true) + 5;
+            while (microtime(true) < $deadline && proc_get_status($process)['running']) {
+                $socket = @fsockopen('127.0.0.1', $port, $errno, $errstr, 0.2);
+                if ($socket !== false) {
+                    fclose($socket);
+                    return $server;
+                }
+                usleep(20_000);
+            }
+            $lastError = $server->log();
+            $server->stop(); // the port was taken meanwhile, or php -S failed: try again
+        }
+        throw new \RuntimeException("php -S $router did not start: $lastError");
+    }
+
+    /** What the server printed (its access log and errors). */
+    public function log(): string
+    {
+        return (string)@file_get_contents($this->logFile);
+    }
+
+    public function stop(): void
+    {
+        if ($this->process !== null) {
+            proc_terminate($this->process, 9);
+            proc_close($this->process);
+            $this->process = null;
+            @unlink($this->logFile);
+        }
+    }
+
+    public function __destruct()
+    {
+        $this->stop();
+    }
+
+    private static function freePort(): int
+    {
+        $socket = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
+        if ($socket === false) {
+            throw new \RuntimeException("no free port: $errstr");
+        }
+        $name = (string)stream_socket_get_name($socket, false);
+        fclose($socket);
+        return (int)substr($name, strrpos($name, ':') + 1);
+    }
+}
