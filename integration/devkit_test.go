@@ -4,11 +4,9 @@ package integration
 // translator and errors that explain themselves in the log.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -202,53 +200,7 @@ func TestDevkitCallJSON(t *testing.T) {
 // dkStartServerIn is startServer with the server's working directory set to dir.
 func dkStartServerIn(t testing.TB, dir string, env []string, args ...string) *Server {
 	t.Helper()
-	logDir := t.TempDir()
-	s := &Server{Dir: logDir, LogFile: filepath.Join(logDir, "logs", "aggregator.log"), exited: make(chan struct{})}
-	all := append([]string{"-Dserver.port=0", "-Daggregator.log.file=" + s.LogFile}, args...)
-	cmd := exec.Command(binary, all...)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "DEMO_DELAY_MS=20"), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.Cmd = cmd
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			if s.stderr.Len() < 4<<20 {
-				s.stderr.WriteString(line + "\n")
-			}
-			s.mu.Unlock()
-			if m := listenRE.FindStringSubmatch(line); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() { s.Stop(t) })
-	select {
-	case a := <-addr:
-		s.URL, s.WS = "http://"+a, "ws://"+a
-	case <-s.exited:
-		t.Fatalf("server exited at start:\n%s", s.Stderr())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("server did not start:\n%s", s.Stderr())
-	}
+	s := startServerIn(t, dir, env, args...)
 	s.waitHealthy(t, 15*time.Second)
 	return s
 }

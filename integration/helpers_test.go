@@ -80,11 +80,18 @@ func startServer(t testing.TB, env []string, args ...string) *Server {
 
 func startServerNoWait(t testing.TB, env []string, args ...string) *Server {
 	t.Helper()
+	return startServerIn(t, repoRoot, env, args...)
+}
+
+// startServerIn starts the binary with workDir as its working directory and
+// returns once it listens (not waiting for /health).
+func startServerIn(t testing.TB, workDir string, env []string, args ...string) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &Server{Dir: dir, LogFile: filepath.Join(dir, "logs", "aggregator.log"), exited: make(chan struct{})}
 	all := append([]string{"-Dserver.port=0", "-Daggregator.log.file=" + s.LogFile}, args...)
 	cmd := exec.Command(binary, all...)
-	cmd.Dir = repoRoot
+	cmd.Dir = workDir
 	cmd.Env = append(append(os.Environ(), "DEMO_DELAY_MS=20"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -372,4 +379,23 @@ func (s *Server) stats(t testing.TB) Stats {
 	var st Stats
 	s.getJSON(t, "/stats", &st)
 	return st
+}
+
+// workerInfo is one row of /workers.
+type workerInfo struct {
+	PID     int    `json:"pid"`
+	State   string `json:"state"`
+	Session string `json:"session"`
+	Task    int64  `json:"task"`
+	Class   string `json:"class"`
+}
+
+// workers lists the server's PHP processes from /workers.
+func (s *Server) workers(t testing.TB) []workerInfo {
+	t.Helper()
+	var w struct {
+		Workers []workerInfo `json:"workers"`
+	}
+	s.getJSON(t, "/workers", &w)
+	return w.Workers
 }

@@ -358,15 +358,8 @@ func TestReloadUnderLoad(t *testing.T) {
 
 func workerPIDs(t *testing.T, s *Server) map[int]bool {
 	t.Helper()
-	var w struct {
-		Workers []struct {
-			PID   int    `json:"pid"`
-			State string `json:"state"`
-		} `json:"workers"`
-	}
-	s.getJSON(t, "/workers", &w)
 	out := map[int]bool{}
-	for _, x := range w.Workers {
+	for _, x := range s.workers(t) {
 		if x.State == "idle" || x.State == "busy" {
 			out[x.PID] = true
 		}

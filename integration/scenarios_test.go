@@ -210,14 +210,7 @@ func checkNoBusyPHP(t *testing.T, s *Server, mode string) {
 			}
 			return ""
 		}
-		var w struct {
-			Workers []struct {
-				PID   int    `json:"pid"`
-				State string `json:"state"`
-			} `json:"workers"`
-		}
-		s.getJSON(t, "/workers", &w)
-		for _, x := range w.Workers {
+		for _, x := range s.workers(t) {
 			if x.State == "busy" {
 				return fmt.Sprintf("worker %d still busy", x.PID)
 			}

@@ -108,9 +108,28 @@ var ourKeys = map[string]bool{"_session": true, "_task": true, "_id": true, "_st
 func itemMessage(item []field, h head) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')
+	if writeFields(&b, item, ourKeys) > 0 {
+		b.WriteByte(',')
+	}
+	b.Write(h.encode()[1:]) // the head without its '{'
+	return b.Bytes()
+}
+
+// encodeFields writes fields as a JSON object.
+func encodeFields(fields []field) json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	writeFields(&b, fields, nil)
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// writeFields writes fields as comma-separated "key":value pairs, leaving
+// out the keys in skip; it returns how many it wrote.
+func writeFields(b *bytes.Buffer, fields []field, skip map[string]bool) int {
 	n := 0
-	for _, f := range item {
-		if ourKeys[f.Key] {
+	for _, f := range fields {
+		if skip[f.Key] {
 			continue
 		}
 		if n > 0 {
@@ -122,29 +141,7 @@ func itemMessage(item []field, h head) []byte {
 		b.Write(f.Value)
 		n++
 	}
-	hb := h.encode()
-	if n > 0 {
-		b.WriteByte(',')
-	}
-	b.Write(hb[1:]) // the head without its '{'
-	return b.Bytes()
-}
-
-// encodeFields writes fields as a JSON object.
-func encodeFields(fields []field) json.RawMessage {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, f := range fields {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(f.Key)
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(f.Value)
-	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return n
 }
 
 // validUTF8 replaces invalid UTF-8 so a message can go out as a text frame

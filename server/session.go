@@ -250,27 +250,15 @@ func (s *session) onTaskDone(ev evTaskDone) {
 		s.maybeFinish()
 		return
 	}
+	// Suppliers output must hold suppliers; items output items and, maybe,
+	// nested suppliers. Each has its own pair of codes.
+	listKey, jsonCode, respCode := s.srv.cfg.ItemsField, ErrItemsJSON, ErrItemsResponse
 	if t.kind == pool.Suppliers {
-		out, code, err := parseOutput(ev.res.Output, s.srv.cfg.SuppliersField, s.srv.cfg.SuppliersField,
-			ErrSuppliersJSON, ErrSuppliersResponse)
-		if err != nil {
-			log.Warn("bad suppliers output", zap.String("code", string(code)), zap.Error(err),
-				zap.ByteString("output", clip(ev.res.Output)))
-			s.fail(t, code)
-			s.maybeFinish()
-			return
-		}
-		log.Debug("task succeeded", zap.Int("pid", ev.res.PID), zap.Int("suppliers", len(out.Suppliers)),
-			zap.Duration("ran", ev.res.Duration), zap.Duration("took", time.Since(t.queuedAt)))
-		s.succeed(t, false)
-		s.addSuppliers(out.Suppliers)
-		s.maybeFinish()
-		return
+		listKey, jsonCode, respCode = s.srv.cfg.SuppliersField, ErrSuppliersJSON, ErrSuppliersResponse
 	}
-	out, code, err := parseOutput(ev.res.Output, s.srv.cfg.ItemsField, s.srv.cfg.SuppliersField,
-		ErrItemsJSON, ErrItemsResponse)
+	out, code, err := parseOutput(ev.res.Output, listKey, s.srv.cfg.SuppliersField, jsonCode, respCode)
 	if err != nil {
-		log.Warn("bad items output", zap.String("code", string(code)), zap.Error(err),
+		log.Warn("bad "+t.kind.String()+" output", zap.String("code", string(code)), zap.Error(err),
 			zap.ByteString("output", clip(ev.res.Output)))
 		s.fail(t, code)
 		s.maybeFinish()
@@ -285,7 +273,7 @@ func (s *session) onTaskDone(ev evTaskDone) {
 			return
 		}
 	}
-	s.succeed(t, true)
+	s.succeed(t, t.kind == pool.Items)
 	s.addSuppliers(out.Suppliers)
 	s.maybeFinish()
 }
