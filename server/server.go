@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -104,13 +105,21 @@ func (s *Server) runTask(t *task) {
 	}
 	var res pool.Result
 	var err error
+	defer func() {
+		// A bug in a runner must end this task with E_UNKNOWN, not the server.
+		if r := recover(); r != nil {
+			s.log.Error("bug: task failed", zap.String("session", t.sess.id), zap.Int64("task", t.id),
+				zap.Any("panic", r), zap.Stack("stack"))
+			err = fmt.Errorf("panic: %v", r)
+		}
+		s.queue.done(t)
+		t.sess.post(evTaskDone{t: t, res: res, err: err})
+	}()
 	if t.ctx.Err() != nil {
 		err = pool.ErrNotStarted // its time ran out as it left the queue
-	} else {
-		res, err = s.runner.Run(t.ctx, job)
+		return
 	}
-	s.queue.done(t)
-	t.sess.post(evTaskDone{t: t, res: res, err: err})
+	res, err = s.runner.Run(t.ctx, job)
 }
 
 // serveWS upgrades the connection and runs its session.

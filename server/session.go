@@ -119,6 +119,7 @@ func (s *session) readLoop(done chan<- struct{}) {
 // loop is the session's state machine.
 func (s *session) loop() {
 	defer close(s.done)
+	defer s.recoverBug()
 	timer := time.NewTimer(s.srv.cfg.SessionTimeout)
 	defer timer.Stop()
 	for !s.ended {
@@ -140,6 +141,21 @@ func (s *session) loop() {
 		case <-s.srv.ctx.Done():
 			s.end(websocket.CloseGoingAway, "server shutdown", "shutdown", "SHUTDOWN")
 		}
+	}
+}
+
+// recoverBug turns a panic in the session's code into E_UNKNOWN for this
+// browser (SPEC §5: rather than silence) and a logged stack, instead of a
+// crash of the whole server.
+func (s *session) recoverBug() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.log.Error("bug: session failed", zap.Any("panic", r), zap.Stack("stack"))
+	if !s.ended {
+		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrUnknown, Params: s.params})
+		s.end(websocket.CloseInternalServerErr, "internal error", "bug", string(ErrUnknown))
 	}
 }
 

@@ -373,3 +373,23 @@ func TestHumanDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestPanicsBecomeUnknown: a bug in a runner ends its task with E_UNKNOWN,
+// and the server goes on serving.
+func TestPanicsBecomeUnknown(t *testing.T) {
+	srv, url := startTest(t, testConfig(), &scripted{answer: func(_ context.Context, j *pool.Job) (string, error) {
+		if j.Kind == pool.Suppliers {
+			return supplierList("bug", "fine"), nil
+		}
+		if j.Class == "bug" {
+			panic("runner bug")
+		}
+		return `{"items":[]}`, nil
+	}})
+	g := play(t, url, req)
+	want := []string{"ITEMS ERROR E_UNKNOWN", "ITEMS PENDING", "ITEMS PENDING", "ITEMS SUCCESS"}
+	if !reflect.DeepEqual(g.summary(), want) || g.close != 1000 {
+		t.Errorf("got %v close %d, want %v close 1000", g.summary(), g.close, want)
+	}
+	waitStats(t, srv)
+}
