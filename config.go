@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ var defaults = map[string]string{
 	"logging.level.me.blzr.aggregator": "INFO",
 	"aggregator.script.items":          "php -d display_errors=stderr script/items.php",
 	"aggregator.script.suppliers":      "php -d display_errors=stderr script/suppliers.php",
+	"aggregator.script.prepend":        "src/backtrace_prepend.php",
 	"aggregator.timeout.script":        "5",
 	"aggregator.timeout.session":       "30",
 	"aggregator.pool.executor":         "20",
@@ -35,6 +37,7 @@ var defaults = map[string]string{
 	"aggregator.pool.idle-check":       "10",
 	"aggregator.pool.start-timeout":    "10",
 	"aggregator.pool.watch":            "false",
+	"aggregator.pool.slowlog":          "0",
 	"aggregator.worker.command":        "php -d display_errors=stderr -d memory_limit=64M worker.php",
 	"aggregator.worker.handlers":       "script/handlers.php",
 	"aggregator.fields.request":        "code,brand,apikey,analog",
@@ -78,7 +81,9 @@ type Config struct {
 	MaxMemoryMB     int
 	IdleCheck       time.Duration
 	StartTimeout    time.Duration
-	Watch           bool // reload the workers when a PHP file changes (development)
+	Watch           bool          // reload the workers when a PHP file changes (development)
+	Slowlog         time.Duration // log the backtrace of a job running this long; 0 = off
+	ScriptPrepend   string        // exec mode: absolute path of the auto_prepend_file; "" = none
 
 	RequestFields  []string
 	FaultyFields   []string
@@ -188,15 +193,16 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Warnings = warnings
+	c.Warnings = append(warnings, c.Warnings...)
 	return c, nil
 }
 
 // reader collects the first bad key while reading values.
 type reader struct {
-	v     *viper.Viper
-	err   error
-	files bool // check that programs and scripts exist
+	v        *viper.Viper
+	err      error
+	files    bool     // check that programs and scripts exist
+	warnings []string // problems worth a log line, not a refusal to start
 }
 
 func (r *reader) str(key string) string { return strings.TrimSpace(r.v.GetString(key)) }
@@ -229,6 +235,23 @@ func (r *reader) seconds(key string) time.Duration {
 	}
 	if f <= 0 {
 		r.fail(key, "must be more than 0 seconds, got %q", s)
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+// secondsOrOff is seconds where 0 (or nothing) means off.
+func (r *reader) secondsOrOff(key string) time.Duration {
+	s := r.str(key)
+	if s == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		r.fail(key, "not a number of seconds: %q", s)
+		return 0
+	}
+	if f < 0 {
+		r.fail(key, "must be 0 (off) or more seconds, got %q", s)
 	}
 	return time.Duration(f * float64(time.Second))
 }
@@ -277,6 +300,28 @@ func (r *reader) command(key string) []string {
 	return words
 }
 
+// prepend is the exec scripts' auto_prepend_file as an absolute path (the
+// scripts may run in another directory), or "" when it is off or missing.
+// A missing file only costs the backtraces: a warning when it was
+// configured, nothing for the default (a directory without src/).
+func (r *reader) prepend(key string) string {
+	p := r.str(key)
+	if p == "" || !r.files {
+		return ""
+	}
+	abs, err := filepath.Abs(p)
+	if err == nil {
+		_, err = os.Stat(abs)
+	}
+	if err != nil {
+		if p != defaults[key] {
+			r.warnings = append(r.warnings, fmt.Sprintf("%s: %v: exec scripts run without it (no backtraces)", key, err))
+		}
+		return ""
+	}
+	return abs
+}
+
 func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	r := &reader{v: v, files: checkFiles}
 	c := &Config{
@@ -295,9 +340,10 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		SessionLimit:   r.int("aggregator.pool.session-limit", 0),
 		MaxJobs:        r.int("aggregator.pool.max-jobs", 0),
 		MaxMemoryMB:    r.int("aggregator.pool.max-memory", 0),
-		IdleCheck:      r.seconds("aggregator.pool.idle-check"),
+		IdleCheck:      r.secondsOrOff("aggregator.pool.idle-check"),
 		StartTimeout:   r.seconds("aggregator.pool.start-timeout"),
 		Watch:          r.bool("aggregator.pool.watch"),
+		Slowlog:        r.secondsOrOff("aggregator.pool.slowlog"),
 		RequestFields:  r.list("aggregator.fields.request"),
 		FaultyFields:   r.list("aggregator.fields.faulty"),
 		ItemsField:     r.str("aggregator.fields.items"),
@@ -349,6 +395,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	case "exec":
 		c.ScriptSuppliers = r.command("aggregator.script.suppliers")
 		c.ScriptItems = r.command("aggregator.script.items")
+		c.ScriptPrepend = r.prepend("aggregator.script.prepend")
 	case "worker":
 		c.WorkerCommand = r.command("aggregator.worker.command")
 		if _, err := os.Stat(c.WorkerHandlers); err != nil && r.files {
@@ -366,5 +413,6 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	c.Warnings = r.warnings
 	return c, nil
 }

@@ -142,13 +142,14 @@ func newRunner(c *Config, log *zap.Logger, metrics *pool.Metrics) pool.Runner {
 		return pool.NewExec(pool.ExecConfig{
 			Suppliers: c.ScriptSuppliers, Items: c.ScriptItems, Env: os.Environ(),
 			Processes: c.Executors, OutputLimit: c.MaxOutputSize, Log: log, Metrics: metrics,
+			Prepend: c.ScriptPrepend, Slowlog: c.Slowlog,
 		})
 	}
 	return pool.NewSupervisor(pool.WorkerConfig{
 		Command: c.WorkerCommand, Handlers: c.WorkerHandlers, Env: os.Environ(),
 		Workers: c.Executors, MaxJobs: int64(c.MaxJobs), MaxMemory: uint64(c.MaxMemoryMB) << 20,
 		OutputLimit: c.MaxOutputSize, StartTimeout: c.StartTimeout, IdleCheck: c.IdleCheck,
-		Log: log, Metrics: metrics,
+		Slowlog: c.Slowlog, Log: log, Metrics: metrics,
 	})
 }
 

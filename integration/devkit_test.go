@@ -97,12 +97,13 @@ func TestDevkitCall(t *testing.T) {
 				t.Errorf("call items error-1: PHP's stderr is not in the log on stderr:\n%s", r)
 			}
 
-			for class, code := range map[string]string{"badjson-1": "E_ITEMS_JSON", "badresponse-1": "E_ITEMS_RESPONSE"} {
-				r = dkCall(t, nil, m, "call", "items", fmt.Sprintf(`{"class":%q}`, class))
-				if r.exit != 1 || !strings.Contains(r.stdout, "error:     "+code+"\n") {
-					t.Errorf("call items %s: want exit 1 and %s:\n%s", class, code, r)
+			for _, c := range []struct{ class, code string }{{"badjson-1", "E_ITEMS_JSON"}, {"badresponse-1", "E_ITEMS_RESPONSE"}} {
+				r = dkCall(t, nil, m, "call", "items", fmt.Sprintf(`{"class":%q}`, c.class))
+				if r.exit != 1 || !strings.Contains(r.stdout, "error:     "+c.code+"\n") {
+					t.Errorf("call items %s: want exit 1 and %s:\n%s", c.class, c.code, r)
 				}
 			}
+			// r is badresponse-1's answer (a slice keeps the order; a map did not).
 			if !strings.Contains(r.stdout, `reason:    output has no "items" field`) {
 				t.Errorf("badresponse: the reason does not name the field:\n%s", r)
 			}

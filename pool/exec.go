@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,12 +17,14 @@ import (
 
 // ExecConfig configures the exec runner (the legacy mode: a process per call).
 type ExecConfig struct {
-	Suppliers   []string // command words for suppliers jobs
-	Items       []string // command words for items jobs
-	Dir         string   // working directory of the scripts
-	Env         []string // environment of the scripts
-	Processes   int      // at most this many at once
-	OutputLimit int      // bytes of stdout per job; 0 = unlimited
+	Suppliers   []string      // command words for suppliers jobs
+	Items       []string      // command words for items jobs
+	Dir         string        // working directory of the scripts
+	Env         []string      // environment of the scripts
+	Processes   int           // at most this many at once
+	OutputLimit int           // bytes of stdout per job; 0 = unlimited
+	Prepend     string        // PHP file (absolute) loaded first with -d auto_prepend_file; "" = none
+	Slowlog     time.Duration // a job running this long has its backtrace logged; 0 = never
 	Log         *zap.Logger
 	Metrics     *Metrics
 }
@@ -31,6 +34,7 @@ type ExecConfig struct {
 // implementation of the service run unmodified.
 type Exec struct {
 	cfg    ExecConfig
+	argv   map[Kind][]string // the commands as run: with the prepend file
 	slots  chan struct{}
 	ctx    context.Context // done when the runner closes
 	cancel context.CancelFunc
@@ -51,6 +55,7 @@ func NewExec(cfg ExecConfig) *Exec {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Exec{
 		cfg:     cfg,
+		argv:    map[Kind][]string{Suppliers: withPrepend(cfg.Suppliers, cfg.Prepend), Items: withPrepend(cfg.Items, cfg.Prepend)},
 		slots:   make(chan struct{}, cfg.Processes),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -63,6 +68,19 @@ func (e *Exec) words(k Kind) []string {
 		return e.cfg.Suppliers
 	}
 	return e.cfg.Items
+}
+
+// withPrepend adds "-d auto_prepend_file=FILE" after the program when it is
+// PHP (php, php8.2, ...) and file is set. src/backtrace_prepend.php makes
+// the scripts answer SIGUSR1 with their backtrace, unmodified. A later
+// auto_prepend_file of the command itself wins.
+func withPrepend(words []string, file string) []string {
+	if file == "" || len(words) == 0 || !strings.HasPrefix(filepath.Base(words[0]), "php") {
+		return words
+	}
+	out := make([]string, 0, len(words)+2)
+	out = append(out, words[0], "-d", "auto_prepend_file="+file)
+	return append(out, words[1:]...)
 }
 
 // Run starts the job's command once a slot is free and waits for it.
@@ -92,7 +110,7 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 	words := e.words(job.Kind)
 	log := e.cfg.Log.With(zap.String("session", job.Session), zap.Int64("task", job.Task),
 		zap.String("script", strings.Join(words, " ")))
-	cmd := command(words, e.cfg.Dir, e.cfg.Env)
+	cmd := command(e.argv[job.Kind], e.cfg.Dir, e.cfg.Env)
 	cmd.Stdin = bytes.NewReader(append(job.Input[:len(job.Input):len(job.Input)], '\n'))
 
 	var pid atomic.Int64
@@ -102,8 +120,20 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 		killGroup(int(pid.Load()))
 	}}
 	cmd.Stdout = stdout
+	bt := newBacktraces(func(req *btRequest, frames []string, note string) {
+		why, since := whyAsked, time.Time{}
+		if req != nil {
+			why, since = req.why, req.since
+		}
+		fields := append([]zap.Field{zap.Int64("pid", pid.Load())}, backtraceFields(job, since, frames, note)...)
+		fields = append(fields, zap.String("script", strings.Join(words, " ")))
+		e.cfg.Log.Log(backtraceLevel(req), why, fields...)
+	})
 	var firstErr string // a PHP error or exception message, not the trace after it
 	stderr := newLineWriter(func(line string) {
+		if bt.line(line) {
+			return
+		}
 		if firstErr == "" || strings.HasPrefix(line, "Could not open input file") {
 			firstErr = line
 		}
@@ -121,20 +151,53 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 	if stdout.exceeded.Load() { // the limit was hit before pid was known
 		killGroup(cmd.Process.Pid)
 	}
+	log.Debug("job started", zap.Int("pid", cmd.Process.Pid), zap.String("kind", job.Kind.String()),
+		zap.String("class", job.Class))
 	e.track(cmd.Process.Pid, job, start)
 	defer e.untrack(cmd.Process.Pid)
 
+	// When ctx ends the process group is killed; when that is because the
+	// job's time ran out, its backtrace is logged first (waiting at most
+	// BacktraceWait for it).
+	exited := make(chan struct{})
+	killDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(killDone)
 		killed.Store(true)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			bt.take(cmd.Process, whyTimeout, job, start, exited, BacktraceWait)
+		}
 		killGroup(cmd.Process.Pid)
 	})
 	stopClose := context.AfterFunc(e.ctx, func() { killGroup(cmd.Process.Pid) })
+	var slow *time.Timer
+	var slowMu sync.Mutex // ended and the slowlog signal exclude each other
+	ended := false
+	if e.cfg.Slowlog > 0 {
+		slow = time.AfterFunc(e.cfg.Slowlog, func() {
+			slowMu.Lock()
+			defer slowMu.Unlock()
+			if !ended {
+				bt.ask(cmd.Process, whySlow, job, start)
+			}
+		})
+	}
 	err := cmd.Wait()
-	stop()
+	slowMu.Lock()
+	ended = true
+	slowMu.Unlock()
+	if slow != nil {
+		slow.Stop()
+	}
+	close(exited)
+	if !stop() {
+		<-killDone
+	}
 	stopClose()
 	// Kill what the script may have left behind in its group.
 	killGroup(cmd.Process.Pid)
 	_ = stderr.Close()
+	bt.close()
 	res := Result{Output: stdout.Bytes(), PID: cmd.Process.Pid, Duration: time.Since(start)}
 
 	switch {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/roadrunner-server/goridge/v3/pkg/frame"
 	"go.uber.org/zap"
 )
 
@@ -37,6 +38,7 @@ type WorkerConfig struct {
 	OutputLimit  int           // bytes of one job's answer; 0 = no limit
 	StartTimeout time.Duration // how long a worker may take to shake hands
 	IdleCheck    time.Duration // how often idle workers are pinged; 0 = never
+	Slowlog      time.Duration // a job running this long has its backtrace logged; 0 = never
 	Log          *zap.Logger
 	Metrics      *Metrics
 }
@@ -228,15 +230,29 @@ func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result,
 		return res, ErrNotStarted, false
 	}
 	w.assign(job)
+	// A backtrace asked for near the end of the last job and not yet come
+	// is no longer this worker's job's.
+	w.bt.forget(nil)
 	start := time.Now()
 	res.PID = w.pid
-	var killed atomic.Bool
+	// When ctx ends the worker is killed; when that is because the job's
+	// time ran out, its backtrace is logged first (waiting at most
+	// BacktraceWait for it). firedAt is read after killDone.
+	var firedAt time.Time
+	killDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		killed.Store(true)
+		defer close(killDone)
+		firedAt = time.Now()
 		w.retire("timeout")
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			w.bt.take(w.cmd.Process, whyTimeout, job, start, w.exited, BacktraceWait)
+		}
 		w.kill()
 	})
 	defer stop()
+	if s.cfg.Slowlog > 0 {
+		defer s.slowlog(w, job, start)()
+	}
 	if err := w.relay.Send(jobFrame(job)); err != nil {
 		w.retire("crash")
 		w.kill()
@@ -245,16 +261,28 @@ func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result,
 		}
 		return res, nil, true
 	}
+	w.log.Debug("job started", zap.String("session", job.Session), zap.Int64("task", job.Task),
+		zap.String("kind", job.Kind.String()), zap.String("class", job.Class))
 	f, err := readFrame(w.results, s.cfg.OutputLimit)
-	res.Duration = time.Since(start)
+	readAt := time.Now()
+	res.Duration = readAt.Sub(start)
+	if !stop() {
+		// ctx ended: the worker is being killed. An answer read before
+		// then is whole and counts, though the worker is gone; one that
+		// came while its backtrace was awaited is late.
+		<-killDone
+		if err != nil || !readAt.Before(firedAt) {
+			return res, ErrKilled, false
+		}
+		res, err, _ = s.answer(w, job, f, res)
+		return res, err, false
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, errFrameTooLarge):
 			w.retire("output_limit")
 			w.kill()
 			return res, fmt.Errorf("%w: worker pid %d: %v", ErrOutputLimit, w.pid, err), false
-		case killed.Load():
-			return res, ErrKilled, false
 		case s.ctx.Err() != nil:
 			return res, ErrClosed, false
 		}
@@ -266,9 +294,16 @@ func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result,
 		w.mu.Unlock()
 		return res, fmt.Errorf("%w: worker pid %d died mid-job: %v (%s)", ErrFailed, w.pid, err, detail), false
 	}
-	// If the time ran out just as the answer arrived, the worker is being
-	// killed, but the answer is whole, so it counts.
-	stop()
+	res, err, reuse := s.answer(w, job, f, res)
+	if reuse {
+		s.release(w)
+	}
+	return res, err, false
+}
+
+// answer reads a job's result frame; reuse is false when the worker must
+// not get another job (it is being killed).
+func (s *Supervisor) answer(w *worker, job *Job, f *frame.Frame, res Result) (_ Result, err error, reuse bool) {
 	flags := f.ReadFlags()
 	if opts := f.ReadOptions(f.Header()); len(opts) > 0 {
 		w.memory.Store(uint64(opts[0]))
@@ -291,8 +326,29 @@ func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result,
 			return res, err, false
 		}
 	}
-	s.release(w)
-	return res, err, false
+	return res, err, true
+}
+
+// slowlog arranges for the backtrace of a job still running after
+// cfg.Slowlog to be logged (the job goes on); call what it returns when
+// the job is over. A backtrace asked for just before the end may come just
+// after it: it stays tagged with its job until the worker's next job.
+func (s *Supervisor) slowlog(w *worker, job *Job, start time.Time) (over func()) {
+	var mu sync.Mutex
+	ended := false
+	t := time.AfterFunc(s.cfg.Slowlog, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !ended {
+			w.bt.ask(w.cmd.Process, whySlow, job, start)
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+	}
 }
 
 // handlerError logs a handler's exception with its trace and makes the

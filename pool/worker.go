@@ -62,6 +62,7 @@ type worker struct {
 	exited  chan struct{}
 	log     *zap.Logger
 	metrics *Metrics
+	bt      *backtraces // picks backtraces out of stderr
 
 	jobs   atomic.Int64
 	memory atomic.Uint64
@@ -101,6 +102,7 @@ func spawn(c spawnConfig, gen uint64) (*worker, error) {
 	cmd.ExtraFiles = []*os.File{jobR, resW} // fds 3 and 4 of the worker
 	w := &worker{cmd: cmd, gen: gen, started: time.Now(), relay: pipe.NewPipeRelay(resR, jobW),
 		results: resR, exited: make(chan struct{}), metrics: c.metrics, state: Starting}
+	w.bt = newBacktraces(w.logBacktrace)
 	stdout := newLineWriter(func(line string) {
 		if strings.HasPrefix(line, "Could not open input file") { // PHP says so on stdout
 			w.mu.Lock()
@@ -110,6 +112,9 @@ func spawn(c spawnConfig, gen uint64) (*worker, error) {
 		w.output("php stdout", line)
 	})
 	stderr := newLineWriter(func(line string) {
+		if w.bt.line(line) {
+			return
+		}
 		w.mu.Lock()
 		w.lastErr = line
 		w.mu.Unlock()
@@ -135,6 +140,7 @@ func spawn(c spawnConfig, gen uint64) (*worker, error) {
 		err := cmd.Wait()
 		stdout.Close()
 		stderr.Close()
+		w.bt.close()
 		w.mu.Lock()
 		w.waitErr = err
 		w.mu.Unlock()
@@ -187,6 +193,21 @@ func (w *worker) output(msg, line string) {
 		log = log.With(zap.String("session", job.Session), zap.Int64("task", job.Task), zap.String("class", job.Class))
 	}
 	log.Warn(msg, zap.String("line", line))
+}
+
+// logBacktrace logs a backtrace of the worker's PHP, tagged with the job
+// it was asked for, or else with the job the worker runs.
+func (w *worker) logBacktrace(req *btRequest, frames []string, note string) {
+	w.mu.Lock()
+	log, job, since := w.log, w.job, w.since
+	w.mu.Unlock()
+	why := whyAsked
+	if req != nil {
+		why, job, since = req.why, req.job, req.since
+	} else if job == nil {
+		since = time.Time{}
+	}
+	log.Log(backtraceLevel(req), why, backtraceFields(job, since, frames, note)...)
 }
 
 // setState moves the worker to a new state if the move is legal.

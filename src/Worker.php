@@ -40,6 +40,9 @@ final class Worker
      */
     public static function main(array $argv, string $baseDir): int
     {
+        // SIGUSR1 prints the running job's backtrace to stderr (slowlog, and
+        // before a timeout kill); see Backtrace.php.
+        Backtrace::install();
         try {
             $in = self::openFd(3, 'rb');
             $out = self::openFd(4, 'wb');

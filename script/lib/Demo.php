@@ -57,7 +57,7 @@ final class Demo
 
         switch ($code) {
             case 'suppliersTimeout':
-                sleep(self::TIMEOUT_SLEEP);
+                self::sleepFor(self::TIMEOUT_SLEEP);
                 break;
             case 'suppliersError':
                 self::delay();
@@ -96,7 +96,7 @@ final class Demo
         [$kind, $number] = self::splitClass($class);
 
         if ($kind === 'timeout') {
-            sleep(self::TIMEOUT_SLEEP);
+            self::sleepFor(self::TIMEOUT_SLEEP);
         } else {
             self::delay();
         }
@@ -238,7 +238,20 @@ final class Demo
         $max = getenv('DEMO_DELAY_MS');
         $max = ($max === false || !is_numeric($max)) ? self::DEFAULT_DELAY_MS : (int)$max;
         if ($max > 0) {
-            usleep(random_int(0, $max) * 1000);
+            self::sleepFor(random_int(0, $max) / 1000);
+        }
+    }
+
+    /**
+     * Wait $seconds for real. sleep() and usleep() return early when a signal
+     * arrives (the aggregator sends SIGUSR1 for a backtrace of a slow job and
+     * the job goes on), so wait again for what is left.
+     */
+    private static function sleepFor(float $seconds): void
+    {
+        $end = hrtime(true) + (int)($seconds * 1e9);
+        while (($left = $end - hrtime(true)) > 0) {
+            usleep(intdiv(min($left, 1_000_000_000) + 999, 1000));
         }
     }
 }
