@@ -65,7 +65,12 @@ func startRawWorker(b *testing.B) *rawWorker {
 	}
 	cmd := exec.Command("php", "-d", "display_errors=stderr", filepath.Join(root, "worker.php"), fixture(b, "echo.php"))
 	cmd.Dir = root
-	cmd.Stderr = os.Stderr
+	// PHP's complaints, if any, without the worker's backtrace-ready marker.
+	cmd.Stderr = newLineWriter(func(line string) {
+		if line != backtraceReady {
+			b.Log(line)
+		}
+	})
 	cmd.ExtraFiles = []*os.File{jobR, resW}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
