@@ -28,14 +28,15 @@ func TestSlowlog(t *testing.T) {
 					"-Daggregator.script.items=php pool/testdata/slow_exec.php"}
 			}
 			s := startServer(t, nil, append(php, "-Daggregator.pool.mode="+mode,
-				"-Daggregator.pool.executor=4", "-Daggregator.pool.slowlog=0.5", "-Daggregator.timeout.script=2",
+				"-Daggregator.pool.executor=4", "-Daggregator.pool.slowlog=0.8", "-Daggregator.timeout.script=3",
 				"-Daggregator.fields.request=code,suppliers", "-Dlogging.level.me.blzr.aggregator=DEBUG")...)
 
 			// The suppliers job echoes the request, so its suppliers are
-			// these: items jobs that wait 1 s (slow, succeeds) and 5 s (killed
-			// at 2 s, slow first). Each echoes its element, "items": [] included.
+			// these: items jobs that wait 1.6 s (slow, succeeds) and 5 s (killed
+			// at 3 s, slow first). The slowlog (0.8 s) leaves a cold PHP start
+			// on a loaded machine time to reach the waiting function. Each echoes its element, "items": [] included.
 			r := s.session(t, 15*time.Second, `{"code":"x","suppliers":[`+
-				`{"class":"slow-1","seconds":1,"items":[],"info":{"name":"slow-1"}},`+
+				`{"class":"slow-1","seconds":1.6,"items":[],"info":{"name":"slow-1"}},`+
 				`{"class":"stuck-2","seconds":5,"items":[],"info":{"name":"stuck-2"}}]}`)
 			var session string
 			ids := map[string]int64{} // supplier -> task id, from the messages
