@@ -362,7 +362,8 @@ func eventually(t testing.TB, d time.Duration, f func() string) {
 	}
 }
 
-// Stats is the /stats answer.
+// Stats is the /stats answer. It is spelled out here, not imported from
+// server, so that a renamed JSON field (the SPEC's contract) fails the tests.
 type Stats struct {
 	Uptime          string `json:"uptime"`
 	SessionTotal    int64  `json:"sessionTotal"`
