@@ -41,6 +41,11 @@ check() {
     if "$@"; then pass "$desc"; else fail "$desc" "$OUT"; fi
 }
 skip() { printf 'skip - %s\n' "$1"; }
+# verify_unit UNIT: systemd-analyze verify prints problems but may still exit
+# 0 for some of them, so any output about the unit fails too.
+verify_unit() {
+    systemd-analyze verify "$1" >"$OUT" 2>&1 && ! grep -q "$(basename "$1")" "$OUT"
+}
 
 # --- fixtures ---------------------------------------------------------------
 
@@ -343,6 +348,14 @@ ctl install "$R/v1"
 check "install again with a release exits 0" is_eq "$RC" 0
 check "install keeps an existing properties file" grep -q 'edited by the operator' "$AGG_ETC/application.properties"
 check "install RELEASE deploys it" is_eq "$(current_version)" v1
+# systemd's own check of the installed unit: directives, sandboxing options,
+# and that ExecStart names an executable (the deployed release's binary).
+if command -v systemd-analyze >/dev/null; then
+    OUT=$TMP/analyze.out
+    check "systemd-analyze verify accepts the installed unit" verify_unit "$UNIT"
+else
+    skip "systemd-analyze verify: no systemd-analyze on this machine"
+fi
 unset AGG_SYSTEMD_DIR AGG_NGINX_DIR AGG_NGINX AGG_BIN_DIR AGG_PACKAGES AGG_ALLOW_NONROOT AGG_USER
 
 printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
