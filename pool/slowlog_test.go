@@ -146,30 +146,40 @@ func TestTimeoutBacktrace(t *testing.T) {
 			r := m.runner(t, "slow", log, 0)
 			// Long enough for a cold PHP start on a loaded machine to reach
 			// wait_for_supplier before its time runs out.
-			const deadline = 1500 * time.Millisecond
-			ctx, cancel := context.WithTimeout(context.Background(), deadline)
-			defer cancel()
-			start := time.Now()
-			res, err := r.Run(ctx, slowJob(5))
-			took := time.Since(start)
-			if !errors.Is(err, ErrKilled) {
-				t.Fatalf("err %v, want ErrKilled", err)
-			}
-			if took > deadline+BacktraceWait+500*time.Millisecond {
-				t.Errorf("Run took %v: the kill waited too long", took)
-			}
-			// Logged before Run returned, so before the kill Run waits for.
-			tb := logs.FilterMessage(whyTimeout).All()
-			if len(tb) != 1 {
-				t.Fatalf("%d timeout backtrace lines when Run returned, want 1: %v", len(tb), logs.All())
-			}
-			checkBacktraceEntry(t, tb[0], m.file)
-			if tb[0].Time.Before(start.Add(450 * time.Millisecond)) {
-				t.Errorf("timeout backtrace at %v, before the deadline", tb[0].Time.Sub(start))
-			}
+			res, tb := runPastDeadline(t, r, logs, slowJob(5), 1500*time.Millisecond, BacktraceWait+500*time.Millisecond)
+			checkBacktraceEntry(t, tb, m.file)
 			waitDead(t, res.PID, "the timed-out PHP")
 		})
 	}
+}
+
+// runPastDeadline runs job on r with deadline. It checks that the job is
+// killed (ErrKilled) within deadline+slack and that exactly one "timeout
+// backtrace" line was logged before Run returned, not before the deadline;
+// it returns the result and that line.
+func runPastDeadline(t *testing.T, r Runner, logs *observer.ObservedLogs, job *Job, deadline, slack time.Duration) (Result, observer.LoggedEntry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	res, err := r.Run(ctx, job)
+	took := time.Since(start)
+	if !errors.Is(err, ErrKilled) {
+		t.Fatalf("err %v, want ErrKilled", err)
+	}
+	if took > deadline+slack {
+		t.Errorf("Run took %v, want the deadline (%v) plus at most %v", took, deadline, slack)
+	}
+	// Logged before Run returned, so before the kill Run waits for.
+	tb := logs.FilterMessage(whyTimeout).All()
+	if len(tb) != 1 {
+		t.Fatalf("%d timeout backtrace lines when Run returned, want 1: %v", len(tb), logs.All())
+	}
+	// 50 ms: the context's clock starts just before start is read.
+	if at := tb[0].Time.Sub(start); at < deadline-50*time.Millisecond {
+		t.Errorf("timeout backtrace line at %v, before the deadline %v", at, deadline)
+	}
+	return res, tb[0]
 }
 
 // TestCancelNoBacktrace: a job cancelled (the session ended), not timed
@@ -209,23 +219,8 @@ func TestBacktraceBlocked(t *testing.T) {
 			r := m.runner(t, "blocked", log, 0)
 			// Long enough for a cold PHP start on a loaded machine to reach
 			// the blocking read (before that, there is no handler to ask).
-			const deadline = 1500 * time.Millisecond
-			ctx, cancel := context.WithTimeout(context.Background(), deadline)
-			defer cancel()
-			start := time.Now()
-			res, err := r.Run(ctx, slowJob(0))
-			took := time.Since(start)
-			if !errors.Is(err, ErrKilled) {
-				t.Fatalf("err %v, want ErrKilled", err)
-			}
-			if took > deadline+500*time.Millisecond {
-				t.Errorf("Run took %v, want the deadline (%v) plus at most %v", took, deadline, BacktraceWait)
-			}
-			tb := logs.FilterMessage(whyTimeout).All()
-			if len(tb) != 1 {
-				t.Fatalf("%d timeout backtrace lines, want 1 saying it is missing: %v", len(tb), logs.All())
-			}
-			cm := tb[0].ContextMap()
+			res, tb := runPastDeadline(t, r, logs, slowJob(0), 1500*time.Millisecond, 500*time.Millisecond)
+			cm := tb.ContextMap()
 			if _, ok := cm["backtrace"]; ok {
 				t.Errorf("a backtrace from a process blocked in fread: %v", cm)
 			}
