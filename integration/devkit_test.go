@@ -306,33 +306,20 @@ func TestDevkitWatch(t *testing.T) {
 	}
 
 	// Sessions keep running while the file changes and the workers reload.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failures []string
 	sessions := 0
-	for i := 0; i < 2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				r, err := dkTrySession(s, request("normal"))
-				mu.Lock()
-				sessions++
-				if err != nil {
-					failures = append(failures, err.Error())
-				} else if msg := dkNormalOK(r); msg != "" {
-					failures = append(failures, msg)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	stop := repeatUntilStopped(2, func() {
+		r, err := dkTrySession(s, request("normal"))
+		mu.Lock()
+		defer mu.Unlock()
+		sessions++
+		if err != nil {
+			failures = append(failures, err.Error())
+		} else if msg := dkNormalOK(r); msg != "" {
+			failures = append(failures, msg)
+		}
+	})
 
 	time.Sleep(300 * time.Millisecond)
 	demo := filepath.Join(dir, "script", "lib", "Demo.php")
@@ -358,8 +345,7 @@ func TestDevkitWatch(t *testing.T) {
 		return ""
 	})
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stop()
 	if len(failures) > 0 {
 		t.Errorf("%d of %d sessions failed during the reload: %q", len(failures), sessions, failures)
 	}

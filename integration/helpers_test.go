@@ -346,6 +346,31 @@ func phpChildren(t testing.TB, serverPID int) map[int]string {
 	return out
 }
 
+// repeatUntilStopped runs f again and again in n goroutines until the
+// returned stop is called; stop waits for the calls under way to end.
+func repeatUntilStopped(n int, f func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				f()
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // eventually retries f until it returns "" or d passes, then fails with its last word.
 func eventually(t testing.TB, d time.Duration, f func() string) {
 	t.Helper()

@@ -310,37 +310,23 @@ func TestConfigErrors(t *testing.T) {
 func TestReloadUnderLoad(t *testing.T) {
 	s := startServer(t, nil, "-Daggregator.pool.executor=4")
 	before := workerPIDs(t, s)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
 	var mu sync.Mutex
 	sessions := 0
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				r := s.session(t, 20*time.Second, request("analog"))
-				if r.CloseCode != 1000 || r.Count("SUCCESS") != 5 || len(r.Errors()) != 0 {
-					t.Errorf("session during reload: close %d, %d SUCCESS, errors %v", r.CloseCode, r.Count("SUCCESS"), r.Errors())
-				}
-				mu.Lock()
-				sessions++
-				mu.Unlock()
-			}
-		}()
-	}
+	stop := repeatUntilStopped(4, func() {
+		r := s.session(t, 20*time.Second, request("analog"))
+		if r.CloseCode != 1000 || r.Count("SUCCESS") != 5 || len(r.Errors()) != 0 {
+			t.Errorf("session during reload: close %d, %d SUCCESS, errors %v", r.CloseCode, r.Count("SUCCESS"), r.Errors())
+		}
+		mu.Lock()
+		sessions++
+		mu.Unlock()
+	})
 	for i := 0; i < 3; i++ {
 		time.Sleep(400 * time.Millisecond)
 		_ = s.Cmd.Process.Signal(syscall.SIGHUP)
 	}
 	time.Sleep(400 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stop()
 	eventually(t, 10*time.Second, func() string {
 		after := workerPIDs(t, s)
 		if len(after) != 4 {
