@@ -171,6 +171,31 @@ func (b *backtraces) ask(p *os.Process, why string, job *Job, since time.Time) *
 	return req
 }
 
+// slowlog asks for the backtrace of job (whySlow) if it is still running
+// after d (0: never); call what it returns when the job is over, at the
+// latest before the process gets another job. A backtrace asked for just
+// before the end may come just after it: it stays tagged with its job.
+func (b *backtraces) slowlog(p *os.Process, d time.Duration, job *Job, start time.Time) (over func()) {
+	if d <= 0 {
+		return func() {}
+	}
+	var mu sync.Mutex // ended and the signal exclude each other
+	ended := false
+	t := time.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !ended {
+			b.ask(p, whySlow, job, start)
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+	}
+}
+
 // take asks for a backtrace and waits at most wait for it, or until exited
 // is closed. A backtrace that does not come in time is logged as missing.
 func (b *backtraces) take(p *os.Process, why string, job *Job, since time.Time, exited <-chan struct{}, wait time.Duration) {

@@ -35,6 +35,7 @@ type ExecConfig struct {
 type Exec struct {
 	cfg    ExecConfig
 	argv   map[Kind][]string // the commands as run: with the prepend file
+	script map[Kind]string   // the commands as configured, for log lines
 	slots  chan struct{}
 	ctx    context.Context // done when the runner closes
 	cancel context.CancelFunc
@@ -56,18 +57,12 @@ func NewExec(cfg ExecConfig) *Exec {
 	return &Exec{
 		cfg:     cfg,
 		argv:    map[Kind][]string{Suppliers: withPrepend(cfg.Suppliers, cfg.Prepend), Items: withPrepend(cfg.Items, cfg.Prepend)},
+		script:  map[Kind]string{Suppliers: strings.Join(cfg.Suppliers, " "), Items: strings.Join(cfg.Items, " ")},
 		slots:   make(chan struct{}, cfg.Processes),
 		ctx:     ctx,
 		cancel:  cancel,
 		running: make(map[int]*ProcInfo),
 	}
-}
-
-func (e *Exec) words(k Kind) []string {
-	if k == Suppliers {
-		return e.cfg.Suppliers
-	}
-	return e.cfg.Items
 }
 
 // withPrepend adds "-d auto_prepend_file=FILE" after the program when it is
@@ -107,18 +102,13 @@ func (e *Exec) Run(ctx context.Context, job *Job) (Result, error) {
 }
 
 func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
-	words := e.words(job.Kind)
-	log := e.cfg.Log.With(zap.String("session", job.Session), zap.Int64("task", job.Task),
-		zap.String("script", strings.Join(words, " ")))
+	script := zap.String("script", e.script[job.Kind])
+	log := e.cfg.Log.With(zap.String("session", job.Session), zap.Int64("task", job.Task), script)
 	cmd := command(e.argv[job.Kind], e.cfg.Dir, e.cfg.Env)
 	cmd.Stdin = bytes.NewReader(append(job.Input[:len(job.Input):len(job.Input)], '\n'))
 
 	var pid atomic.Int64
-	var killed, tooLong atomic.Bool
-	stdout := &limitBuffer{limit: e.cfg.OutputLimit, over: func() {
-		tooLong.Store(true)
-		killGroup(int(pid.Load()))
-	}}
+	stdout := &limitBuffer{limit: e.cfg.OutputLimit, over: func() { killGroup(int(pid.Load())) }}
 	cmd.Stdout = stdout
 	bt := newBacktraces(func(req *btRequest, frames []string, note string) {
 		why, since := whyAsked, time.Time{}
@@ -126,7 +116,7 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 			why, since = req.why, req.since
 		}
 		fields := append([]zap.Field{zap.Int64("pid", pid.Load())}, backtraceFields(job, since, frames, note)...)
-		fields = append(fields, zap.String("script", strings.Join(words, " ")))
+		fields = append(fields, script)
 		e.cfg.Log.Log(backtraceLevel(req), why, fields...)
 	})
 	var firstErr string // a PHP error or exception message, not the trace after it
@@ -163,34 +153,18 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 	killDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(killDone)
-		killed.Store(true)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			bt.take(cmd.Process, whyTimeout, job, start, exited, BacktraceWait)
 		}
 		killGroup(cmd.Process.Pid)
 	})
 	stopClose := context.AfterFunc(e.ctx, func() { killGroup(cmd.Process.Pid) })
-	var slow *time.Timer
-	var slowMu sync.Mutex // ended and the slowlog signal exclude each other
-	ended := false
-	if e.cfg.Slowlog > 0 {
-		slow = time.AfterFunc(e.cfg.Slowlog, func() {
-			slowMu.Lock()
-			defer slowMu.Unlock()
-			if !ended {
-				bt.ask(cmd.Process, whySlow, job, start)
-			}
-		})
-	}
+	over := bt.slowlog(cmd.Process, e.cfg.Slowlog, job, start)
 	err := cmd.Wait()
-	slowMu.Lock()
-	ended = true
-	slowMu.Unlock()
-	if slow != nil {
-		slow.Stop()
-	}
+	over()
 	close(exited)
-	if !stop() {
+	killed := !stop() // ctx ended first: the AfterFunc above ran
+	if killed {
 		<-killDone
 	}
 	stopClose()
@@ -201,9 +175,9 @@ func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
 	res := Result{Output: stdout.Bytes(), PID: cmd.Process.Pid, Duration: time.Since(start)}
 
 	switch {
-	case killed.Load():
+	case killed:
 		return res, ErrKilled
-	case tooLong.Load():
+	case stdout.exceeded.Load():
 		return res, fmt.Errorf("%w (%d bytes)", ErrOutputLimit, e.cfg.OutputLimit)
 	case e.ctx.Err() != nil:
 		return res, ErrClosed

@@ -119,7 +119,7 @@ func (s *Supervisor) slot() {
 		backoff = 0
 		s.started(w)
 		w.log.Debug("worker ready")
-		w.setState(Idle, nil)
+		w.setState(Idle)
 		s.offer(w)
 		select {
 		case <-w.exited:
@@ -194,9 +194,10 @@ func (s *Supervisor) Run(ctx context.Context, job *Job) (Result, error) {
 // worker is alive and the last start failed.
 func (s *Supervisor) acquire(ctx context.Context) (*worker, error) {
 	for {
+		// Fast path, without s.mu: a worker is idle.
 		select {
 		case w := <-s.idle:
-			if w.setState(Busy, nil) {
+			if w.setState(Busy) {
 				return w, nil
 			}
 			continue // it died or was stopped while idle
@@ -210,7 +211,7 @@ func (s *Supervisor) acquire(ctx context.Context) (*worker, error) {
 		}
 		select {
 		case w := <-s.idle:
-			if w.setState(Busy, nil) {
+			if w.setState(Busy) {
 				return w, nil
 			}
 		case <-changed:
@@ -250,9 +251,10 @@ func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result,
 		w.kill()
 	})
 	defer stop()
-	if s.cfg.Slowlog > 0 {
-		defer s.slowlog(w, job, start)()
-	}
+	// Over before the worker can be released to another job (below), and
+	// on every early return.
+	over := w.bt.slowlog(w.cmd.Process, s.cfg.Slowlog, job, start)
+	defer over()
 	if err := w.relay.Send(jobFrame(job)); err != nil {
 		w.retire("crash")
 		w.kill()
@@ -265,6 +267,7 @@ func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result,
 		zap.String("kind", job.Kind.String()), zap.String("class", job.Class))
 	f, err := readFrame(w.results, s.cfg.OutputLimit)
 	readAt := time.Now()
+	over()
 	res.Duration = readAt.Sub(start)
 	if !stop() {
 		// ctx ended: the worker is being killed. An answer read before
@@ -329,28 +332,6 @@ func (s *Supervisor) answer(w *worker, job *Job, f *frame.Frame, res Result) (_ 
 	return res, err, true
 }
 
-// slowlog arranges for the backtrace of a job still running after
-// cfg.Slowlog to be logged (the job goes on); call what it returns when
-// the job is over. A backtrace asked for just before the end may come just
-// after it: it stays tagged with its job until the worker's next job.
-func (s *Supervisor) slowlog(w *worker, job *Job, start time.Time) (over func()) {
-	var mu sync.Mutex
-	ended := false
-	t := time.AfterFunc(s.cfg.Slowlog, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !ended {
-			w.bt.ask(w.cmd.Process, whySlow, job, start)
-		}
-	})
-	return func() {
-		t.Stop()
-		mu.Lock()
-		ended = true
-		mu.Unlock()
-	}
-}
-
 // handlerError logs a handler's exception with its trace and makes the
 // error; fatal says the worker reported a fatal PHP error and is exiting.
 func (s *Supervisor) handlerError(w *worker, job *Job, payload []byte) (err error, fatal bool) {
@@ -390,7 +371,7 @@ func (s *Supervisor) release(w *worker) {
 		w.stop(stopGrace)
 		return
 	}
-	if w.setState(Idle, nil) {
+	if w.setState(Idle) {
 		s.offer(w)
 	}
 }
@@ -466,7 +447,7 @@ func (s *Supervisor) healthLoop() {
 		case <-t.C:
 		}
 		s.drainIdle(func(w *worker) bool {
-			if !w.setState(Busy, nil) {
+			if !w.setState(Busy) {
 				return false
 			}
 			if err := w.ping(pingTimeout); err != nil {
@@ -475,12 +456,10 @@ func (s *Supervisor) healthLoop() {
 				w.kill()
 				return false
 			}
-			if s.cfg.MaxMemory > 0 && w.memory.Load() > s.cfg.MaxMemory {
-				w.retire("max_memory")
-				w.stop(stopGrace)
-				return false
-			}
-			return w.setState(Idle, nil)
+			// Back to idle, or retired for its memory (as the ping just
+			// measured it) or for a reload that began during the ping.
+			s.release(w)
+			return false
 		})
 	}
 }

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -144,7 +143,7 @@ func spawn(c spawnConfig, gen uint64) (*worker, error) {
 		w.mu.Lock()
 		w.waitErr = err
 		w.mu.Unlock()
-		w.setState(Exited, nil)
+		w.setState(Exited)
 		jobW.Close()
 		resR.Close()
 		close(w.exited)
@@ -166,22 +165,35 @@ func spawn(c spawnConfig, gen uint64) (*worker, error) {
 
 // handshake waits for the worker's first CONTROL frame announcing its pid.
 func (w *worker) handshake(timeout time.Duration) error {
+	var hello struct {
+		PID int `json:"pid"`
+	}
+	payload, err := w.readControl(timeout, &hello)
+	if err != nil {
+		return fmt.Errorf("no handshake: %w", err)
+	}
+	if hello.PID == 0 {
+		return fmt.Errorf("bad handshake %q", payload)
+	}
+	return nil
+}
+
+// readControl reads the next frame within timeout, which must be a CONTROL
+// frame holding JSON, into v; it returns the payload.
+func (w *worker) readControl(timeout time.Duration, v any) ([]byte, error) {
 	_ = w.results.SetReadDeadline(time.Now().Add(timeout))
 	defer func() { _ = w.results.SetReadDeadline(time.Time{}) }()
 	f, err := readFrame(w.results, 1<<16)
 	if err != nil {
-		return fmt.Errorf("no handshake: %w", err)
+		return nil, err
 	}
 	if f.ReadFlags()&flagControl == 0 {
-		return fmt.Errorf("handshake is not a control frame")
+		return f.Payload(), fmt.Errorf("not a control frame: %q", f.Payload())
 	}
-	var hello struct {
-		PID int `json:"pid"`
+	if err := json.Unmarshal(f.Payload(), v); err != nil {
+		return f.Payload(), fmt.Errorf("bad control frame %q: %v", f.Payload(), err)
 	}
-	if err := json.Unmarshal(f.Payload(), &hello); err != nil || hello.PID == 0 {
-		return fmt.Errorf("bad handshake %q", f.Payload())
-	}
-	return nil
+	return f.Payload(), nil
 }
 
 // output logs a line the worker printed, tagged with the job it runs.
@@ -210,8 +222,9 @@ func (w *worker) logBacktrace(req *btRequest, frames []string, note string) {
 	log.Log(backtraceLevel(req), why, backtraceFields(job, since, frames, note)...)
 }
 
-// setState moves the worker to a new state if the move is legal.
-func (w *worker) setState(to State, job *Job) bool {
+// setState moves the worker to a new state if the move is legal. The job a
+// busy worker runs is recorded by assign.
+func (w *worker) setState(to State) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	from := w.state
@@ -219,7 +232,7 @@ func (w *worker) setState(to State, job *Job) bool {
 		return false
 	}
 	w.state = to
-	w.job = job
+	w.job = nil
 	w.since = time.Now()
 	switch from {
 	case Idle:
@@ -259,7 +272,7 @@ func (w *worker) kill() { killGroup(w.pid) }
 // stop asks the worker to exit after its current frame, and kills it if it
 // has not within grace.
 func (w *worker) stop(grace time.Duration) {
-	w.setState(Stopping, nil)
+	w.setState(Stopping)
 	_ = w.relay.Send(controlFrame(map[string]bool{"stop": true}))
 	go func() {
 		t := time.NewTimer(grace)
@@ -293,18 +306,16 @@ func (w *worker) ping(timeout time.Duration) error {
 	if err := w.relay.Send(controlFrame(map[string]bool{"ping": true})); err != nil {
 		return err
 	}
-	_ = w.results.SetReadDeadline(time.Now().Add(timeout))
-	defer func() { _ = w.results.SetReadDeadline(time.Time{}) }()
-	f, err := readFrame(w.results, 1<<16)
-	if err != nil {
-		return err
-	}
 	var pong struct {
 		Pong   bool   `json:"pong"`
 		Memory uint64 `json:"memory"`
 	}
-	if f.ReadFlags()&flagControl == 0 || json.Unmarshal(f.Payload(), &pong) != nil || !pong.Pong {
-		return errors.New("bad pong")
+	payload, err := w.readControl(timeout, &pong)
+	if err != nil {
+		return err
+	}
+	if !pong.Pong {
+		return fmt.Errorf("bad pong %q", payload)
 	}
 	w.memory.Store(pong.Memory)
 	return nil
