@@ -35,8 +35,8 @@ func ItemsInput(elem []byte, infoField string) (input []byte, class string, info
 	if err != nil || !json.Valid(elem) {
 		return nil, "", nil, fmt.Errorf("a supplier element must be a JSON object")
 	}
-	_ = json.Unmarshal(lookup(fields, "class"), &class)
-	return encodeFields(fields), class, lookup(fields, infoField), nil
+	input, class, info = itemsTask(fields, infoField)
+	return input, class, info, nil
 }
 
 // CheckOutput checks a script's answer as a session does: suppliers output
@@ -45,12 +45,7 @@ func ItemsInput(elem []byte, infoField string) (input []byte, class string, info
 // returns each element re-encoded, or the SPEC code the browser would get and
 // the reason (the same text the server logs).
 func CheckOutput(kind pool.Kind, out []byte, itemsField, suppliersField string) (items, suppliers []json.RawMessage, code Code, err error) {
-	var o output
-	if kind == pool.Suppliers {
-		o, code, err = parseOutput(out, suppliersField, suppliersField, ErrSuppliersJSON, ErrSuppliersResponse)
-	} else {
-		o, code, err = parseOutput(out, itemsField, suppliersField, ErrItemsJSON, ErrItemsResponse)
-	}
+	o, code, err := checkOutput(kind, out, itemsField, suppliersField)
 	if err != nil {
 		return nil, nil, code, err
 	}

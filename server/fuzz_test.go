@@ -60,9 +60,9 @@ func FuzzParseOutput(f *testing.F) {
 			if code != "" {
 				continue
 			}
-			h := head{Session: "1", Task: TaskItems, ID: 7, Status: StatusSending, Info: json.RawMessage(`{"a":1}`)}
+			tail := head{Session: "1", Task: TaskItems, ID: 7, Status: StatusSending, Info: json.RawMessage(`{"a":1}`)}.encode()[1:]
 			for _, item := range res.Items {
-				m := itemMessage(item, h)
+				m := itemMessage(item, tail)
 				var v map[string]any
 				if err := json.Unmarshal(m, &v); err != nil || !utf8.Valid(m) {
 					t.Fatalf("message %q from %q: %v", m, out, err)

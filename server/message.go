@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/theaspect/aggregator/pool"
 )
 
 // Code is one of the SPEC's error codes.
@@ -104,15 +106,23 @@ var errNotObject = errors.New("not a JSON object")
 var ourKeys = map[string]bool{"_session": true, "_task": true, "_id": true, "_status": true,
 	"_error": true, "_params": true, "_info": true}
 
-// itemMessage is a SENDING message: the item's own fields, then ours.
-func itemMessage(item []field, h head) []byte {
+// itemMessage is a SENDING message: the item's own fields, then ours
+// (headTail: the encoded head without its '{').
+func itemMessage(item []field, headTail []byte) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	if writeFields(&b, item, ourKeys) > 0 {
 		b.WriteByte(',')
 	}
-	b.Write(h.encode()[1:]) // the head without its '{'
+	b.Write(headTail)
 	return b.Bytes()
+}
+
+// itemsTask is what an items task is made of from one supplier element: its
+// input (the element, re-encoded), class (for logs) and info field (_info).
+func itemsTask(elem []field, infoField string) (input []byte, class string, info json.RawMessage) {
+	_ = json.Unmarshal(lookup(elem, "class"), &class)
+	return encodeFields(elem), class, lookup(elem, infoField)
 }
 
 // encodeFields writes fields as a JSON object.
@@ -157,6 +167,16 @@ func validUTF8(b []byte) []byte {
 type output struct {
 	Items     [][]field // each item's fields
 	Suppliers [][]field // each supplier element's fields
+}
+
+// checkOutput checks a finished task's output: suppliers output must hold
+// suppliers; items output items and, maybe, nested suppliers. Each kind has
+// its own pair of codes.
+func checkOutput(kind pool.Kind, out []byte, itemsField, suppliersField string) (output, Code, error) {
+	if kind == pool.Suppliers {
+		return parseOutput(out, suppliersField, suppliersField, ErrSuppliersJSON, ErrSuppliersResponse)
+	}
+	return parseOutput(out, itemsField, suppliersField, ErrItemsJSON, ErrItemsResponse)
 }
 
 // parseOutput checks a script's answer: a JSON object (else jsonCode) with

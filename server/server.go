@@ -58,7 +58,8 @@ type Server struct {
 	sessionSeq atomic.Int64
 	taskSeq    atomic.Int64
 	alive      atomic.Int64
-	sessions   sync.WaitGroup
+	mu         sync.Mutex     // orders sessions.Add against Shutdown's cancel
+	sessions   sync.WaitGroup // running sessions; Add only under mu, before cancel
 }
 
 // New builds a server around runner. reg receives the server's metrics.
@@ -124,16 +125,18 @@ func (s *Server) runTask(t *task) {
 
 // serveWS upgrades the connection and runs its session.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	if s.ctx.Err() != nil {
+	if !s.enter() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	defer s.sessions.Done()
+	remote := s.clientAddr(r)
 	if n := s.alive.Add(1); s.cfg.MaxSessions > 0 && n > int64(s.cfg.MaxSessions) {
 		s.alive.Add(-1)
 		s.metrics.sessionsRejected.Inc()
 		s.metrics.limitHits.WithLabelValues("sessions").Inc()
 		s.log.Warn("too many sessions, refusing", zap.Int("limit", s.cfg.MaxSessions),
-			zap.String("remote", s.clientAddr(r)))
+			zap.String("remote", remote))
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
 		return
@@ -141,22 +144,32 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		s.alive.Add(-1)
-		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", s.clientAddr(r)))
+		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", remote))
 		return
 	}
-	s.sessions.Add(1)
-	defer s.sessions.Done()
-	sess := newSession(s, conn, s.clientAddr(r))
+	sess := newSession(s, conn)
 	s.stats.sessionStarted()
 	s.metrics.sessionsTotal.Inc()
 	s.metrics.sessionsAlive.Inc()
-	sess.log.Info("session opened", zap.String("remote", s.clientAddr(r)),
+	sess.log.Info("session opened", zap.String("remote", remote),
 		zap.String("origin", r.Header.Get("Origin")))
 	sess.run()
 }
 
+// enter counts a session in, unless the server is shutting down: a session
+// counted is one Shutdown waits for.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return false
+	}
+	s.sessions.Add(1)
+	return true
+}
+
 // sessionEnded is called once by each session's loop as it ends.
-func (s *Server) sessionEnded(sess *session, reason string) {
+func (s *Server) sessionEnded(reason string) {
 	s.alive.Add(-1)
 	s.stats.sessionEnded()
 	s.metrics.sessionsAlive.Dec()
@@ -293,7 +306,9 @@ func (s *Server) trusted(addr string) bool {
 // ctx ends). Running PHP is killed by the sessions' ends; the caller closes
 // the runner afterwards.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		s.sessions.Wait()

@@ -24,7 +24,16 @@ type task struct {
 	queuedAt time.Time
 	ctx      context.Context // ends when the task's time runs out or the session ends
 	cancel   context.CancelFunc
+	stopWait func() bool   // stops the watch that cancels it if its time runs out while queued
 	elem     *list.Element // its place in the queue while waiting (guarded by the queue)
+}
+
+// unwatch stops the watch for the task's time running out while queued (if
+// it was queued: a task can end before, e.g. refused over the limit).
+func (t *task) unwatch() {
+	if t.stopWait != nil {
+		t.stopWait()
+	}
 }
 
 func (t *task) name() string {
@@ -67,7 +76,7 @@ type session struct {
 	ended   bool
 }
 
-func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
+func newSession(srv *Server, conn *websocket.Conn) *session {
 	id := strconv.FormatInt(srv.sessionSeq.Add(1), 10)
 	ctx, cancel := context.WithCancel(srv.ctx)
 	return &session{
@@ -236,7 +245,9 @@ func (s *session) addTask(kind pool.Kind, input []byte, info json.RawMessage, cl
 	s.log.Debug("task queued", zap.Int64("task", t.id), zap.String("kind", kind.String()),
 		zap.String("class", class), zap.Int("input_bytes", len(input)))
 	// A task whose time runs out while it waits is taken out and cancelled.
-	context.AfterFunc(t.ctx, func() {
+	// endTask and end stop this watch, so a task ending otherwise costs no
+	// goroutine and no queue lock.
+	t.stopWait = context.AfterFunc(t.ctx, func() {
 		if s.srv.queue.remove(t) {
 			s.post(evTaskDone{t: t, err: pool.ErrNotStarted})
 		}
@@ -266,13 +277,7 @@ func (s *session) onTaskDone(ev evTaskDone) {
 		s.maybeFinish()
 		return
 	}
-	// Suppliers output must hold suppliers; items output items and, maybe,
-	// nested suppliers. Each has its own pair of codes.
-	listKey, jsonCode, respCode := s.srv.cfg.ItemsField, ErrItemsJSON, ErrItemsResponse
-	if t.kind == pool.Suppliers {
-		listKey, jsonCode, respCode = s.srv.cfg.SuppliersField, ErrSuppliersJSON, ErrSuppliersResponse
-	}
-	out, code, err := parseOutput(ev.res.Output, listKey, s.srv.cfg.SuppliersField, jsonCode, respCode)
+	out, code, err := checkOutput(t.kind, ev.res.Output, s.srv.cfg.ItemsField, s.srv.cfg.SuppliersField)
 	if err != nil {
 		log.Warn("bad "+t.kind.String()+" output", zap.String("code", string(code)), zap.Error(err),
 			zap.ByteString("output", clip(ev.res.Output)))
@@ -283,9 +288,10 @@ func (s *session) onTaskDone(ev evTaskDone) {
 	log.Debug("task succeeded", zap.Int("pid", ev.res.PID), zap.Int("items", len(out.Items)),
 		zap.Int("suppliers", len(out.Suppliers)), zap.Duration("ran", ev.res.Duration),
 		zap.Duration("took", time.Since(t.queuedAt)))
-	h := head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusSending, Info: t.info}
+	// The head is the same for each item: encoded once, without its '{'.
+	tail := head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusSending, Info: t.info}.encode()[1:]
 	for _, item := range out.Items {
-		if !s.sendRaw(itemMessage(item, h)) {
+		if !s.sendRaw(itemMessage(item, tail)) {
 			return
 		}
 	}
@@ -300,9 +306,8 @@ func (s *session) addSuppliers(elems [][]field) {
 		if s.ended {
 			return
 		}
-		var class string
-		_ = json.Unmarshal(lookup(e, "class"), &class)
-		s.addTask(pool.Items, encodeFields(e), lookup(e, s.srv.cfg.InfoField), class)
+		input, class, info := itemsTask(e, s.srv.cfg.InfoField)
+		s.addTask(pool.Items, input, info, class)
 	}
 }
 
@@ -330,6 +335,7 @@ func (s *session) endTask(t *task, outcome string) {
 		return
 	}
 	delete(s.tasks, t.id)
+	t.unwatch()
 	t.cancel()
 	s.srv.stats.taskEnded(outcome == "SUCCESS")
 	s.srv.metrics.tasksTotal.WithLabelValues(t.kind.String(), outcome).Inc()
@@ -382,6 +388,7 @@ func (s *session) end(closeCode int, text, reason, outcome string) {
 	}
 	s.ended = true
 	for _, t := range s.tasks {
+		t.unwatch()
 		s.srv.queue.remove(t)
 	}
 	s.cancel() // kills the session's running scripts
@@ -394,7 +401,7 @@ func (s *session) end(closeCode int, text, reason, outcome string) {
 		s.endTask(t, outcome)
 	}
 	s.out.close(closeCode, text)
-	s.srv.sessionEnded(s, reason)
+	s.srv.sessionEnded(reason)
 }
 
 // errorCode maps a runner's error to the SPEC's code.
