@@ -189,7 +189,8 @@ func TestKillWorkersUnderLoad(t *testing.T) {
 
 // TestLimits: each protective limit gives its clear outcome and is counted.
 func TestLimits(t *testing.T) {
-	s := startServer(t, nil, "-Daggregator.limit.sessions=3", "-Daggregator.limit.request-size=1024",
+	s := startServer(t, nil, "-Daggregator.worker.handlers=pool/testdata/faults.php",
+		"-Daggregator.limit.sessions=3", "-Daggregator.limit.request-size=1024",
 		"-Daggregator.limit.send-queue=100", "-Daggregator.timeout.script=10", "-Daggregator.timeout.session=10",
 		"-Daggregator.ws.allowed-origins=https://shop.example")
 	t.Run("request size", func(t *testing.T) {
@@ -238,20 +239,28 @@ func TestLimits(t *testing.T) {
 			}
 			return ""
 		})
-		// A browser with a tiny receive buffer that never reads.
-		d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
-			c, err := net.Dial(network, addr)
-			if err == nil {
-				_ = c.(*net.TCPConn).SetReadBuffer(4096)
+		// A browser with a tiny receive buffer that never reads. The buffer
+		// is set before connecting so the TCP window is small from the
+		// handshake on; "flood" sends ~50 MB, more than the server's socket
+		// buffer can grow to (tcp_wmem max is 4 MB by default), so the
+		// server's send queue must fill whatever the machine's settings.
+		nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			})
+			if err != nil {
+				return err
 			}
-			return c, err
+			return serr
 		}}
+		d := websocket.Dialer{NetDialContext: nd.DialContext}
 		c, _, err := d.Dial(s.WS+"/ws", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		_ = c.WriteMessage(websocket.TextMessage, []byte(request("sessionTimeout")))
+		_ = c.WriteMessage(websocket.TextMessage, []byte(request("flood")))
 		eventually(t, 15*time.Second, func() string {
 			if !strings.Contains(s.Stderr(), "send queue full") {
 				return "the server did not give up on a browser that does not read"

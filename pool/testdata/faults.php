@@ -8,6 +8,8 @@
  *   memory   allocates past memory_limit (a fatal error)
  *   fork     starts a child process, then sleeps past the task time
  *   big      answers 20 MB (past aggregator.limit.output-size)
+ *   flood    names 200 "flood" suppliers of 1000 items each (~50 MB of
+ *            messages: more than any kernel socket buffers can hold)
  *   other    answers one supplier, "plain"
  */
 
@@ -34,11 +36,17 @@ $suppliers = static function (array $request): array|string {
             break;
         case 'big':
             return str_repeat('x', 20 << 20);
+        case 'flood':
+            return ['suppliers' => array_fill(0, 200, ['class' => 'flood', 'info' => ['supplier' => 'flood']])];
     }
     return ['suppliers' => [['class' => 'plain', 'info' => ['supplier' => 'plain']]]];
 };
 
 $items = static function (array $supplier): array {
+    if (($supplier['class'] ?? '') === 'flood') {
+        $item = ['code' => 'f-1', 'brand' => 'b', 'name' => str_repeat('f', 200), 'price' => 1.5, 'quantity' => 1];
+        return ['items' => array_fill(0, 1000, $item)];
+    }
     return ['items' => [[
         'code' => 'p-1', 'brand' => 'b', 'name' => 'plain part', 'price' => 1.5, 'quantity' => 1,
         'supplier' => $supplier['class'] ?? '',
