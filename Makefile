@@ -13,7 +13,7 @@ TEST_PKGS := php-cli nginx chromium composer curl
 .PHONY: build run test deps test-deps bench vet php-test deploy-test dist clean
 
 build:
-	$(GO) build -o $(BIN) .
+	$(GO) build -o $(BIN) ./cmd/aggregator
 
 # deps installs php-cli when it is missing (Debian/Ubuntu; root or sudo).
 deps:

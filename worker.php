@@ -21,16 +21,8 @@ declare(strict_types=1);
             return;
         }
     }
-    // Otherwise load Aggregator\X from src/X.php on first use (what composer's PSR-4 rule does).
-    spl_autoload_register(static function (string $class): void {
-        $prefix = 'Aggregator\\';
-        if (str_starts_with($class, $prefix)) {
-            $file = __DIR__ . '/src/' . str_replace('\\', '/', substr($class, strlen($prefix))) . '.php';
-            if (is_file($file)) {
-                require_once $file;
-            }
-        }
-    });
+    // Otherwise load the kit from src/ beside this file.
+    require_once __DIR__ . '/src/autoload.php';
 })();
 
 exit(\Aggregator\Worker::main($_SERVER['argv'] ?? [], __DIR__));

@@ -165,7 +165,7 @@ func TestLogs(t *testing.T) {
 		for _, want := range []string{
 			fmt.Sprintf(`"session": "%s"`, session),
 			fmt.Sprintf(`"task": %d`, task),
-			"php stderr",     // the error script's message
+			"handler failed", // the error script's exception, as one line
 			"task queued",    // DEBUG trail
 			"task succeeded", // DEBUG trail of the suppliers task
 			"E_SCRIPT_ERROR", // the outcome
@@ -174,16 +174,16 @@ func TestLogs(t *testing.T) {
 				return fmt.Sprintf("log lacks %q:\n%s", want, log)
 			}
 		}
-		// PHP's stderr lines name the session, task and pid that wrote them.
+		// What PHP reports names the session, task and pid it came from.
 		for _, line := range strings.Split(log, "\n") {
-			if strings.Contains(line, "php stderr") && strings.Contains(line, fmt.Sprintf(`"task": %d`, task)) {
+			if strings.Contains(line, "handler failed") && strings.Contains(line, fmt.Sprintf(`"task": %d`, task)) {
 				if !strings.Contains(line, `"pid":`) || !strings.Contains(line, fmt.Sprintf(`"session": "%s"`, session)) {
-					return "stderr line without pid or session: " + line
+					return "handler failed line without pid or session: " + line
 				}
 				return ""
 			}
 		}
-		return "no php stderr line for task " + fmt.Sprint(task)
+		return "no handler failed line for task " + fmt.Sprint(task)
 	})
 	// 2000-task sessions at DEBUG write about 0.5 MB each: the log rotates.
 	rotated := func() bool {

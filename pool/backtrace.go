@@ -2,7 +2,8 @@ package pool
 
 import (
 	"fmt"
-	"os"
+	"github.com/theaspect/aggregator"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,31 +43,43 @@ const (
 // btRequest is a backtrace asked for and not yet written.
 type btRequest struct {
 	why   string
-	job   *Job
+	job   *aggregator.Job
+	id    uint32        // the job's id in its worker; 0 for a process that runs one job (exec)
 	since time.Time     // when the job started
 	done  chan struct{} // closed once it is logged, or will not come
 }
 
-// btLogger logs a backtrace: req is nil for one nobody here asked for;
-// frames is empty and note says why when there is none.
-type btLogger func(req *btRequest, frames []string, note string)
+// btLogger logs a backtrace: req is nil for one nobody here asked for (then
+// id names the job the section is about, 0 for none); frames is empty and
+// note says why when there is none.
+type btLogger func(req *btRequest, id uint32, frames []string, note string)
+
+// btSection is one job's part of a block: a worker with jobs in flight
+// heads each job's stack with a line "job <id>".
+type btSection struct {
+	id     uint32
+	frames []string
+}
 
 // backtraces watches one PHP process's stderr for backtrace blocks.
 type backtraces struct {
 	log btLogger
 
-	mu      sync.Mutex
-	ready   bool     // PHP said it answers SIGUSR1
-	in      bool     // between the markers
-	frames  []string // of the block being read
-	dropped int      // frames past maxBacktraceLines
-	pending *btRequest
+	mu       sync.Mutex
+	ready    bool        // PHP said it answers SIGUSR1
+	in       bool        // between the markers
+	sections []btSection // of the block being read
+	lines    int         // frames kept of the block
+	dropped  int         // frames past maxBacktraceLines
+	pending  map[uint32]*btRequest
 }
 
-func newBacktraces(log btLogger) *backtraces { return &backtraces{log: log} }
+func newBacktraces(log btLogger) *backtraces {
+	return &backtraces{log: log, pending: map[uint32]*btRequest{}}
+}
 
 // line takes one line of stderr. It reports false for a line outside any
-// block, which the caller logs as before.
+// block, which the caller logs as PHP output.
 func (b *backtraces) line(l string) bool {
 	b.mu.Lock()
 	switch {
@@ -75,28 +88,32 @@ func (b *backtraces) line(l string) bool {
 		b.mu.Unlock()
 		return true
 	case l == backtraceBegin:
-		var req *btRequest
-		var frames []string
+		var emits []btEmit
 		if b.in { // the last block never ended: log what came of it
-			req, frames = b.takeLocked()
+			emits = b.takeLocked("incomplete: a new backtrace began before its end marker")
 		}
 		b.in = true
 		b.mu.Unlock()
-		if frames != nil {
-			b.emit(req, frames, "incomplete: a new backtrace began before its end marker")
-		}
+		b.emit(emits)
 		return true
 	case !b.in:
 		b.mu.Unlock()
 		return false
 	case l == backtraceEnd:
-		req, frames := b.takeLocked()
+		emits := b.takeLocked("")
 		b.mu.Unlock()
-		b.emit(req, frames, "")
+		b.emit(emits)
 		return true
 	}
-	if len(b.frames) < maxBacktraceLines {
-		b.frames = append(b.frames, l)
+	if id, ok := sectionHead(l); ok {
+		b.sections = append(b.sections, btSection{id: id, frames: []string{}})
+	} else if b.lines < maxBacktraceLines {
+		if len(b.sections) == 0 {
+			b.sections = append(b.sections, btSection{frames: []string{}})
+		}
+		last := &b.sections[len(b.sections)-1]
+		last.frames = append(last.frames, l)
+		b.lines++
 	} else {
 		b.dropped++
 	}
@@ -104,25 +121,64 @@ func (b *backtraces) line(l string) bool {
 	return true
 }
 
-// takeLocked ends the current block and hands over its frames and request.
-func (b *backtraces) takeLocked() (*btRequest, []string) {
-	frames := b.frames
-	if frames == nil {
-		frames = []string{}
+// sectionHead parses a "job <id>" line.
+func sectionHead(l string) (uint32, bool) {
+	rest, ok := strings.CutPrefix(l, "job ")
+	if !ok {
+		return 0, false
 	}
-	if b.dropped > 0 {
-		frames = append(frames, fmt.Sprintf("... %d more lines", b.dropped))
-	}
-	req := b.pending
-	b.in, b.frames, b.dropped, b.pending = false, nil, 0, nil
-	return req, frames
+	n, err := strconv.ParseUint(rest, 10, 32)
+	return uint32(n), err == nil
 }
 
-// emit logs a block, then tells whoever waits for it.
-func (b *backtraces) emit(req *btRequest, frames []string, note string) {
-	b.log(req, frames, note)
-	if req != nil {
-		close(req.done)
+// btEmit is one backtrace to log.
+type btEmit struct {
+	req    *btRequest
+	id     uint32
+	frames []string
+	note   string
+}
+
+// takeLocked ends the current block: each section goes to the request
+// waiting for its job; with requests pending, sections nobody asked for are
+// dropped (they came with the signal sent for another job); without, each
+// is logged as asked by nobody.
+func (b *backtraces) takeLocked(note string) []btEmit {
+	sections := b.sections
+	if len(sections) == 0 {
+		sections = []btSection{{frames: []string{}}}
+	}
+	if b.dropped > 0 {
+		last := &sections[len(sections)-1]
+		last.frames = append(last.frames, fmt.Sprintf("... %d more lines", b.dropped))
+	}
+	b.in, b.sections, b.lines, b.dropped = false, nil, 0, 0
+	var out []btEmit
+	asked := len(b.pending) > 0
+	for _, s := range sections {
+		req := b.pending[s.id]
+		if req == nil && s.id == 0 && len(sections) == 1 && len(b.pending) == 1 {
+			for _, r := range b.pending { // a block without sections is the one job's
+				req = r
+			}
+		}
+		if req != nil {
+			delete(b.pending, req.id)
+			out = append(out, btEmit{req: req, id: s.id, frames: s.frames, note: note})
+		} else if !asked {
+			out = append(out, btEmit{id: s.id, frames: s.frames, note: note})
+		}
+	}
+	return out
+}
+
+// emit logs blocks, then tells whoever waits for them.
+func (b *backtraces) emit(es []btEmit) {
+	for _, e := range es {
+		b.log(e.req, e.id, e.frames, e.note)
+		if e.req != nil {
+			close(e.req.done)
+		}
 	}
 }
 
@@ -130,41 +186,39 @@ func (b *backtraces) emit(req *btRequest, frames []string, note string) {
 // cut short is logged as it is, and nobody waits any longer.
 func (b *backtraces) close() {
 	b.mu.Lock()
-	var req *btRequest
-	var frames []string
+	var emits []btEmit
 	if b.in {
-		req, frames = b.takeLocked()
-	} else if req = b.pending; req != nil {
-		b.pending = nil
-		close(req.done)
-		req = nil
+		emits = b.takeLocked("incomplete: the process exited in the middle of its backtrace")
 	}
+	left := b.pending
+	b.pending = map[uint32]*btRequest{}
 	b.mu.Unlock()
-	if frames != nil {
-		b.emit(req, frames, "incomplete: the process exited in the middle of its backtrace")
+	b.emit(emits)
+	for _, req := range left {
+		close(req.done)
 	}
 }
 
-// ask sends SIGUSR1 to p for a backtrace of job, which the log gets when
-// PHP writes it. It returns the request, or nil when none was sent (after
-// logging why): only a process that said it is ready gets SIGUSR1, whose
-// default action would kill it.
-func (b *backtraces) ask(p *os.Process, why string, job *Job, since time.Time) *btRequest {
-	req := &btRequest{why: why, job: job, since: since, done: make(chan struct{})}
+// ask sends SIGUSR1 to p for a backtrace of job (id in its worker, 0 for
+// an exec process), which the log gets when PHP writes it. It returns the
+// request, or nil when none was sent (after logging why): only a process
+// that said it is ready gets SIGUSR1, whose default action would kill it.
+func (b *backtraces) ask(p *process, why string, job *aggregator.Job, id uint32, since time.Time) *btRequest {
+	req := &btRequest{why: why, job: job, id: id, since: since, done: make(chan struct{})}
 	b.mu.Lock()
 	if !b.ready {
 		b.mu.Unlock()
-		b.log(req, nil, fmt.Sprintf("pid %d has no SIGUSR1 handler: no pcntl extension, or a script "+
-			"run without the prepend file (aggregator.script.prepend), or it has not started yet", p.Pid))
+		b.log(req, id, nil, fmt.Sprintf("pid %d has no SIGUSR1 handler: no pcntl extension, or a script "+
+			"run without the prepend file (aggregator.script.prepend), or it has not started yet", p.pid))
 		return nil
 	}
-	old := b.pending
-	b.pending = req
+	old := b.pending[id]
+	b.pending[id] = req
 	b.mu.Unlock()
 	if old != nil {
 		close(old.done)
 	}
-	if err := p.Signal(syscall.SIGUSR1); err != nil { // it has exited
+	if err := p.signal(syscall.SIGUSR1); err != nil { // it has exited
 		b.forget(req)
 		return nil
 	}
@@ -172,10 +226,10 @@ func (b *backtraces) ask(p *os.Process, why string, job *Job, since time.Time) *
 }
 
 // slowlog asks for the backtrace of job (whySlow) if it is still running
-// after d (0: never); call what it returns when the job is over, at the
-// latest before the process gets another job. A backtrace asked for just
-// before the end may come just after it: it stays tagged with its job.
-func (b *backtraces) slowlog(p *os.Process, d time.Duration, job *Job, start time.Time) (over func()) {
+// after d (0: never); call what it returns when the job is over. A
+// backtrace asked for just before the end may come just after it: it stays
+// tagged with its job.
+func (b *backtraces) slowlog(p *process, d time.Duration, job *aggregator.Job, id uint32, start time.Time) (over func()) {
 	if d <= 0 {
 		return func() {}
 	}
@@ -185,7 +239,7 @@ func (b *backtraces) slowlog(p *os.Process, d time.Duration, job *Job, start tim
 		mu.Lock()
 		defer mu.Unlock()
 		if !ended {
-			b.ask(p, whySlow, job, start)
+			b.ask(p, whySlow, job, id, start)
 		}
 	})
 	return func() {
@@ -196,10 +250,10 @@ func (b *backtraces) slowlog(p *os.Process, d time.Duration, job *Job, start tim
 	}
 }
 
-// take asks for a backtrace and waits at most wait for it, or until exited
-// is closed. A backtrace that does not come in time is logged as missing.
-func (b *backtraces) take(p *os.Process, why string, job *Job, since time.Time, exited <-chan struct{}, wait time.Duration) {
-	req := b.ask(p, why, job, since)
+// take asks for a backtrace and waits at most wait for it, or until the
+// process exits. A backtrace that does not come in time is logged as missing.
+func (b *backtraces) take(p *process, why string, job *aggregator.Job, id uint32, since time.Time, wait time.Duration) {
+	req := b.ask(p, why, job, id, since)
 	if req == nil {
 		return
 	}
@@ -208,38 +262,49 @@ func (b *backtraces) take(p *os.Process, why string, job *Job, since time.Time, 
 	select {
 	case <-req.done:
 		return
-	case <-exited:
+	case <-p.exited:
 		return
 	case <-t.C:
 	}
 	b.mu.Lock()
-	late := b.pending == req && !b.in // not even begun: PHP is stuck in a C call
+	late := b.pending[id] == req && !b.in // not even begun: PHP is stuck in a C call
 	if late {
-		b.pending = nil
+		delete(b.pending, id)
 	}
 	b.mu.Unlock()
 	if late {
-		b.log(req, nil, fmt.Sprintf("PHP did not write it within %v: blocked in a C call "+
+		b.log(req, id, nil, fmt.Sprintf("PHP did not write it within %v: blocked in a C call "+
 			"(a read on a pipe or socket, curl, a database query) where its signal handler cannot run", wait))
 		close(req.done)
 	}
 }
 
-// forget drops req if it is still pending, or with req nil whatever is
-// pending: a backtrace that comes later is logged as asked by nobody.
+// forget drops req if it is still pending: a backtrace that comes later is
+// logged as asked by nobody.
 func (b *backtraces) forget(req *btRequest) {
 	b.mu.Lock()
-	if b.pending == nil || (req != nil && b.pending != req) {
+	if b.pending[req.id] != req {
 		b.mu.Unlock()
 		return
 	}
-	req, b.pending = b.pending, nil
+	delete(b.pending, req.id)
 	b.mu.Unlock()
 	close(req.done)
 }
 
+// overrun is what happens to a job whose time ran out in PHP code, in both
+// modes: its backtrace is logged (at most BacktraceWait is spent waiting for
+// it) when the time ran out (not when its browser left), then the process
+// group is killed.
+func overrun(p *process, b *backtraces, job *aggregator.Job, id uint32, since time.Time, deadline bool) {
+	if deadline {
+		b.take(p, whyTimeout, job, id, since, BacktraceWait)
+	}
+	p.kill()
+}
+
 // backtraceFields are the fields of a backtrace's log line (but the pid).
-func backtraceFields(job *Job, since time.Time, frames []string, note string) []zap.Field {
+func backtraceFields(job *aggregator.Job, since time.Time, frames []string, note string) []zap.Field {
 	fs := make([]zap.Field, 0, 8)
 	if job != nil {
 		fs = append(fs, zap.String("session", job.Session), zap.Int64("task", job.Task),

@@ -3,15 +3,18 @@ package pool
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
 )
 
@@ -29,20 +32,25 @@ type ExecConfig struct {
 	Metrics     *Metrics
 }
 
+// reportFD is the exec script's fd of the report pipe (src/Report.php):
+// the prepend file and the exec adapter write a handler's exception there
+// as JSON, so it reaches the log as data, not as lines of PHP's text.
+const reportFD = 3
+
 // Exec runs each job as its own process: the job's JSON on stdin (then
 // closed), the answer read whole from stdout. Scripts of the first
 // implementation of the service run unmodified.
 type Exec struct {
 	cfg    ExecConfig
-	argv   map[Kind][]string // the commands as run: with the prepend file
-	script map[Kind]string   // the commands as configured, for log lines
+	argv   map[aggregator.Kind][]string // the commands as run: with the prepend file
+	script map[aggregator.Kind]string   // the commands as configured, for log lines
 	slots  chan struct{}
 	ctx    context.Context // done when the runner closes
 	cancel context.CancelFunc
 	runs   gate
 
 	mu      sync.Mutex
-	running map[int]*ProcInfo
+	running map[int]*aggregator.ProcInfo
 }
 
 // NewExec returns an exec runner.
@@ -54,21 +62,25 @@ func NewExec(cfg ExecConfig) *Exec {
 		cfg.Log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Exec{
-		cfg:     cfg,
-		argv:    map[Kind][]string{Suppliers: withPrepend(cfg.Suppliers, cfg.Prepend), Items: withPrepend(cfg.Items, cfg.Prepend)},
-		script:  map[Kind]string{Suppliers: strings.Join(cfg.Suppliers, " "), Items: strings.Join(cfg.Items, " ")},
+	e := &Exec{
+		cfg: cfg,
+		argv: map[aggregator.Kind][]string{aggregator.Suppliers: withPrepend(cfg.Suppliers, cfg.Prepend),
+			aggregator.Items: withPrepend(cfg.Items, cfg.Prepend)},
+		script: map[aggregator.Kind]string{aggregator.Suppliers: strings.Join(cfg.Suppliers, " "),
+			aggregator.Items: strings.Join(cfg.Items, " ")},
 		slots:   make(chan struct{}, cfg.Processes),
 		ctx:     ctx,
 		cancel:  cancel,
-		running: make(map[int]*ProcInfo),
+		running: make(map[int]*aggregator.ProcInfo),
 	}
+	cfg.Metrics.observe(e.gauges)
+	return e
 }
 
 // withPrepend adds "-d auto_prepend_file=FILE" after the program when it is
-// PHP (php, php8.2, ...) and file is set. src/backtrace_prepend.php makes
-// the scripts answer SIGUSR1 with their backtrace, unmodified. A later
-// auto_prepend_file of the command itself wins.
+// PHP (php, php8.2, ...) and file is set. src/prepend.php gives scripts
+// fetch(), backtraces on SIGUSR1 and exceptions reported as data, unmodified.
+// A later auto_prepend_file of the command itself wins.
 func withPrepend(words []string, file string) []string {
 	if file == "" || len(words) == 0 || !strings.HasPrefix(filepath.Base(words[0]), "php") {
 		return words
@@ -79,130 +91,176 @@ func withPrepend(words []string, file string) []string {
 }
 
 // Run starts the job's command once a slot is free and waits for it.
-func (e *Exec) Run(ctx context.Context, job *Job) (Result, error) {
+func (e *Exec) Run(ctx context.Context, job *aggregator.Job) (aggregator.Result, error) {
 	if !e.runs.enter() {
-		return Result{}, ErrClosed
+		return aggregator.Result{}, errClosed()
 	}
 	defer e.runs.leave()
 	if e.ctx.Err() != nil {
-		return Result{}, ErrClosed
+		return aggregator.Result{}, errClosed()
 	}
 	select {
 	case e.slots <- struct{}{}:
 	case <-ctx.Done():
-		return Result{}, ErrNotStarted
+		return aggregator.Result{}, errCancelled()
 	case <-e.ctx.Done():
-		return Result{}, ErrClosed
+		return aggregator.Result{}, errClosed()
 	}
 	defer func() { <-e.slots }()
 	if ctx.Err() != nil {
-		return Result{}, ErrNotStarted
+		return aggregator.Result{}, errCancelled()
 	}
 	return e.run(ctx, job)
 }
 
-func (e *Exec) run(ctx context.Context, job *Job) (Result, error) {
+func (e *Exec) run(ctx context.Context, job *aggregator.Job) (aggregator.Result, error) {
 	script := zap.String("script", e.script[job.Kind])
-	log := e.cfg.Log.With(zap.String("session", job.Session), zap.Int64("task", job.Task), script)
-	cmd := command(e.argv[job.Kind], e.cfg.Dir, e.cfg.Env)
-	cmd.Stdin = bytes.NewReader(append(job.Input[:len(job.Input):len(job.Input)], '\n'))
-
-	var pid atomic.Int64
-	stdout := &limitBuffer{limit: e.cfg.OutputLimit, over: func() { killGroup(int(pid.Load())) }}
-	cmd.Stdout = stdout
-	bt := newBacktraces(func(req *btRequest, frames []string, note string) {
+	log := e.cfg.Log.With(jobFields(job, script)...)
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		return aggregator.Result{}, aggregator.Errorf(aggregator.EScriptStart, "pipe: %v", err)
+	}
+	var (
+		p      *process
+		mu     sync.Mutex // guards stderr and p for the copiers
+		stderr []string
+		report bytes.Buffer
+	)
+	stdout := &limitBuffer{limit: e.cfg.OutputLimit, over: func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if p != nil {
+			p.kill()
+		}
+	}}
+	var bt *backtraces
+	bt = newBacktraces(func(req *btRequest, _ uint32, frames []string, note string) {
 		why, since := whyAsked, time.Time{}
 		if req != nil {
 			why, since = req.why, req.since
 		}
-		fields := append([]zap.Field{zap.Int64("pid", pid.Load())}, backtraceFields(job, since, frames, note)...)
-		fields = append(fields, script)
-		e.cfg.Log.Log(backtraceLevel(req), why, fields...)
+		mu.Lock()
+		pid := p.pid
+		mu.Unlock()
+		fields := append([]zap.Field{zap.Int("pid", pid)}, backtraceFields(job, since, frames, note)...)
+		e.cfg.Log.Log(backtraceLevel(req), why, append(fields, script)...)
 	})
-	var firstErr string // a PHP error or exception message, not the trace after it
-	stderr := newLineWriter(func(line string) {
+	errLines := newLineWriter(func(line string) {
 		if bt.line(line) {
 			return
 		}
-		if firstErr == "" || strings.HasPrefix(line, "Could not open input file") {
-			firstErr = line
+		mu.Lock()
+		if len(stderr) < maxJobLines {
+			stderr = append(stderr, line)
 		}
-		log.Warn("php stderr", zap.Int64("pid", pid.Load()), zap.String("line", line))
+		pid := p.pid
+		mu.Unlock()
+		log.Warn("php stderr", zap.Int("pid", pid), zap.String("line", line))
 	})
-	cmd.Stderr = stderr
-
+	env := append(append([]string{}, e.cfg.Env...), "AGGREGATOR_REPORT_FD="+strconv.Itoa(reportFD),
+		"AGGREGATOR_OUTPUT_LIMIT="+strconv.Itoa(e.cfg.OutputLimit))
+	if d, ok := ctx.Deadline(); ok {
+		env = append(env, fmt.Sprintf("AGGREGATOR_DEADLINE=%.3f", float64(d.UnixMicro())/1e6))
+	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	mu.Lock() // the copiers wait for p
+	p, err = startProcess(procSpec{words: e.argv[job.Kind], dir: e.cfg.Dir, env: env,
+		stdin: append(job.Input[:len(job.Input):len(job.Input)], '\n'),
+		extra: []*os.File{repW}, stdout: stdout, stderr: errLines})
+	if err != nil {
+		p = &process{}
+		mu.Unlock()
+		repR.Close()
 		e.cfg.Metrics.execStarted(job.Kind, false)
-		return Result{}, fmt.Errorf("%w: %v", ErrStart, err)
+		return aggregator.Result{}, aggregator.Errorf(aggregator.EScriptStart, "%s", describeStart(e.argv[job.Kind], err))
 	}
+	mu.Unlock()
 	e.cfg.Metrics.execStarted(job.Kind, true)
-	pid.Store(int64(cmd.Process.Pid))
-	if stdout.exceeded.Load() { // the limit was hit before pid was known
-		killGroup(cmd.Process.Pid)
+	reportRead := make(chan struct{})
+	go func() {
+		defer close(reportRead)
+		_, _ = io.Copy(&report, io.LimitReader(repR, 1<<20))
+		repR.Close()
+	}()
+	if stdout.exceeded.Load() { // the limit was hit before p was set
+		p.kill()
 	}
-	log.Debug("job started", zap.Int("pid", cmd.Process.Pid), zap.String("kind", job.Kind.String()),
-		zap.String("class", job.Class))
-	e.track(cmd.Process.Pid, job, start)
-	defer e.untrack(cmd.Process.Pid)
+	log.Debug("job started", zap.Int("pid", p.pid), zap.String("kind", job.Kind.String()))
+	e.track(p.pid, job, start)
+	defer e.untrack(p.pid)
 
-	// When ctx ends the process group is killed; when that is because the
-	// job's time ran out, its backtrace is logged first (waiting at most
-	// BacktraceWait for it).
-	exited := make(chan struct{})
+	// When ctx ends the process group is killed (after its backtrace when
+	// its time ran out), and so it is when the runner closes.
 	killDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(killDone)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			bt.take(cmd.Process, whyTimeout, job, start, exited, BacktraceWait)
-		}
-		killGroup(cmd.Process.Pid)
+		overrun(p, bt, job, 0, start, ctx.Err() == context.DeadlineExceeded)
 	})
-	stopClose := context.AfterFunc(e.ctx, func() { killGroup(cmd.Process.Pid) })
-	over := bt.slowlog(cmd.Process, e.cfg.Slowlog, job, start)
-	err := cmd.Wait()
-	over()
-	close(exited)
+	stopClose := context.AfterFunc(e.ctx, p.kill)
+	slowEnd := bt.slowlog(p, e.cfg.Slowlog, job, 0, start)
+	<-p.exited
+	slowEnd()
 	killed := !stop() // ctx ended first: the AfterFunc above ran
 	if killed {
 		<-killDone
 	}
 	stopClose()
-	// Kill what the script may have left behind in its group.
-	killGroup(cmd.Process.Pid)
-	_ = stderr.Close()
 	bt.close()
-	res := Result{Output: stdout.Bytes(), PID: cmd.Process.Pid, Duration: time.Since(start)}
-
+	<-reportRead
+	mu.Lock()
+	res := aggregator.Result{Output: stdout.Bytes(), PID: p.pid, Duration: time.Since(start), Stderr: stderr}
+	mu.Unlock()
+	var failure *phpFailure
+	if report.Len() > 0 {
+		var r struct {
+			Exception *phpFailure `json:"exception"`
+		}
+		if json.Unmarshal(report.Bytes(), &r) == nil {
+			failure = r.Exception
+		}
+	}
 	switch {
 	case killed:
-		return res, ErrKilled
+		if ctx.Err() == context.DeadlineExceeded {
+			return res, aggregator.Errorf(aggregator.EScriptTimeout, "its time ran out while running PHP code (pid %d killed)", p.pid)
+		}
+		return res, aggregator.Errorf(aggregator.EScriptTimeout, "cancelled (its session ended): pid %d killed", p.pid)
 	case stdout.exceeded.Load():
-		return res, fmt.Errorf("%w (%d bytes)", ErrOutputLimit, e.cfg.OutputLimit)
+		return res, &aggregator.Error{Code: aggregator.EScriptError, Limit: "output_size", Message: fmt.Sprintf(
+			"its answer is over aggregator.limit.output-size (%d bytes): pid %d killed", e.cfg.OutputLimit, p.pid)}
 	case e.ctx.Err() != nil:
-		return res, ErrClosed
-	case err != nil:
-		var exitErr *exec.ExitError
-		// PHP CLI prints "Could not open input file: x.php" on stdout, not stderr.
-		if errors.As(err, &exitErr) {
-			for _, msg := range []string{firstErr, strings.TrimSpace(string(res.Output))} {
+		return res, errClosed()
+	case failure != nil:
+		res.Output = nil
+		var err error
+		res.Exception, err = handlerFailed(log.With(zap.Int("pid", p.pid)), job, *failure)
+		return res, err
+	case p.err != nil:
+		if _, ok := p.err.(*exec.ExitError); ok {
+			// PHP CLI says so (on stdout) when the script file is missing.
+			for _, msg := range append([]string{strings.TrimSpace(string(res.Output))}, res.Stderr...) {
 				if strings.HasPrefix(msg, "Could not open input file") {
-					return res, fmt.Errorf("%w: %s", ErrStart, msg)
+					return res, aggregator.Errorf(aggregator.EScriptStart, "%s", msg)
 				}
 			}
 		}
-		if firstErr != "" {
-			return res, fmt.Errorf("%w: %v: %s", ErrFailed, err, firstErr)
+		detail := p.exitDetail()
+		if n := len(res.Stderr); n > 0 {
+			detail += ": " + res.Stderr[n-1]
 		}
-		return res, fmt.Errorf("%w: %v", ErrFailed, err)
+		return res, aggregator.Errorf(aggregator.EScriptError, "PHP failed: %s", detail)
+	case len(res.Output) == 0:
+		// As a worker whose handler calls exit(): no answer at all.
+		return res, aggregator.Errorf(aggregator.EScriptError, "the script exited 0 without printing an answer")
 	}
 	return res, nil
 }
 
-func (e *Exec) track(pid int, job *Job, start time.Time) {
+func (e *Exec) track(pid int, job *aggregator.Job, start time.Time) {
 	e.mu.Lock()
-	e.running[pid] = &ProcInfo{PID: pid, State: "busy", Jobs: 1, Started: start,
-		Session: job.Session, Task: job.Task, Class: job.Class, Since: start}
+	e.running[pid] = &aggregator.ProcInfo{PID: pid, State: "busy", Jobs: 0, Started: start,
+		Running: []aggregator.JobInfo{{Session: job.Session, Task: job.Task, Kind: job.Kind.String(),
+			Class: job.Class, Since: start}}}
 	e.mu.Unlock()
 }
 
@@ -212,24 +270,31 @@ func (e *Exec) untrack(pid int) {
 	e.mu.Unlock()
 }
 
+// gauges counts the running processes for /metrics: each is busy with one job.
+func (e *Exec) gauges() (busy, idle, jobs int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.running), 0, len(e.running)
+}
+
 // Reload does nothing: every exec job starts a fresh process with the code on disk.
 func (e *Exec) Reload() {}
 
 // Health reports whether both commands can be found.
-func (e *Exec) Health() error {
+func (e *Exec) Health() aggregator.Health {
 	for _, w := range [][]string{e.cfg.Suppliers, e.cfg.Items} {
 		if _, err := exec.LookPath(w[0]); err != nil {
-			return fmt.Errorf("exec command %q: %w", w[0], err)
+			return aggregator.Health{Status: aggregator.HealthDown, Reason: fmt.Sprintf("exec command %q: %v", w[0], err)}
 		}
 	}
-	return nil
+	return aggregator.Health{Status: aggregator.HealthOK}
 }
 
 // Info lists the running processes.
-func (e *Exec) Info() []ProcInfo {
+func (e *Exec) Info() []aggregator.ProcInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]ProcInfo, 0, len(e.running))
+	out := make([]aggregator.ProcInfo, 0, len(e.running))
 	for _, p := range e.running {
 		out = append(out, *p)
 	}

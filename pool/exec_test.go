@@ -3,13 +3,14 @@ package pool
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/theaspect/aggregator"
 )
 
 // execConfig runs the demo scripts with no artificial delay.
@@ -50,8 +51,8 @@ func TestExecNormal(t *testing.T) {
 	if res.PID <= 0 {
 		t.Errorf("pid %d", res.PID)
 	}
-	if err := e.Health(); err != nil {
-		t.Errorf("Health: %v", err)
+	if h := e.Health(); h.Status != aggregator.HealthOK {
+		t.Errorf("Health: %+v", h)
 	}
 	if len(e.Info()) != 0 {
 		t.Errorf("Info lists finished processes: %v", e.Info())
@@ -62,7 +63,7 @@ func TestExecFailed(t *testing.T) {
 	t.Parallel()
 	e := newExec(t, execConfig(t))
 	_, err := run(t, e, Suppliers, `"not an object"`)
-	if !errors.Is(err, ErrFailed) {
+	if !isCode(err, aggregator.EScriptError) {
 		t.Fatalf("err %v, want ErrFailed", err)
 	}
 	if !strings.Contains(err.Error(), "stdin must hold a JSON object") {
@@ -79,13 +80,13 @@ func TestExecStartErrors(t *testing.T) {
 		cfg := execConfig(t)
 		cfg.Items = words
 		e := newExec(t, cfg)
-		if _, err := run(t, e, Items, `{}`); !errors.Is(err, ErrStart) {
+		if _, err := run(t, e, Items, `{}`); !isCode(err, aggregator.EScriptStart) {
 			t.Errorf("%s: err %v, want ErrStart", name, err)
 		}
 	}
 	cfg := execConfig(t)
 	cfg.Items = []string{"/nonexistent/php-binary"}
-	if err := newExec(t, cfg).Health(); err == nil {
+	if h := newExec(t, cfg).Health(); h.Status != aggregator.HealthDown {
 		t.Error("Health is nil with a missing program")
 	}
 }
@@ -99,7 +100,7 @@ func TestExecTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	res, err := e.Run(ctx, &Job{Kind: Items, Input: []byte(`{}`)})
-	if !errors.Is(err, ErrKilled) {
+	if !isCode(err, aggregator.EScriptTimeout) {
 		t.Fatalf("err %v, want ErrKilled", err)
 	}
 	if res.PID <= 0 {
@@ -119,7 +120,7 @@ func TestExecOutputLimit(t *testing.T) {
 	cfg.Suppliers = phpCode(`echo str_repeat("y", 500000);`)
 	e := newExec(t, cfg)
 	res, err := run(t, e, Items, `{}`)
-	if !errors.Is(err, ErrOutputLimit) {
+	if !isCode(err, aggregator.EScriptError) {
 		t.Fatalf("err %v, want ErrOutputLimit", err)
 	}
 	if len(res.Output) > 1<<20 {
@@ -192,7 +193,7 @@ func TestExecClose(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		select {
 		case err := <-results:
-			if !errors.Is(err, ErrClosed) {
+			if !isCode(err, aggregator.EScriptCancelled) {
 				t.Errorf("a running job ended with %v, want ErrClosed", err)
 			}
 		case <-time.After(5 * time.Second):
@@ -202,7 +203,7 @@ func TestExecClose(t *testing.T) {
 	for _, pid := range running {
 		waitDead(t, pid, "a script after Close")
 	}
-	if _, err := e.Run(context.Background(), &Job{Kind: Items, Input: []byte(`{}`)}); !errors.Is(err, ErrClosed) {
+	if _, err := e.Run(context.Background(), &Job{Kind: Items, Input: []byte(`{}`)}); !isCode(err, aggregator.EScriptCancelled) {
 		t.Errorf("Run after Close: %v, want ErrClosed", err)
 	}
 }
@@ -217,7 +218,7 @@ func TestExecNotStarted(t *testing.T) {
 	eventually(t, 10*time.Second, "the first script did not start", func() bool { return len(e.Info()) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if _, err := e.Run(ctx, &Job{Kind: Items, Input: []byte(`{}`)}); !errors.Is(err, ErrNotStarted) {
+	if _, err := e.Run(ctx, &Job{Kind: Items, Input: []byte(`{}`)}); !isCode(err, aggregator.EScriptCancelled) {
 		t.Errorf("err %v, want ErrNotStarted", err)
 	}
 }

@@ -17,6 +17,19 @@ const (
 	flagError   = frame.ERROR
 )
 
+// Message types: option 0 of every frame that is not a CONTROL frame.
+const (
+	// typeJob: Go -> PHP a job [typeJob, id, kind]; PHP -> Go its result
+	// [typeJob, id, memory, stray output bytes].
+	typeJob = 1
+	// typeFetch: PHP -> Go a fetch() call [typeFetch, id, call, head bytes];
+	// Go -> PHP its answer, the same options.
+	typeFetch = 2
+)
+
+// protocolVersion is what worker.php must announce in its handshake.
+const protocolVersion = 2
+
 // errFrameTooLarge: a frame's payload is over the reader's limit.
 var errFrameTooLarge = errors.New("frame payload over the limit")
 
@@ -42,8 +55,9 @@ func controlFrame(v any) *frame.Frame {
 
 // readFrame reads one frame, verifying its CRC. It checks the payload length
 // against limit (0 = none) before reading the payload, so a runaway worker
-// cannot make us allocate gigabytes, and it reports a stream cut short as
-// io.ErrUnexpectedEOF rather than as an empty payload.
+// cannot make us allocate gigabytes; the frame it then returns beside
+// errFrameTooLarge has its header and options, to tell whose it was. It
+// reports a stream cut short as io.ErrUnexpectedEOF, not as an empty payload.
 func readFrame(r io.Reader, limit int) (*frame.Frame, error) {
 	head := make([]byte, 12)
 	if _, err := io.ReadFull(r, head); err != nil {
@@ -74,7 +88,7 @@ func readFrame(r io.Reader, limit int) (*frame.Frame, error) {
 	}
 	n := f.ReadPayloadLen(f.Header())
 	if limit > 0 && int64(n) > int64(limit) {
-		return nil, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)
+		return f, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)
 	}
 	if n > 0 {
 		payload := make([]byte, n)
@@ -84,6 +98,11 @@ func readFrame(r io.Reader, limit int) (*frame.Frame, error) {
 		return frame.From(f.Header(), payload), nil
 	}
 	return f, nil
+}
+
+// options returns a frame's option words (nil when it has none).
+func options(f *frame.Frame) []uint32 {
+	return f.ReadOptions(f.Header())
 }
 
 func unexpected(err error) error {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theaspect/aggregator"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -256,3 +258,19 @@ func (e *errorsOnly) check(t testing.TB) {
 		t.Error(err)
 	}
 }
+
+// The domain's names, short, for the tests.
+type (
+	Job    = aggregator.Job
+	Result = aggregator.Result
+	Kind   = aggregator.Kind
+	Runner = aggregator.Runner
+)
+
+const (
+	Suppliers = aggregator.Suppliers
+	Items     = aggregator.Items
+)
+
+// isCode reports whether err carries the SPEC code.
+func isCode(err error, code aggregator.Code) bool { return aggregator.ErrorCode(err) == code }

@@ -1,6 +1,11 @@
 package pool
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/theaspect/aggregator"
+)
 
 // Metrics are the pool's Prometheus collectors. A nil *Metrics records nothing,
 // so tests can run runners without a registry.
@@ -8,8 +13,8 @@ type Metrics struct {
 	execStartedTotal *prometheus.CounterVec
 	workerStarts     *prometheus.CounterVec
 	workerExits      *prometheus.CounterVec
-	workersBusy      prometheus.Gauge
-	workersIdle      prometheus.Gauge
+	// gauges reads the supervisor's workers at scrape time; set by observe.
+	gauges atomic.Pointer[func() (busy, idle, jobs int)]
 }
 
 // NewMetrics registers the pool's collectors with reg.
@@ -27,16 +32,34 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "aggregator_worker_restarts_total",
 			Help: "PHP workers replaced, by reason (timeout, crash, fatal, max_jobs, max_memory, reload, health, protocol, output_limit).",
 		}, []string{"reason"}),
-		workersBusy: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "aggregator_workers_busy", Help: "PHP workers running a job now."}),
-		workersIdle: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "aggregator_workers_idle", Help: "PHP workers ready for a job."}),
 	}
-	reg.MustRegister(m.execStartedTotal, m.workerStarts, m.workerExits, m.workersBusy, m.workersIdle)
+	gauge := func(name, help string, pick func(busy, idle, jobs int) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			f := m.gauges.Load()
+			if f == nil {
+				return 0
+			}
+			return float64(pick((*f)()))
+		})
+	}
+	reg.MustRegister(m.execStartedTotal, m.workerStarts, m.workerExits,
+		gauge("aggregator_workers_busy", "PHP workers with at least one job in flight.",
+			func(b, _, _ int) int { return b }),
+		gauge("aggregator_workers_idle", "PHP workers ready, with no job in flight.",
+			func(_, i, _ int) int { return i }),
+		gauge("aggregator_jobs_in_flight", "Jobs in PHP workers now (several per worker with aggregator.pool.concurrency > 1).",
+			func(_, _, j int) int { return j }))
 	return m
 }
 
-func (m *Metrics) execStarted(k Kind, ok bool) {
+// observe makes the worker gauges read f.
+func (m *Metrics) observe(f func() (busy, idle, jobs int)) {
+	if m != nil {
+		m.gauges.Store(&f)
+	}
+}
+
+func (m *Metrics) execStarted(k aggregator.Kind, ok bool) {
 	if m == nil {
 		return
 	}
@@ -58,20 +81,8 @@ func (m *Metrics) workerStarted(ok bool) {
 	m.workerStarts.WithLabelValues(result).Inc()
 }
 
-func (m *Metrics) workerReplaced(reason string) {
+func (m *Metrics) workerReplaced(reason Reason) {
 	if m != nil {
-		m.workerExits.WithLabelValues(reason).Inc()
-	}
-}
-
-func (m *Metrics) idle(delta float64) {
-	if m != nil {
-		m.workersIdle.Add(delta)
-	}
-}
-
-func (m *Metrics) busy(delta float64) {
-	if m != nil {
-		m.workersBusy.Add(delta)
+		m.workerExits.WithLabelValues(string(reason)).Inc()
 	}
 }

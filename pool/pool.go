@@ -1,93 +1,46 @@
-// Package pool runs PHP: warm goridge workers (Supervisor) or one process per
-// call (Exec), behind the small Runner interface the server uses.
+// Package pool runs PHP for the aggregator: warm goridge workers (Supervisor)
+// or one process per call (Exec), both behind aggregator.Runner.
+//
+// A worker owns its process and its conversation (worker.go): it sends jobs,
+// reads and decodes every frame on its own goroutine, performs the fetch()
+// calls its jobs ask for, cancels, kills, and says why it retired. The
+// Supervisor keeps only slots, the workers that can take a job, reloads and
+// health. Every error a runner returns is an *aggregator.Error.
 package pool
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/theaspect/aggregator"
 )
 
-// Kind says which PHP entry point a job calls.
-type Kind uint32
+// Reason is why a worker left the pool; the label of
+// aggregator_worker_restarts_total and of the "worker exited" log line.
+type Reason string
 
-// The two kinds of jobs; their numbers are the job frame's first option word.
+// Reasons a worker leaves.
 const (
-	Suppliers Kind = 1
-	Items     Kind = 2
+	ReasonCrash       Reason = "crash"        // it died on its own
+	ReasonTimeout     Reason = "timeout"      // a job stuck in PHP code past its time: killed
+	ReasonFatal       Reason = "fatal"        // a job hit a fatal error or called exit()
+	ReasonMaxJobs     Reason = "max_jobs"     // aggregator.pool.max-jobs reached
+	ReasonMaxMemory   Reason = "max_memory"   // aggregator.pool.max-memory passed
+	ReasonReload      Reason = "reload"       // replaced by new code
+	ReasonHealth      Reason = "health"       // it did not answer a ping
+	ReasonProtocol    Reason = "protocol"     // it broke the protocol
+	ReasonOutputLimit Reason = "output_limit" // a job answered more than aggregator.limit.output-size
+	ReasonShutdown    Reason = "shutdown"     // the runner closed
 )
 
-func (k Kind) String() string {
-	switch k {
-	case Suppliers:
-		return "suppliers"
-	case Items:
-		return "items"
-	}
-	return fmt.Sprintf("kind(%d)", uint32(k))
+// Errors of Run, as the SPEC's codes.
+func errCancelled() error {
+	return aggregator.Errorf(aggregator.EScriptCancelled, "its time ran out before PHP took it")
 }
 
-// Job is one PHP call. Session, Task and Class only label logs and diagnostics.
-type Job struct {
-	Kind    Kind
-	Input   []byte
-	Session string
-	Task    int64
-	Class   string
+func errClosed() error {
+	return aggregator.Errorf(aggregator.EScriptCancelled, "the runner is shutting down")
 }
-
-// Result is what a finished PHP call printed, and who ran it.
-type Result struct {
-	Output   []byte
-	PID      int
-	Duration time.Duration
-}
-
-// Runner runs jobs. Run blocks until the job is done, failed, or ctx ends; when
-// ctx ends while the job runs, its process is killed before Run returns.
-type Runner interface {
-	Run(ctx context.Context, job *Job) (Result, error)
-	// Reload replaces the PHP processes gracefully (new code for new jobs).
-	Reload()
-	// Health reports why PHP cannot run now, or nil.
-	Health() error
-	// Info lists the PHP processes for diagnostics.
-	Info() []ProcInfo
-	// Close kills every PHP process and waits for them.
-	Close() error
-}
-
-// ProcInfo describes one PHP process for /workers and /health.
-type ProcInfo struct {
-	PID     int       `json:"pid"`
-	State   string    `json:"state"`
-	Jobs    int64     `json:"jobs"`
-	Memory  uint64    `json:"memory"`
-	Started time.Time `json:"started"`
-	Session string    `json:"session,omitempty"`
-	Task    int64     `json:"task,omitempty"`
-	Class   string    `json:"class,omitempty"`
-	Since   time.Time `json:"since,omitempty"`
-}
-
-// Errors of Run. The server maps them to the SPEC's codes; wrapped errors add
-// the detail for the log.
-var (
-	// ErrStart: the process could not be started (E_SCRIPT_START).
-	ErrStart = errors.New("cannot start PHP")
-	// ErrFailed: the script exited non-zero, or the worker died or failed the job (E_SCRIPT_ERROR).
-	ErrFailed = errors.New("PHP failed")
-	// ErrOutputLimit: the job printed more than the output limit; it was killed (E_SCRIPT_ERROR).
-	ErrOutputLimit = errors.New("PHP output exceeds aggregator.limit.output-size")
-	// ErrNotStarted: ctx ended before a process took the job (E_SCRIPT_CANCELLED).
-	ErrNotStarted = errors.New("job cancelled before it started")
-	// ErrKilled: ctx ended while the job ran; its process was killed (E_SCRIPT_TIMEOUT).
-	ErrKilled = errors.New("job killed: its time ran out")
-	// ErrClosed: the runner is closed.
-	ErrClosed = errors.New("runner closed")
-)
 
 // SplitCommand splits a command line into words, without a shell: words are
 // separated by blanks; single or double quotes group words with blanks.

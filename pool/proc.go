@@ -2,29 +2,199 @@ package pool
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// waitDelay bounds how long Wait waits for a process's stdout/stderr to close
-// after it exited: a background child of a PHP script may hold them open.
-const waitDelay = 2 * time.Second
+// Timing of one PHP process.
+const (
+	// drainWait bounds how long the end of a process waits for its pipes to
+	// close once its process group was killed: a child that left the group
+	// (setsid) may hold them open.
+	drainWait = time.Second
+	// maxLogLine bounds one logged line of PHP output; longer lines are split.
+	maxLogLine = 8 << 10
+)
 
-// maxLogLine bounds one logged line of PHP output; longer lines are split.
-const maxLogLine = 8 << 10
+// process is one PHP process in its own process group, so a kill reaches
+// everything it forked, with Pdeathsig, so it dies if the server dies. Its
+// stdout and stderr are our own pipes, read by our own goroutines: when it
+// exits, its whole group is killed at once and what it wrote is drained, so
+// neither a graceful exit nor a background child can leave processes
+// behind or hold the end of the process up (SPEC §11).
+type process struct {
+	cmd    *exec.Cmd
+	pid    int
+	exited chan struct{} // closed once it exited, its group was killed and its output was read
+	err    error         // how it exited (cmd.Wait's error); read after exited
 
-// command builds a PHP process in its own process group, so a kill reaches
-// everything it forked, and with Pdeathsig, so it dies if the server dies.
-func command(words []string, dir string, env []string) *exec.Cmd {
-	cmd := exec.Command(words[0], words[1:]...)
-	cmd.Dir = dir
-	cmd.Env = env
+	errPipe *os.File     // our end of its stderr, for pendingStderr
+	errMu   sync.Mutex   // held while a chunk of stderr is being handled
+	errRead atomic.Int64 // bytes of stderr read and handled
+}
+
+// procSpec is how to start a process.
+type procSpec struct {
+	words  []string
+	dir    string
+	env    []string
+	stdin  []byte     // what it reads on stdin (then EOF); nil: /dev/null
+	extra  []*os.File // its fds 3, 4, ...; closed here once it started
+	stdout io.Writer  // gets its stdout; nil discards it
+	stderr io.Writer  // gets its stderr; nil discards it
+	// onExit runs once it exited and its group was killed, before its
+	// output is drained (to close pipes only it could have closed).
+	onExit func()
+}
+
+// startProcess starts a process; on error nothing is left running.
+func startProcess(s procSpec) (*process, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeAll(s.extra)
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(append(s.extra, outR, outW))
+		return nil, err
+	}
+	cmd := exec.Command(s.words[0], s.words[1:]...)
+	cmd.Dir = s.dir
+	cmd.Env = s.env
+	cmd.Stdout, cmd.Stderr = outW, errW // files: passed as they are, no copying goroutines in os/exec
+	if s.stdin != nil {
+		cmd.Stdin = bytes.NewReader(s.stdin) // copied by os/exec's goroutine, which Wait waits for
+	}
+	cmd.ExtraFiles = s.extra
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.WaitDelay = waitDelay
-	return cmd
+	err = cmd.Start()
+	closeAll(append(s.extra, outW, errW)) // the child has its copies
+	if err != nil {
+		closeAll([]*os.File{outR, errR})
+		return nil, err
+	}
+	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), errPipe: errR}
+	var drained sync.WaitGroup
+	drained.Add(2)
+	go func() { defer drained.Done(); copyOut(outR, s.stdout, nil) }()
+	go func() { defer drained.Done(); copyOut(errR, s.stderr, p) }()
+	go func() {
+		p.err = cmd.Wait()
+		p.kill() // what it left running in its group dies with it
+		if s.onExit != nil {
+			s.onExit()
+		}
+		if !waitTimeout(&drained, drainWait) {
+			// A child outside the group holds the pipes: stop reading.
+			outR.Close()
+			errR.Close()
+			drained.Wait()
+		}
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// copyOut copies r to w (or discards it) until r ends, then closes r. With
+// p set it counts what it handled, for pendingStderr.
+func copyOut(r *os.File, w io.Writer, p *process) {
+	defer r.Close()
+	if w == nil {
+		w = io.Discard
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if p != nil {
+				p.errMu.Lock()
+			}
+			_, _ = w.Write(buf[:n])
+			if p != nil {
+				p.errRead.Add(int64(n))
+				p.errMu.Unlock()
+			}
+		}
+		if err != nil {
+			if c, ok := w.(io.Closer); ok {
+				_ = c.Close()
+			}
+			return
+		}
+	}
+}
+
+// settleStderr waits (at most wait) until what the process wrote to stderr
+// so far has been handled: the bytes still in the pipe and a chunk being
+// handled now. PHP writes a job's warnings before its result frame, so
+// calling this when the frame arrives ties them to the job.
+func (p *process) settleStderr(wait time.Duration) {
+	var pending int
+	err := controlFD(p.errPipe, func(fd uintptr) {
+		pending, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD: bytes in the pipe
+	})
+	p.errMu.Lock() // a chunk being handled is done once we hold it
+	target := p.errRead.Load() + int64(pending)
+	p.errMu.Unlock()
+	if err != nil || pending <= 0 {
+		return
+	}
+	deadline := time.Now().Add(wait)
+	for p.errRead.Load() < target && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// controlFD runs f with the file's descriptor.
+func controlFD(f *os.File, fn func(fd uintptr)) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(fn)
+}
+
+// kill SIGKILLs the process group.
+func (p *process) kill() { killGroup(p.pid) }
+
+// signal sends sig to the process itself (not its group).
+func (p *process) signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// dead reports whether the process has exited (and been cleaned up).
+func (p *process) dead() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitDetail describes how the process ended: "exit status 3", "signal: killed".
+func (p *process) exitDetail() string {
+	if p.err == nil {
+		return "exit status 0"
+	}
+	return p.err.Error()
+}
+
+// killedBySignal reports whether it ended by a signal (ours or anyone's).
+func (p *process) killedBySignal() bool {
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			return ws.Signaled()
+		}
+	}
+	return false
 }
 
 // killGroup SIGKILLs the process group led by pid.
@@ -34,9 +204,31 @@ func killGroup(pid int) {
 	}
 }
 
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// waitTimeout waits for wg at most d; false if it had to give up.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // lineWriter calls emit for each line written to it (without the newline),
-// so PHP's stderr and stray stdout land in the log line by line. Close emits
-// a last unterminated line.
+// so PHP's stderr lands in the log line by line. Close emits a last
+// unterminated line.
 type lineWriter struct {
 	mu   sync.Mutex
 	buf  []byte
@@ -87,12 +279,18 @@ func (w *lineWriter) Close() error {
 	return nil
 }
 
+// lines splits text into non-empty lines.
+func lines(text []byte) []string {
+	var out []string
+	w := newLineWriter(func(l string) { out = append(out, l) })
+	_, _ = w.Write(text)
+	_ = w.Close()
+	return out
+}
+
 // limitBuffer keeps at most limit bytes; past that it calls over once and
 // drops the rest, so a script printing gigabytes cannot exhaust memory.
-// The buffer is a named field, not embedded: an embedded bytes.Buffer would
-// lend limitBuffer its ReadFrom, and io.Copy (os/exec's stdout copier) would
-// use that and bypass the limit. exceeded is read by Exec.run while the copier
-// writes it.
+// exceeded is read by the runner while the copier writes it.
 type limitBuffer struct {
 	buf      bytes.Buffer
 	limit    int
@@ -144,4 +342,9 @@ func (g *gate) closeAndWait() {
 	g.closed = true
 	g.mu.Unlock()
 	g.calls.Wait()
+}
+
+// describeStart says why a process could not be started, for E_SCRIPT_START.
+func describeStart(words []string, err error) string {
+	return fmt.Sprintf("cannot start %q: %v", words[0], err)
 }

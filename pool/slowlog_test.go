@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/theaspect/aggregator"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -48,7 +49,7 @@ func execBacktraceConfig(t testing.TB, script string) ExecConfig {
 	words := []string{"php", "-d", "display_errors=stderr", fixture(t, script)}
 	return ExecConfig{
 		Suppliers: words, Items: words, Dir: root, Env: os.Environ(), Processes: 2,
-		Prepend: filepath.Join(root, "src", "backtrace_prepend.php"),
+		Prepend: filepath.Join(root, "src", "prepend.php"),
 	}
 }
 
@@ -75,7 +76,9 @@ func checkBacktraceEntry(t *testing.T, e observer.LoggedEntry, file string) {
 	if !strings.Contains(at, file+":") || !strings.HasSuffix(at, " wait_for_supplier()") {
 		t.Errorf("%q: at %q, want the line in wait_for_supplier() in %s", e.Message, at, file)
 	}
-	if !strings.HasPrefix(bt, "#0 ") || !strings.Contains(bt, "wait_for_supplier()") || !strings.Contains(bt, "{main}") {
+	// An exec script's stack ends at {main}; a worker job's at its Fiber's function.
+	if !strings.HasPrefix(bt, "#0 ") || !strings.Contains(bt, "wait_for_supplier()") ||
+		!strings.Contains(bt, "{main}") && !strings.Contains(bt, "Worker->Aggregator\\{closure}()") {
 		t.Errorf("%q: backtrace %q", e.Message, bt)
 	}
 	if e.Level != zap.WarnLevel {
@@ -164,7 +167,7 @@ func runPastDeadline(t *testing.T, r Runner, logs *observer.ObservedLogs, job *J
 	start := time.Now()
 	res, err := r.Run(ctx, job)
 	took := time.Since(start)
-	if !errors.Is(err, ErrKilled) {
+	if !isCode(err, aggregator.EScriptTimeout) {
 		t.Fatalf("err %v, want ErrKilled", err)
 	}
 	if took > deadline+slack {
@@ -195,7 +198,7 @@ func TestCancelNoBacktrace(t *testing.T) {
 			time.AfterFunc(400*time.Millisecond, cancel)
 			start := time.Now()
 			_, err := r.Run(ctx, slowJob(5))
-			if !errors.Is(err, ErrKilled) {
+			if !isCode(err, aggregator.EScriptTimeout) {
 				t.Fatalf("err %v, want ErrKilled", err)
 			}
 			if took := time.Since(start); took > 400*time.Millisecond+BacktraceWait/2 {
@@ -310,7 +313,7 @@ func TestBacktraceParser(t *testing.T) {
 		note   string
 	}
 	var got []logged
-	b := newBacktraces(func(req *btRequest, frames []string, note string) {
+	b := newBacktraces(func(req *btRequest, _ uint32, frames []string, note string) {
 		why := whyAsked
 		if req != nil {
 			why = req.why
@@ -339,7 +342,7 @@ func TestBacktraceParser(t *testing.T) {
 
 	// A request is answered by the next block, then closed.
 	req := &btRequest{why: whySlow, done: make(chan struct{})}
-	b.pending = req
+	b.pending[0] = req
 	feed(backtraceBegin, backtraceEnd)
 	select {
 	case <-req.done:
@@ -366,6 +369,37 @@ func TestBacktraceParser(t *testing.T) {
 	feed(append(lines, backtraceEnd)...)
 	if f := got[len(got)-1].frames; len(f) != maxBacktraceLines+1 || f[maxBacktraceLines] != "... 5 more lines" {
 		t.Errorf("%d frames, last %q", len(f), f[len(f)-1])
+	}
+}
+
+// TestBacktraceSections: a worker with several jobs writes one section per
+// job; a request gets its job's section, the others are dropped; without a
+// request each section is logged with its job id.
+func TestBacktraceSections(t *testing.T) {
+	type logged struct {
+		req    *btRequest
+		id     uint32
+		frames []string
+	}
+	var got []logged
+	b := newBacktraces(func(req *btRequest, id uint32, frames []string, note string) {
+		got = append(got, logged{req, id, frames})
+	})
+	block := []string{backtraceBegin, "job 3", "#0 a.php:1 f()", "job 7", "#0 b.php:2 g()", "#1 b.php:9 h()", backtraceEnd}
+	req := &btRequest{why: whyTimeout, id: 7, done: make(chan struct{})}
+	b.pending[7] = req
+	for _, l := range block {
+		b.line(l)
+	}
+	if len(got) != 1 || got[0].req != req || got[0].id != 7 || !slices.Equal(got[0].frames, []string{"#0 b.php:2 g()", "#1 b.php:9 h()"}) {
+		t.Fatalf("with a request for job 7: %+v", got)
+	}
+	got = nil
+	for _, l := range block {
+		b.line(l)
+	}
+	if len(got) != 2 || got[0].req != nil || got[0].id != 3 || got[1].id != 7 || got[0].frames[0] != "#0 a.php:1 f()" {
+		t.Errorf("asked by nobody: %+v", got)
 	}
 }
 
@@ -407,7 +441,7 @@ func TestSlowlogStorm(t *testing.T) {
 		}
 	}
 	if after := pids(s); !slices.Equal(before, after) {
-		t.Errorf("workers changed from %v to %v: %v", before, after, logs.FilterMessage("worker exited, replacing it").All())
+		t.Errorf("workers changed from %v to %v: %v", before, after, logs.FilterMessage("worker exited").All())
 	}
 	n := logs.FilterMessage(whySlow).Len()
 	t.Logf("%d slow job lines, %d other backtraces", n, logs.FilterMessage(whyAsked).Len())

@@ -4,12 +4,11 @@ import "testing"
 
 func TestNextState(t *testing.T) {
 	t.Parallel()
-	states := []State{Starting, Idle, Busy, Stopping, Exited}
+	states := []State{Starting, Ready, Stopping, Exited}
 	// allowed[from][to]
 	allowed := map[State]map[State]bool{
-		Starting: {Idle: true, Stopping: true, Exited: true},
-		Idle:     {Busy: true, Stopping: true, Exited: true},
-		Busy:     {Idle: true, Stopping: true, Exited: true},
+		Starting: {Ready: true, Stopping: true, Exited: true},
+		Ready:    {Stopping: true, Exited: true},
 		Stopping: {Exited: true},
 		Exited:   {},
 	}

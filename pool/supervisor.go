@@ -2,15 +2,10 @@ package pool
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/roadrunner-server/goridge/v3/pkg/frame"
+	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
 )
 
@@ -20,10 +15,14 @@ const (
 	// so a broken worker file costs a log line per attempt, not a CPU.
 	backoffMin = 100 * time.Millisecond
 	backoffMax = 10 * time.Second
-	// stopGrace is how long a worker asked to stop may take before it is killed.
-	stopGrace = 5 * time.Second
+	// crashBackoff is the wait before starting again after a worker was
+	// killed while it started: not a broken configuration, so no long wait.
+	crashBackoff = 10 * time.Millisecond
 	// pingTimeout is how long an idle worker may take to answer a health check.
 	pingTimeout = 2 * time.Second
+	// reloadSpacing is the least time between two reloads: reloads asked
+	// for meanwhile (an editor's saves, SIGHUP in a loop) become one.
+	reloadSpacing = time.Second
 )
 
 // WorkerConfig configures the supervisor of warm PHP workers.
@@ -33,33 +32,44 @@ type WorkerConfig struct {
 	Dir          string        // working directory
 	Env          []string      // environment
 	Workers      int           // how many workers to keep
+	Concurrency  int           // jobs one worker runs at once (aggregator.pool.concurrency)
 	MaxJobs      int64         // jobs before a worker is replaced; 0 = no limit
 	MaxMemory    uint64        // bytes a worker may hold after a job; 0 = no limit
 	OutputLimit  int           // bytes of one job's answer; 0 = no limit
 	StartTimeout time.Duration // how long a worker may take to shake hands
 	IdleCheck    time.Duration // how often idle workers are pinged; 0 = never
 	Slowlog      time.Duration // a job running this long has its backtrace logged; 0 = never
+	Fetcher      aggregator.Fetcher
 	Log          *zap.Logger
 	Metrics      *Metrics
 }
 
-// Supervisor keeps cfg.Workers warm worker.php processes and hands each job
-// to an idle one as a goridge frame. A worker whose job overruns its time is
-// killed; a worker that dies is replaced; failing starts back off.
+// Supervisor keeps cfg.Workers warm worker.php processes and gives each job
+// to the least busy one that has room (at most cfg.Concurrency jobs each).
+// Each slot keeps one worker alive: it starts it, replaces it when it dies
+// or asks to be recycled, and on a reload starts the new one first, so that
+// code that cannot start leaves the old workers serving (SPEC §16).
 type Supervisor struct {
 	cfg    WorkerConfig
-	spawn  spawnConfig
-	idle   chan *worker // workers ready for a job
-	gen    atomic.Uint64
+	env    *workerEnv
 	ctx    context.Context // done on Close
 	cancel context.CancelFunc
-	slots  sync.WaitGroup
+	wg     sync.WaitGroup // slots, reapers, the health loop
 	runs   gate
 
 	mu       sync.Mutex
-	workers  map[*worker]struct{} // live workers, for Info and Health
-	startErr error                // the last failed start, nil after a good one
-	changed  chan struct{}        // closed and replaced when startErr is set
+	workers  map[*worker]int // every live worker (ready, or draining after a reload) and its reserved job slots
+	waiting  int             // Run calls waiting for room
+	changed  chan struct{}   // closed and replaced when room may have appeared or startErr changed
+	startErr error           // the last failed start while no worker was live; nil after a good one
+	gen      uint64          // the code generation wanted
+	genCh    chan struct{}   // closed and replaced when gen changes
+	// reloadErr is why the last reload could not start the new code; the
+	// old workers serve meanwhile. failedGen is its generation.
+	reloadErr   error
+	failedGen   uint64
+	lastReload  time.Time
+	reloadTimer *time.Timer
 }
 
 // NewSupervisor starts the workers and returns at once; jobs wait for the
@@ -68,376 +78,359 @@ func NewSupervisor(cfg WorkerConfig) *Supervisor {
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
 	}
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 10 * time.Second
 	}
-	words := append(append([]string{}, cfg.Command...), cfg.Handlers)
-	env := append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Supervisor{
-		cfg:     cfg,
-		spawn:   spawnConfig{words: words, dir: cfg.Dir, env: env, startTimeout: cfg.StartTimeout, log: cfg.Log, metrics: cfg.Metrics},
-		idle:    make(chan *worker, cfg.Workers),
+		cfg: cfg,
+		env: &workerEnv{
+			words:        append(append([]string{}, cfg.Command...), cfg.Handlers),
+			dir:          cfg.Dir,
+			env:          append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers),
+			startTimeout: cfg.StartTimeout,
+			outputLimit:  cfg.OutputLimit,
+			slowlog:      cfg.Slowlog,
+			maxJobs:      cfg.MaxJobs,
+			maxMemory:    cfg.MaxMemory,
+			fetcher:      cfg.Fetcher,
+			log:          cfg.Log,
+			metrics:      cfg.Metrics,
+		},
 		ctx:     ctx,
 		cancel:  cancel,
-		workers: make(map[*worker]struct{}),
+		workers: map[*worker]int{},
 		changed: make(chan struct{}),
+		genCh:   make(chan struct{}),
 	}
+	cfg.Metrics.observe(s.gauges)
 	for i := 0; i < cfg.Workers; i++ {
-		s.slots.Add(1)
+		s.wg.Add(1)
 		go s.slot()
 	}
 	if cfg.IdleCheck > 0 {
-		s.slots.Add(1)
+		s.wg.Add(1)
 		go s.healthLoop()
 	}
 	return s
 }
 
-// slot keeps one worker alive: start it (backing off while starts fail),
-// offer it for jobs, wait for it to exit, start the next.
+// slot keeps one worker alive: start it (backing off while starts fail, at
+// once again on a reload), replace it when it exits, and when a reload or
+// the worker itself asks, start the replacement first and then retire the
+// old one, which finishes its jobs.
 func (s *Supervisor) slot() {
-	defer s.slots.Done()
+	defer s.wg.Done()
+	var w *worker
 	backoff := time.Duration(0)
-	for s.ctx.Err() == nil {
-		w, err := spawn(s.spawn, s.gen.Load())
-		s.cfg.Metrics.workerStarted(err == nil)
-		if err != nil {
-			backoff = min(max(2*backoff, backoffMin), backoffMax)
-			s.failedStart(err)
-			s.cfg.Log.Error("worker start failed", zap.Error(err), zap.Duration("retry_in", backoff))
-			select {
-			case <-time.After(backoff):
-				continue
-			case <-s.ctx.Done():
-				return
+	var tried uint64 // the generation this slot last failed to start for a reload
+	for {
+		gen, genCh := s.generation()
+		if s.ctx.Err() != nil {
+			if w != nil {
+				s.stop(w)
 			}
+			return
 		}
-		backoff = 0
-		s.started(w)
-		w.log.Debug("worker ready")
-		w.setState(Idle)
-		s.offer(w)
+		if w == nil {
+			nw, f := s.start(gen)
+			if f != nil {
+				backoff = s.backoff(backoff, f)
+				if s.sleep(backoff, genCh) && s.generationChanged(gen) {
+					backoff = 0 // a reload: the code may be fixed
+				}
+				continue
+			}
+			backoff, w = 0, nw
+			continue
+		}
+		if w.gen != gen && tried != gen { // a reload: new worker first
+			if f := s.replace(&w, gen, ReasonReload); f != nil {
+				if !f.crash {
+					tried = gen
+				} else if !s.sleep(crashBackoff, nil) {
+					continue
+				}
+			}
+			continue
+		}
 		select {
-		case <-w.exited:
+		case <-w.gone:
+			s.exited(w)
+			w = nil
+		case <-w.recycleAsked():
+			if f := s.replace(&w, w.gen, w.recycleWhy()); f != nil {
+				// Serve on rather than leave the slot empty; after a crash
+				// at start it asks again after its next job, with code that
+				// does not start it waits for a reload.
+				w.keep(f.crash)
+				if !f.crash {
+					w.logger().Warn("cannot replace the worker: the code on disk does not start; "+
+						"it serves on until a reload", zap.String("reason", string(w.recycleWhy())), zap.Error(f.err))
+				}
+			}
+		case <-genCh:
 		case <-s.ctx.Done():
-			w.kill()
-			<-w.exited
 		}
-		s.exited(w)
 	}
 }
 
-func (s *Supervisor) started(w *worker) {
-	s.mu.Lock()
-	s.workers[w] = struct{}{}
-	s.startErr = nil
-	s.mu.Unlock()
+// sleep waits d, or less when the runner closes or wake closes; false
+// when the runner closes.
+func (s *Supervisor) sleep(d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-wake:
+	case <-s.ctx.Done():
+		return false
+	}
+	return true
 }
 
-func (s *Supervisor) failedStart(err error) {
-	s.mu.Lock()
-	s.startErr = err
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+// replace starts a worker of generation gen in old's place and retires
+// old gracefully; when the new one cannot start, old is kept and the
+// failure returned.
+func (s *Supervisor) replace(old **worker, gen uint64, why Reason) *startFailure {
+	nw, f := s.start(gen)
+	if f != nil {
+		if why == ReasonReload && !f.crash {
+			s.reloadFailed(gen, f.err)
+		}
+		return f
+	}
+	prev := *old
+	*old = nw
+	prev.retire(why)
+	s.wg.Add(1)
+	go s.reap(prev)
+	return nil
 }
 
-func (s *Supervisor) exited(w *worker) {
+// reap waits for a retired worker to exit (killing it on Close).
+func (s *Supervisor) reap(w *worker) {
+	defer s.wg.Done()
+	select {
+	case <-w.gone:
+	case <-s.ctx.Done():
+		s.stop(w)
+		return
+	}
+	s.exited(w)
+}
+
+// stop kills a worker as the runner closes and waits for it.
+func (s *Supervisor) stop(w *worker) {
+	w.kill(ReasonShutdown)
+	<-w.gone
 	s.mu.Lock()
 	delete(s.workers, w)
 	s.mu.Unlock()
-	w.mu.Lock()
-	reason, waitErr := w.reason, w.waitErr
-	w.mu.Unlock()
-	if reason == "" {
-		reason = "crash"
+}
+
+// start spawns a worker of generation gen and makes it available.
+func (s *Supervisor) start(gen uint64) (*worker, *startFailure) {
+	w, f := spawn(s.env, gen, s.freed)
+	s.cfg.Metrics.workerStarted(f == nil)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f != nil {
+		if !f.crash && len(s.workers) == 0 {
+			// Nothing serves: searches fail at once with the reason
+			// rather than wait for a worker that cannot come.
+			s.startErr = f.err
+			s.broadcastLocked()
+		}
+		return nil, f
 	}
-	if s.ctx.Err() != nil {
+	s.workers[w] = 0
+	s.startErr = nil
+	if s.reloadErr != nil && gen >= s.failedGen {
+		s.cfg.Log.Info("reload succeeded: the new code starts", zap.Uint64("generation", gen))
+		s.reloadErr = nil
+	}
+	s.broadcastLocked()
+	w.logger().Debug("worker ready", zap.Uint64("generation", gen))
+	return w, nil
+}
+
+// backoff logs a failed start and returns how long to wait before the next.
+func (s *Supervisor) backoff(last time.Duration, f *startFailure) time.Duration {
+	if f.crash {
+		s.cfg.Log.Warn("worker killed while it started; starting another", zap.Error(f.err))
+		return crashBackoff
+	}
+	next := min(max(2*last, backoffMin), backoffMax)
+	s.cfg.Log.Error("worker start failed", zap.Error(f.err), zap.Duration("retry_in", next))
+	return next
+}
+
+// exited records a worker that is gone.
+func (s *Supervisor) exited(w *worker) {
+	s.mu.Lock()
+	delete(s.workers, w)
+	closing := s.ctx.Err() != nil
+	s.mu.Unlock()
+	w.mu.Lock()
+	reason, jobs := w.reason, w.jobsDone
+	w.mu.Unlock()
+	if closing || reason == ReasonShutdown {
 		return
 	}
 	s.cfg.Metrics.workerReplaced(reason)
 	lvl := zap.InfoLevel
-	if reason == "crash" || reason == "protocol" {
+	if reason == ReasonCrash || reason == ReasonProtocol {
 		lvl = zap.WarnLevel
 	}
-	w.log.Log(lvl, "worker exited, replacing it", zap.String("reason", reason),
-		zap.Int64("jobs", w.jobs.Load()), zap.NamedError("exit", waitErr))
+	w.logger().Log(lvl, "worker exited", zap.String("reason", string(reason)),
+		zap.Int64("jobs", jobs), zap.String("exit", w.proc.exitDetail()))
 }
 
-// Run sends the job to an idle worker and waits for its answer. When ctx ends
-// first, the worker is killed (and replaced) and Run returns ErrKilled.
-func (s *Supervisor) Run(ctx context.Context, job *Job) (Result, error) {
+// Run gives the job to the least busy worker with room and waits for its
+// answer. A job whose worker died for another job's sake runs again on
+// another worker if its time allows.
+func (s *Supervisor) Run(ctx context.Context, job *aggregator.Job) (aggregator.Result, error) {
 	if !s.runs.enter() {
-		return Result{}, ErrClosed
+		return aggregator.Result{}, errClosed()
 	}
 	defer s.runs.leave()
-	if s.ctx.Err() != nil {
-		return Result{}, ErrClosed
-	}
 	for {
 		w, err := s.acquire(ctx)
 		if err != nil {
-			return Result{}, err
+			return aggregator.Result{}, err
 		}
-		res, err, retry := s.exec(ctx, w, job)
-		if !retry {
+		res, err, retry := w.exec(ctx, job)
+		if !retry || ctx.Err() != nil || s.ctx.Err() != nil {
 			return res, err
 		}
 	}
 }
 
-// acquire waits for an idle worker. It fails fast with ErrStart while no
-// worker is alive and the last start failed.
+// acquire reserves a job slot on the least busy worker that has room. It
+// fails at once with E_SCRIPT_START while no worker is live and the last
+// start failed for a reason of the configuration.
 func (s *Supervisor) acquire(ctx context.Context) (*worker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
-		// Fast path, without s.mu: a worker is idle.
-		select {
-		case w := <-s.idle:
-			if w.setState(Busy) {
-				return w, nil
-			}
-			continue // it died or was stopped while idle
-		default:
+		if ctx.Err() != nil {
+			return nil, errCancelled()
 		}
-		s.mu.Lock()
-		live, startErr, changed := len(s.workers), s.startErr, s.changed
+		if s.ctx.Err() != nil {
+			return nil, errClosed()
+		}
+		var best *worker
+		for w, n := range s.workers {
+			if n < s.cfg.Concurrency && w.open.Load() && (best == nil || n < s.workers[best]) {
+				best = w
+			}
+		}
+		if best != nil {
+			s.workers[best]++
+			return best, nil
+		}
+		if len(s.workers) == 0 && s.startErr != nil {
+			return nil, s.startErr
+		}
+		changed := s.changed
+		s.waiting++
 		s.mu.Unlock()
-		if live == 0 && startErr != nil {
-			return nil, startErr
-		}
 		select {
-		case w := <-s.idle:
-			if w.setState(Busy) {
-				return w, nil
-			}
 		case <-changed:
 		case <-ctx.Done():
-			return nil, ErrNotStarted
 		case <-s.ctx.Done():
-			return nil, ErrClosed
 		}
+		s.mu.Lock()
+		s.waiting--
 	}
 }
 
-// exec runs one job on w. retry is true when the job never reached the
-// worker (it had died idle), so another worker may take it.
-func (s *Supervisor) exec(ctx context.Context, w *worker, job *Job) (res Result, err error, retry bool) {
-	if ctx.Err() != nil { // its time ran out while it waited for this worker
-		s.release(w)
-		return res, ErrNotStarted, false
+// freed returns a job slot of w (a worker calls it once per job it took).
+func (s *Supervisor) freed(w *worker) {
+	s.mu.Lock()
+	if n, ok := s.workers[w]; ok && n > 0 {
+		s.workers[w] = n - 1
 	}
-	w.assign(job)
-	// A backtrace asked for near the end of the last job and not yet come
-	// is no longer this worker's job's.
-	w.bt.forget(nil)
-	start := time.Now()
-	res.PID = w.pid
-	// When ctx ends the worker is killed; when that is because the job's
-	// time ran out, its backtrace is logged first (waiting at most
-	// BacktraceWait for it). firedAt is read after killDone.
-	var firedAt time.Time
-	killDone := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(killDone)
-		firedAt = time.Now()
-		w.retire("timeout")
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			w.bt.take(w.cmd.Process, whyTimeout, job, start, w.exited, BacktraceWait)
-		}
-		w.kill()
-	})
-	defer stop()
-	// Over before the worker can be released to another job (below), and
-	// on every early return.
-	over := w.bt.slowlog(w.cmd.Process, s.cfg.Slowlog, job, start)
-	defer over()
-	if err := w.relay.Send(jobFrame(job)); err != nil {
-		w.retire("crash")
-		w.kill()
-		if ctx.Err() != nil {
-			return res, ErrNotStarted, false
-		}
-		return res, nil, true
+	if s.waiting > 0 {
+		s.broadcastLocked()
 	}
-	w.log.Debug("job started", zap.String("session", job.Session), zap.Int64("task", job.Task),
-		zap.String("kind", job.Kind.String()), zap.String("class", job.Class))
-	f, err := readFrame(w.results, s.cfg.OutputLimit)
-	readAt := time.Now()
-	over()
-	res.Duration = readAt.Sub(start)
-	if !stop() {
-		// ctx ended: the worker is being killed. An answer read before
-		// then is whole and counts, though the worker is gone; one that
-		// came while its backtrace was awaited is late.
-		<-killDone
-		if err != nil || !readAt.Before(firedAt) {
-			return res, ErrKilled, false
-		}
-		res, err, _ = s.answer(w, job, f, res)
-		return res, err, false
-	}
-	if err != nil {
-		switch {
-		case errors.Is(err, errFrameTooLarge):
-			w.retire("output_limit")
-			w.kill()
-			return res, fmt.Errorf("%w: worker pid %d: %v", ErrOutputLimit, w.pid, err), false
-		case s.ctx.Err() != nil:
-			return res, ErrClosed, false
-		}
-		w.retire("crash")
-		w.kill()
-		<-w.exited
-		w.mu.Lock()
-		detail := w.lastErr
-		w.mu.Unlock()
-		return res, fmt.Errorf("%w: worker pid %d died mid-job: %v (%s)", ErrFailed, w.pid, err, detail), false
-	}
-	res, err, reuse := s.answer(w, job, f, res)
-	if reuse {
-		s.release(w)
-	}
-	return res, err, false
+	s.mu.Unlock()
 }
 
-// answer reads a job's result frame; reuse is false when the worker must
-// not get another job (it is being killed).
-func (s *Supervisor) answer(w *worker, job *Job, f *frame.Frame, res Result) (_ Result, err error, reuse bool) {
-	flags := f.ReadFlags()
-	if opts := f.ReadOptions(f.Header()); len(opts) > 0 {
-		w.memory.Store(uint64(opts[0]))
-	}
-	w.jobs.Add(1)
-	res.Output = f.Payload()
-	switch {
-	case flags&flagControl != 0:
-		w.retire("protocol")
-		w.kill()
-		return res, fmt.Errorf("%w: worker pid %d answered a job with a control frame", ErrFailed, w.pid), false
-	case flags&flagError != 0:
-		var fatal bool
-		err, fatal = s.handlerError(w, job, f.Payload())
-		if fatal {
-			// PHP is going down after a fatal error (memory_limit, …): it
-			// must not get another job in the moment before it exits.
-			w.retire("fatal")
-			w.kill()
-			return res, err, false
-		}
-	}
-	return res, err, true
+func (s *Supervisor) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
-// handlerError logs a handler's exception with its trace and makes the
-// error; fatal says the worker reported a fatal PHP error and is exiting.
-func (s *Supervisor) handlerError(w *worker, job *Job, payload []byte) (err error, fatal bool) {
-	var e struct {
-		Error string `json:"error"`
-		Class string `json:"class"`
-		File  string `json:"file"`
-		Line  int    `json:"line"`
-		Trace string `json:"trace"`
-	}
-	if json.Unmarshal(payload, &e) != nil {
-		e.Error = string(payload)
-	}
-	w.log.Error("handler failed", zap.String("session", job.Session), zap.Int64("task", job.Task),
-		zap.String("kind", job.Kind.String()), zap.String("class", job.Class),
-		zap.String("error", e.Error), zap.String("exception", e.Class), zap.String("file", e.File),
-		zap.Int("line", e.Line), zap.String("trace", e.Trace))
-	return fmt.Errorf("%w: %s: %s", ErrFailed, e.Class, e.Error), e.Class == "FatalError"
+// generationChanged reports whether a reload came since gen.
+func (s *Supervisor) generationChanged(gen uint64) bool {
+	g, _ := s.generation()
+	return g != gen
 }
 
-// release returns w to the idle workers, or retires it when it has done
-// its jobs, holds too much memory, or belongs to an older generation.
-func (s *Supervisor) release(w *worker) {
-	reason := ""
-	switch {
-	case w.dead():
-		return
-	case s.cfg.MaxJobs > 0 && w.jobs.Load() >= s.cfg.MaxJobs:
-		reason = "max_jobs"
-	case s.cfg.MaxMemory > 0 && w.memory.Load() > s.cfg.MaxMemory:
-		reason = "max_memory"
-	case w.gen != s.gen.Load():
-		reason = "reload"
-	}
-	if reason != "" {
-		w.retire(reason)
-		w.stop(stopGrace)
-		return
-	}
-	if w.setState(Idle) {
-		s.offer(w)
-	}
+// generation is the code generation wanted and the channel closed when it changes.
+func (s *Supervisor) generation() (uint64, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen, s.genCh
 }
 
-// offer puts an idle worker on the idle channel without blocking. The channel
-// holds at most one live worker per slot, but also the workers that died while
-// idle until someone takes them out; when it is full, offer drops those to make
-// room. (A blocking send there would wedge a slot, a finished Run, or Close.)
-func (s *Supervisor) offer(w *worker) {
-	pending := []*worker{w}
-	for len(pending) > 0 {
-		select {
-		case s.idle <- pending[0]:
-			pending = pending[1:]
-			continue
-		default:
-		}
-		select {
-		case x := <-s.idle:
-			if x.idleNow() && !x.dead() {
-				// Live: keep it. A full channel of live ones means one has
-				// died but is not marked yet; let its reaper run.
-				pending = append(pending, x)
-				runtime.Gosched()
-			}
-		default:
-		}
-	}
-}
-
-// Reload retires every worker gracefully: idle ones now, busy ones after
-// their current job. New workers start with the code on disk; no job is lost.
+// Reload starts workers with the code on disk and retires the old ones
+// once each replacement is up; no job is lost. When the new code cannot
+// start, the old workers keep serving and Health says why. Reloads closer
+// than reloadSpacing are merged: the last one always happens.
 func (s *Supervisor) Reload() {
-	gen := s.gen.Add(1)
-	s.cfg.Log.Info("reloading workers", zap.Uint64("generation", gen))
-	s.drainIdle(func(w *worker) bool {
-		if w.gen == gen {
-			return true
-		}
-		w.retire("reload")
-		w.stop(stopGrace)
-		return false
-	})
-}
-
-// drainIdle takes each idle worker once and puts it back if keep says so.
-func (s *Supervisor) drainIdle(keep func(*worker) bool) {
-	for n := len(s.idle); n > 0; n-- {
-		select {
-		case w := <-s.idle:
-			if w.dead() {
-				continue
-			}
-			if keep(w) {
-				s.offer(w)
-			}
-		default:
-			return
-		}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reloadTimer != nil {
+		return // one is due, and will see the code as it is then
 	}
+	if wait := reloadSpacing - time.Since(s.lastReload); wait > 0 {
+		s.reloadTimer = time.AfterFunc(wait, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.reloadTimer = nil
+			s.reloadLocked()
+		})
+		return
+	}
+	s.reloadLocked()
 }
 
-// healthLoop pings idle workers now and then and replaces those that do not
-// answer or hold more memory than allowed.
+func (s *Supervisor) reloadLocked() {
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.lastReload = time.Now()
+	s.gen++
+	close(s.genCh)
+	s.genCh = make(chan struct{})
+	s.cfg.Log.Info("reloading workers: new ones first", zap.Uint64("generation", s.gen))
+}
+
+// reloadFailed records (and logs once per generation) a reload whose new
+// code does not start.
+func (s *Supervisor) reloadFailed(gen uint64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failedGen == gen && s.reloadErr != nil {
+		return
+	}
+	s.failedGen, s.reloadErr = gen, err
+	s.cfg.Log.Error("reload failed, still serving the previous code", zap.Uint64("generation", gen),
+		zap.Error(err), zap.Int("workers", len(s.workers)))
+}
+
+// healthLoop pings idle workers now and then and kills those that do not answer.
 func (s *Supervisor) healthLoop() {
-	defer s.slots.Done()
+	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.IdleCheck)
 	defer t.Stop()
 	for {
@@ -446,56 +439,94 @@ func (s *Supervisor) healthLoop() {
 			return
 		case <-t.C:
 		}
-		s.drainIdle(func(w *worker) bool {
-			if !w.setState(Busy) {
-				return false
+		s.mu.Lock()
+		var idle []*worker
+		for w, n := range s.workers {
+			if n == 0 {
+				idle = append(idle, w)
 			}
-			if err := w.ping(pingTimeout); err != nil {
-				w.log.Warn("idle worker failed its health check", zap.Error(err))
-				w.retire("health")
-				w.kill()
-				return false
+		}
+		s.mu.Unlock()
+		for _, w := range idle {
+			if !w.idle() {
+				continue
 			}
-			// Back to idle, or retired for its memory (as the ping just
-			// measured it) or for a reload that began during the ping.
-			s.release(w)
-			return false
-		})
+			if err := w.ping(pingTimeout); err != nil && w.open.Load() {
+				w.logger().Warn("idle worker failed its health check", zap.Error(err))
+				w.kill(ReasonHealth)
+			}
+		}
 	}
 }
 
-// Health is nil while at least one worker is alive.
-func (s *Supervisor) Health() error {
+// Health is ok while workers serve the current code, degraded while they
+// serve the previous code because a reload failed, down while none is live.
+func (s *Supervisor) Health() aggregator.Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.workers) > 0 {
-		return nil
+	live := 0
+	for w := range s.workers {
+		if w.open.Load() {
+			live++
+		}
 	}
-	if s.startErr != nil {
-		return s.startErr
+	switch {
+	case live > 0 && s.reloadErr != nil:
+		return aggregator.Health{Status: aggregator.HealthDegraded,
+			Reason: "reload failed, still serving the previous code: " + aggregator.ErrorMessage(s.reloadErr)}
+	case live > 0:
+		return aggregator.Health{Status: aggregator.HealthOK}
+	case s.startErr != nil:
+		return aggregator.Health{Status: aggregator.HealthDown, Reason: aggregator.ErrorMessage(s.startErr)}
 	}
-	return errors.New("no PHP worker is running yet")
+	return aggregator.Health{Status: aggregator.HealthDown, Reason: "no PHP worker is running yet"}
 }
 
 // Info lists the live workers.
-func (s *Supervisor) Info() []ProcInfo {
+func (s *Supervisor) Info() []aggregator.ProcInfo {
 	s.mu.Lock()
 	ws := make([]*worker, 0, len(s.workers))
 	for w := range s.workers {
 		ws = append(ws, w)
 	}
 	s.mu.Unlock()
-	out := make([]ProcInfo, 0, len(ws))
+	out := make([]aggregator.ProcInfo, 0, len(ws))
 	for _, w := range ws {
 		out = append(out, w.info())
 	}
 	return out
 }
 
+// gauges counts workers busy and idle, and jobs in flight, for /metrics.
+func (s *Supervisor) gauges() (busy, idle, jobs int) {
+	s.mu.Lock()
+	ws := make([]*worker, 0, len(s.workers))
+	for w := range s.workers {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	for _, w := range ws {
+		n := w.load()
+		jobs += n
+		if n > 0 {
+			busy++
+		} else if w.open.Load() {
+			idle++
+		}
+	}
+	return busy, idle, jobs
+}
+
 // Close kills every worker and waits until all have exited.
 func (s *Supervisor) Close() error {
+	s.mu.Lock()
 	s.cancel()
-	s.slots.Wait()
+	if s.reloadTimer != nil {
+		s.reloadTimer.Stop()
+		s.reloadTimer = nil
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
 	s.runs.closeAndWait()
 	return nil
 }

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/theaspect/aggregator"
+	"go.uber.org/zap"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,8 +44,8 @@ func TestSupervisorEcho(t *testing.T) {
 			t.Fatalf("job %d: answer %s, want %s", i, res.Output, in)
 		}
 	}
-	if err := s.Health(); err != nil {
-		t.Errorf("Health: %v", err)
+	if h := s.Health(); h.Status != aggregator.HealthOK {
+		t.Errorf("Health: %+v", h)
 	}
 }
 
@@ -95,7 +97,7 @@ func TestSupervisorTimeout(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	res, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{"sleep":30}`)})
-	if !errors.Is(err, ErrKilled) {
+	if !isCode(err, aggregator.EScriptTimeout) {
 		t.Fatalf("err %v, want ErrKilled", err)
 	}
 	if time.Since(start) > 10*time.Second {
@@ -125,7 +127,7 @@ func TestSupervisorTimeoutKillsChildren(t *testing.T) {
 	defer cancel()
 	in := fmt.Sprintf(`{"fork":true,"sleep":30,"pidfile":%q}`, pidfile)
 	res, err := s.Run(ctx, &Job{Kind: Suppliers, Input: []byte(in)})
-	if !errors.Is(err, ErrKilled) {
+	if !isCode(err, aggregator.EScriptTimeout) {
 		t.Fatalf("err %v, want ErrKilled", err)
 	}
 	b, err := os.ReadFile(pidfile)
@@ -144,7 +146,9 @@ func TestSupervisorTimeoutKillsChildren(t *testing.T) {
 	})
 }
 
-func TestSupervisorCrash(t *testing.T) {
+// TestSupervisorExit: a handler that calls exit() fails its task (the
+// worker reports it before it dies) and the worker is replaced.
+func TestSupervisorExit(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	log, logs := observedLog()
@@ -154,25 +158,55 @@ func TestSupervisorCrash(t *testing.T) {
 	s := startSupervisor(t, cfg)
 	before := pids(s)[0]
 	res, err := run(t, s, Suppliers, `{"crash":true}`)
-	if !errors.Is(err, ErrFailed) {
-		t.Fatalf("err %v, want ErrFailed", err)
+	if !isCode(err, aggregator.EScriptError) || !strings.Contains(err.Error(), "exit()") {
+		t.Fatalf("err %v, want E_SCRIPT_ERROR naming exit()", err)
 	}
-	t.Logf("crash: %v", err)
-	if res.PID != before {
-		t.Errorf("result pid %d, want %d", res.PID, before)
+	if res.PID != before || res.Exception == nil || res.Exception.Class != "Exit" {
+		t.Errorf("result pid %d (want %d), exception %+v", res.PID, before, res.Exception)
 	}
-	waitDead(t, before, "the crashed worker")
+	waitDead(t, before, "the exited worker")
 	waitFull(t, s, 1)
 	if pids(s)[0] == before {
-		t.Error("the crashed worker is still listed")
+		t.Error("the exited worker is still listed")
 	}
 	mustRun(t, s, Suppliers, `{"crash":false}`)
-	if n := counter(t, reg, "aggregator_worker_restarts_total", "crash"); n != 1 {
-		t.Errorf("%v crash restarts, want 1", n)
+	eventually(t, 5*time.Second, "the exit is not counted and logged", func() bool {
+		return counter(t, reg, "aggregator_worker_restarts_total", "fatal") == 1 &&
+			logs.FilterMessage("handler failed").FilterField(zap.String("exception", "Exit")).Len() == 1 &&
+			logs.FilterMessage("worker exited").FilterField(zap.String("reason", "fatal")).Len() == 1
+	})
+}
+
+// TestSupervisorCrash: a worker killed mid-job (by anyone) fails that job
+// with E_SCRIPT_ERROR, once, and is replaced.
+func TestSupervisorCrash(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	log, logs := observedLog()
+	cfg := workerConfig(t, "sleep.php")
+	cfg.Metrics = NewMetrics(reg)
+	cfg.Log = log
+	s := startSupervisor(t, cfg)
+	before := pids(s)[0]
+	go func() {
+		eventually(t, 5*time.Second, "the job never started", func() bool {
+			info := s.Info()
+			return len(info) == 1 && len(info[0].Running) == 1
+		})
+		_ = syscall.Kill(before, syscall.SIGKILL)
+	}()
+	_, err := run(t, s, Items, `{"sleep":10}`)
+	if !isCode(err, aggregator.EScriptError) || !strings.Contains(err.Error(), "died mid-job") {
+		t.Fatalf("err %v, want E_SCRIPT_ERROR: died mid-job", err)
 	}
-	eventually(t, 5*time.Second, "no log line says the worker exited mid-job", func() bool {
-		return logs.FilterMessage("php stderr").FilterFieldKey("line").Len() > 0 &&
-			logs.FilterMessage("worker exited, replacing it").Len() == 1
+	waitFull(t, s, 1)
+	if pids(s)[0] == before {
+		t.Error("the killed worker is still listed")
+	}
+	mustRun(t, s, Items, `{}`)
+	eventually(t, 5*time.Second, "the crash is not counted and logged", func() bool {
+		return counter(t, reg, "aggregator_worker_restarts_total", "crash") == 1 &&
+			logs.FilterMessage("worker exited").FilterField(zap.String("reason", "crash")).Len() == 1
 	})
 }
 
@@ -184,7 +218,7 @@ func TestSupervisorCorruptFrame(t *testing.T) {
 	s := startSupervisor(t, cfg)
 	before := pids(s)[0]
 	_, err := run(t, s, Items, `{"corrupt":true}`)
-	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "CRC mismatch") {
+	if !isCode(err, aggregator.EScriptError) || !strings.Contains(err.Error(), "CRC mismatch") {
 		t.Fatalf("err %v, want ErrFailed naming the CRC mismatch", err)
 	}
 	waitDead(t, before, "the worker that sent a corrupt frame")
@@ -201,11 +235,11 @@ func TestSupervisorException(t *testing.T) {
 	cfg.Log = log
 	s := startSupervisor(t, cfg)
 	res1, err := run(t, s, Suppliers, `{"a":1}`)
-	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "boom") {
+	if !isCode(err, aggregator.EScriptError) || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("err %v, want ErrFailed with boom", err)
 	}
 	res2, err := run(t, s, Items, `{"a":2}`)
-	if !errors.Is(err, ErrFailed) {
+	if !isCode(err, aggregator.EScriptError) {
 		t.Fatalf("second job: err %v, want ErrFailed", err)
 	}
 	if res1.PID != res2.PID || !slices.Equal(pids(s), []int{res1.PID}) {
@@ -250,7 +284,7 @@ func TestSupervisorStartFailure(t *testing.T) {
 			start := time.Now()
 			_, err := s.Run(ctx, &Job{Kind: Suppliers, Input: []byte(`{}`)})
 			took := time.Since(start)
-			if !errors.Is(err, ErrStart) || errors.Is(err, ErrNotStarted) {
+			if !isCode(err, aggregator.EScriptStart) || isCode(err, aggregator.EScriptCancelled) {
 				t.Fatalf("err %v, want ErrStart", err)
 			}
 			if took > 5*time.Second {
@@ -259,13 +293,13 @@ func TestSupervisorStartFailure(t *testing.T) {
 			if !strings.Contains(err.Error(), c.hint) {
 				t.Errorf("err %q does not mention %q", err, c.hint)
 			}
-			if err := s.Health(); !errors.Is(err, ErrStart) {
-				t.Errorf("Health: %v, want ErrStart", err)
+			if h := s.Health(); h.Status != aggregator.HealthDown || !strings.Contains(h.Reason, c.hint) {
+				t.Errorf("Health: %+v, want down naming %q", h, c.hint)
 			}
 			time.Sleep(2 * time.Second)
 			// A second job fails at once too.
 			start = time.Now()
-			if _, err := run(t, s, Items, `{}`); !errors.Is(err, ErrStart) {
+			if _, err := run(t, s, Items, `{}`); !isCode(err, aggregator.EScriptStart) {
 				t.Errorf("second job: %v, want ErrStart", err)
 			}
 			if took := time.Since(start); took > 5*time.Second {
@@ -383,7 +417,7 @@ func TestSupervisorOutputLimit(t *testing.T) {
 	cfg.OutputLimit = 1 << 20
 	s := startSupervisor(t, cfg)
 	before := pids(s)[0]
-	if _, err := run(t, s, Items, `{"bytes":2097152}`); !errors.Is(err, ErrOutputLimit) {
+	if _, err := run(t, s, Items, `{"bytes":2097152}`); !isCode(err, aggregator.EScriptError) {
 		t.Fatalf("2 MB answer: err %v, want ErrOutputLimit", err)
 	}
 	waitDead(t, before, "the worker with the big answer")
@@ -467,7 +501,7 @@ func TestSupervisorKillUnderLoad(t *testing.T) {
 					ok.Add(1)
 				case err == nil:
 					errs.add(fmt.Errorf("g%d job %d: answer %s", g, i, res.Output))
-				case errors.Is(err, ErrFailed):
+				case isCode(err, aggregator.EScriptError):
 					failed.Add(1)
 				default:
 					errs.add(fmt.Errorf("g%d job %d: %w", g, i, err))
@@ -598,7 +632,7 @@ func TestSupervisorClose(t *testing.T) {
 	closeWithin(t, s, 10*time.Second)
 	select {
 	case err := <-running:
-		if !errors.Is(err, ErrClosed) {
+		if !isCode(err, aggregator.EScriptCancelled) {
 			t.Errorf("the running job ended with %v, want ErrClosed", err)
 		}
 	case <-time.After(5 * time.Second):
@@ -612,7 +646,7 @@ func TestSupervisorClose(t *testing.T) {
 	if len(s.Info()) != 0 {
 		t.Errorf("Info after Close: %v", s.Info())
 	}
-	if _, err := s.Run(context.Background(), &Job{Kind: Items, Input: []byte(`{}`)}); !errors.Is(err, ErrClosed) {
+	if _, err := s.Run(context.Background(), &Job{Kind: Items, Input: []byte(`{}`)}); !isCode(err, aggregator.EScriptCancelled) {
 		t.Errorf("Run after Close: %v, want ErrClosed", err)
 	}
 	var now int
@@ -636,7 +670,7 @@ func TestSupervisorCancel(t *testing.T) {
 	before := pids(s)[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
-	if _, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{"sleep":30}`)}); !errors.Is(err, ErrKilled) {
+	if _, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{"sleep":30}`)}); !isCode(err, aggregator.EScriptTimeout) {
 		t.Fatalf("err %v, want ErrKilled", err)
 	}
 	waitDead(t, before, "the worker of the cancelled job")
@@ -660,7 +694,7 @@ func TestSupervisorNotStarted(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if _, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{}`)}); !errors.Is(err, ErrNotStarted) {
+	if _, err := s.Run(ctx, &Job{Kind: Items, Input: []byte(`{}`)}); !isCode(err, aggregator.EScriptCancelled) {
 		t.Errorf("err %v, want ErrNotStarted", err)
 	}
 	if err := <-first; err != nil {
@@ -728,7 +762,7 @@ func TestSupervisorFatalError(t *testing.T) {
 	s := startSupervisor(t, cfg)
 	before := pids(s)[0]
 	_, err := run(t, s, Items, `{"mb":64}`)
-	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "Allowed memory size") {
+	if !isCode(err, aggregator.EScriptError) || !strings.Contains(err.Error(), "Allowed memory size") {
 		t.Fatalf("err %v, want ErrFailed with PHP's memory message", err)
 	}
 	waitDead(t, before, "the worker after its fatal error")

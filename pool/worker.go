@@ -1,338 +1,891 @@
 package pool
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/roadrunner-server/goridge/v3/pkg/frame"
-	"github.com/roadrunner-server/goridge/v3/pkg/pipe"
+	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
 )
 
-// State is where a worker is in its life. Transitions (see next):
-//
-//	starting -> idle <-> busy -> stopping -> exited
-//	any      -> exited (the process died or was killed)
-type State int
-
-// Worker states.
+// Timing of a worker's conversation.
 const (
-	Starting State = iota
-	Idle
-	Busy
-	Stopping
-	Exited
+	// cancelGrace is how long a cancelled job (its time ran out while it
+	// waited in fetch()) may take to leave PHP before the worker counts as
+	// not answering and is killed.
+	cancelGrace = time.Second
+	// stopGrace is how long a worker asked to stop may take to exit.
+	stopGrace = 5 * time.Second
+	// settleWait bounds the wait for a job's stderr lines to be read when
+	// its result arrives.
+	settleWait = 20 * time.Millisecond
+	// maxJobLines bounds the stderr lines kept per job for its Result.
+	maxJobLines = 200
+	// maxStrayOutput is what worker.php keeps of a job's echo (Worker::MAX_JOB_OUTPUT).
+	maxStrayOutput = 65536
 )
 
-func (s State) String() string {
-	return [...]string{"starting", "idle", "busy", "stopping", "exited"}[s]
-}
-
-// next reports whether a worker may go from one state to another; it keeps
-// the state machine apart from process I/O so it can be tested on its own.
-func next(from, to State) bool {
-	switch to {
-	case Exited:
-		return from != Exited
-	case Idle:
-		return from == Starting || from == Busy
-	case Busy:
-		return from == Idle
-	case Stopping:
-		return from == Idle || from == Busy || from == Starting
-	}
-	return false
-}
-
-// worker is one live worker.php process and its two frame pipes.
-type worker struct {
-	cmd     *exec.Cmd
-	pid     int
-	gen     uint64
-	started time.Time
-	relay   *pipe.Relay // sends on fd 3 of the worker
-	results *os.File    // reads fd 4 of the worker
-	exited  chan struct{}
-	log     *zap.Logger
-	metrics *Metrics
-	bt      *backtraces // picks backtraces out of stderr
-
-	jobs   atomic.Int64
-	memory atomic.Uint64
-
-	mu      sync.Mutex
-	state   State
-	job     *Job
-	since   time.Time
-	lastErr string // the last line the worker wrote to stderr
-	waitErr error
-	reason  string // why the worker was retired, for the log and metrics
-}
-
-// spawnConfig is what starting a worker needs.
-type spawnConfig struct {
+// workerEnv is what the workers of one supervisor share.
+type workerEnv struct {
 	words        []string
 	dir          string
 	env          []string
 	startTimeout time.Duration
+	outputLimit  int
+	slowlog      time.Duration
+	maxJobs      int64
+	maxMemory    uint64
+	fetcher      aggregator.Fetcher
 	log          *zap.Logger
 	metrics      *Metrics
 }
 
+// worker is one worker.php process and its conversation: it sends jobs,
+// reads and decodes every frame on its own goroutine (readLoop), matches
+// results to jobs by id, performs the fetch() calls its jobs ask for,
+// cancels jobs whose time ran out, kills itself when PHP stops answering,
+// and records why it retired.
+type worker struct {
+	env     *workerEnv
+	proc    *process
+	pid     int
+	gen     uint64
+	started time.Time
+	bt      *backtraces
+	toPHP   *os.File      // fd 3 of the worker
+	fromPHP *os.File      // fd 4 of the worker; read only by readLoop
+	wmu     sync.Mutex    // one frame at a time on toPHP
+	open    atomic.Bool   // takes new jobs
+	gone    chan struct{} // closed once the process exited and every job in flight has its answer
+	recycle chan struct{} // closed when the worker asks its slot to replace it
+	pongs   chan []byte
+	freed   func(*worker) // the supervisor's: one job slot of this worker is free again
+
+	mu            sync.Mutex
+	log           *zap.Logger
+	state         State
+	calls         map[uint32]*call // jobs in PHP, by id
+	lastID        uint32
+	reason        Reason // why it left (first reason wins)
+	recycleReason Reason
+	lastErr       string // the last line it wrote to stderr
+	memory        uint64 // what PHP reported after its last job
+	jobsDone      int64
+	stopSent      bool
+}
+
+// call is one job in flight on a worker.
+type call struct {
+	id      uint32
+	job     *aggregator.Job
+	ctx     context.Context
+	start   time.Time
+	answer  chan answer // buffered: the one answer of the caller
+	over    bool        // the caller has its answer already (time ran out): what PHP sends now only says it is gone
+	fetches map[uint32]*fetchCall
+	stderr  []string
+	slowEnd func() // stops its slowlog timer
+}
+
+// answer is what exec returns.
+type answer struct {
+	res   aggregator.Result
+	err   error
+	retry bool // the job did not run to its end through no fault of its own: another worker may take it
+}
+
+// fetchCall is one fetch() call in flight.
+type fetchCall struct {
+	id     uint32
+	method string
+	url    string
+	host   string
+	since  time.Time
+}
+
+// startFailure is why a worker did not start: crash says it was killed by a
+// signal (someone else's doing, not a broken configuration).
+type startFailure struct {
+	err   error
+	crash bool
+}
+
 // spawn starts a worker and waits for its handshake.
-func spawn(c spawnConfig, gen uint64) (*worker, error) {
+func spawn(env *workerEnv, gen uint64, freed func(*worker)) (*worker, *startFailure) {
+	fail := func(format string, args ...any) *startFailure {
+		return &startFailure{err: aggregator.Errorf(aggregator.EScriptStart, format, args...)}
+	}
 	jobR, jobW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("%w: pipe: %v", ErrStart, err)
+		return nil, fail("pipe: %v", err)
 	}
 	resR, resW, err := os.Pipe()
 	if err != nil {
-		jobR.Close()
-		jobW.Close()
-		return nil, fmt.Errorf("%w: pipe: %v", ErrStart, err)
+		closeAll([]*os.File{jobR, jobW})
+		return nil, fail("pipe: %v", err)
 	}
-	cmd := command(c.words, c.dir, c.env)
-	cmd.ExtraFiles = []*os.File{jobR, resW} // fds 3 and 4 of the worker
-	w := &worker{cmd: cmd, gen: gen, started: time.Now(), relay: pipe.NewPipeRelay(resR, jobW),
-		results: resR, exited: make(chan struct{}), metrics: c.metrics, state: Starting}
+	w := &worker{env: env, gen: gen, started: time.Now(), toPHP: jobW, fromPHP: resR, freed: freed,
+		gone: make(chan struct{}), recycle: make(chan struct{}), pongs: make(chan []byte, 1),
+		log: env.log, state: Starting, calls: map[uint32]*call{}}
 	w.bt = newBacktraces(w.logBacktrace)
-	stdout := newLineWriter(func(line string) {
-		if strings.HasPrefix(line, "Could not open input file") { // PHP says so on stdout
-			w.mu.Lock()
-			w.lastErr = line
-			w.mu.Unlock()
-		}
-		w.output("php stdout", line)
+	p, err := startProcess(procSpec{
+		words: env.words, dir: env.dir, env: env.env, extra: []*os.File{jobR, resW},
+		stdout: newLineWriter(func(l string) { w.outputLine("php stdout", l) }),
+		stderr: newLineWriter(w.stderrLine),
 	})
-	stderr := newLineWriter(func(line string) {
-		if w.bt.line(line) {
-			return
-		}
-		w.mu.Lock()
-		w.lastErr = line
-		w.mu.Unlock()
-		w.output("php stderr", line)
-	})
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	w.log = c.log
-	err = cmd.Start()
-	jobR.Close()
-	resW.Close()
 	if err != nil {
-		jobW.Close()
-		resR.Close()
-		return nil, fmt.Errorf("%w: %v", ErrStart, err)
+		closeAll([]*os.File{jobW, resR})
+		return nil, fail("%s", describeStart(env.words, err))
 	}
-	w.pid = cmd.Process.Pid
-	// output() reads w.log from the goroutines copying stdout and stderr,
-	// which run already.
+	w.proc, w.pid = p, p.pid
 	w.mu.Lock()
-	w.log = c.log.With(zap.Int("pid", w.pid))
+	w.log = env.log.With(zap.Int("pid", w.pid))
 	w.mu.Unlock()
 	go func() {
-		err := cmd.Wait()
-		stdout.Close()
-		stderr.Close()
+		<-p.exited
 		w.bt.close()
-		w.mu.Lock()
-		w.waitErr = err
-		w.mu.Unlock()
-		w.setState(Exited)
-		jobW.Close()
-		resR.Close()
-		close(w.exited)
-	}()
-
-	if err := w.handshake(c.startTimeout); err != nil {
-		w.kill()
-		<-w.exited
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		detail := w.lastErr
-		if detail == "" && w.waitErr != nil {
-			detail = w.waitErr.Error()
+		// A child that left the process group may hold fd 4 open: then the
+		// stream never ends by itself.
+		t := time.NewTimer(drainWait)
+		defer t.Stop()
+		select {
+		case <-w.gone:
+		case <-t.C:
+			w.fromPHP.Close()
 		}
-		return nil, fmt.Errorf("%w: worker pid %d: %v (%s)", ErrStart, w.pid, err, detail)
+	}()
+	if err := w.handshake(); err != nil {
+		p.kill()
+		<-p.exited
+		closeAll([]*os.File{jobW, resR})
+		w.mu.Lock()
+		detail := w.lastErr
+		w.mu.Unlock()
+		if detail == "" {
+			detail = p.exitDetail()
+		}
+		f := fail("worker pid %d: %v (%s)", w.pid, err, detail)
+		f.crash = errors.Is(err, errExitedEarly) && p.killedBySignal()
+		return nil, f
 	}
+	w.mu.Lock()
+	w.state = Ready
+	w.mu.Unlock()
+	w.open.Store(true)
+	go w.readLoop()
 	return w, nil
 }
 
-// handshake waits for the worker's first CONTROL frame announcing its pid.
-func (w *worker) handshake(timeout time.Duration) error {
+// errExitedEarly: the process ended before its handshake.
+var errExitedEarly = errors.New("exited before its handshake")
+
+// handshake waits for the worker's first CONTROL frame announcing its pid
+// and protocol version.
+func (w *worker) handshake() error {
+	_ = w.fromPHP.SetReadDeadline(time.Now().Add(w.env.startTimeout))
+	defer func() { _ = w.fromPHP.SetReadDeadline(time.Time{}) }()
+	f, err := readFrame(w.fromPHP, 1<<16)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("no handshake within %v (aggregator.pool.start-timeout)", w.env.startTimeout)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		<-w.proc.exited
+		return fmt.Errorf("%w: %v", errExitedEarly, w.proc.exitDetail())
+	case err != nil:
+		return fmt.Errorf("bad handshake: %v", err)
+	case f.ReadFlags()&flagControl == 0:
+		return fmt.Errorf("bad handshake: not a control frame: %q", clip(f.Payload()))
+	}
 	var hello struct {
-		PID int `json:"pid"`
+		PID      int `json:"pid"`
+		Protocol int `json:"protocol"`
 	}
-	payload, err := w.readControl(timeout, &hello)
-	if err != nil {
-		return fmt.Errorf("no handshake: %w", err)
+	if json.Unmarshal(f.Payload(), &hello) != nil || hello.PID == 0 {
+		return fmt.Errorf("bad handshake %q", clip(f.Payload()))
 	}
-	if hello.PID == 0 {
-		return fmt.Errorf("bad handshake %q", payload)
+	if hello.Protocol != protocolVersion {
+		return fmt.Errorf("worker.php speaks protocol %d, this aggregator %d: use the worker.php of this release", hello.Protocol, protocolVersion)
 	}
 	return nil
 }
 
-// readControl reads the next frame within timeout, which must be a CONTROL
-// frame holding JSON, into v; it returns the payload.
-func (w *worker) readControl(timeout time.Duration, v any) ([]byte, error) {
-	_ = w.results.SetReadDeadline(time.Now().Add(timeout))
-	defer func() { _ = w.results.SetReadDeadline(time.Time{}) }()
-	f, err := readFrame(w.results, 1<<16)
-	if err != nil {
-		return nil, err
+// exec runs job on the worker, in a job slot the supervisor reserved for
+// it (the worker frees it once the job has left PHP). When ctx ends first
+// the job ends E_SCRIPT_TIMEOUT at once and is cancelled in PHP (timeUp).
+// retry says the job did not run through no fault of its own; err is then
+// what to report if no other worker can take it in time.
+func (w *worker) exec(ctx context.Context, job *aggregator.Job) (aggregator.Result, error, bool) {
+	c, ok := w.begin(ctx, job)
+	if !ok {
+		w.freed(w)
+		return aggregator.Result{}, errCancelled(), true
 	}
-	if f.ReadFlags()&flagControl == 0 {
-		return f.Payload(), fmt.Errorf("not a control frame: %q", f.Payload())
+	if err := w.send(newFrame(flagRaw, job.Input, typeJob, c.id, uint32(job.Kind))); err != nil {
+		w.kill(ReasonCrash)
+		// The reader answers c when it sees the process end; the job never
+		// reached PHP, so another worker may take it.
+		a := <-c.answer
+		return a.res, a.err, true
 	}
-	if err := json.Unmarshal(f.Payload(), v); err != nil {
-		return f.Payload(), fmt.Errorf("bad control frame %q: %v", f.Payload(), err)
+	if ce := w.logger().Check(zap.DebugLevel, "job started"); ce != nil {
+		ce.Write(jobFields(job, zap.Uint32("job", c.id))...)
 	}
-	return f.Payload(), nil
+	select {
+	case a := <-c.answer:
+		return a.res, a.err, a.retry
+	case <-ctx.Done():
+	}
+	return w.timeUp(c, ctx)
 }
 
-// output logs a line the worker printed, tagged with the job it runs.
-func (w *worker) output(msg, line string) {
-	w.mu.Lock()
-	job, log := w.job, w.log
-	w.mu.Unlock()
-	if job != nil {
-		log = log.With(zap.String("session", job.Session), zap.Int64("task", job.Task), zap.String("class", job.Class))
-	}
-	log.Warn(msg, zap.String("line", line))
-}
-
-// logBacktrace logs a backtrace of the worker's PHP, tagged with the job
-// it was asked for, or else with the job the worker runs.
-func (w *worker) logBacktrace(req *btRequest, frames []string, note string) {
-	w.mu.Lock()
-	log, job, since := w.log, w.job, w.since
-	w.mu.Unlock()
-	why := whyAsked
-	if req != nil {
-		why, job, since = req.why, req.job, req.since
-	} else if job == nil {
-		since = time.Time{}
-	}
-	log.Log(backtraceLevel(req), why, backtraceFields(job, since, frames, note)...)
-}
-
-// setState moves the worker to a new state if the move is legal. The job a
-// busy worker runs is recorded by assign.
-func (w *worker) setState(to State) bool {
+// begin registers a job; false when the worker takes no jobs any more.
+func (w *worker) begin(ctx context.Context, job *aggregator.Job) (*call, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	from := w.state
-	if !next(from, to) {
-		return false
+	if w.state != Ready || !w.open.Load() {
+		return nil, false
 	}
-	w.state = to
-	w.job = nil
-	w.since = time.Now()
-	switch from {
-	case Idle:
-		w.metrics.idle(-1)
-	case Busy:
-		w.metrics.busy(-1)
+	w.lastID++
+	if w.lastID == 0 {
+		w.lastID = 1
 	}
-	switch to {
-	case Idle:
-		w.metrics.idle(1)
-	case Busy:
-		w.metrics.busy(1)
+	c := &call{id: w.lastID, job: job, ctx: ctx, start: time.Now(), answer: make(chan answer, 1),
+		fetches: map[uint32]*fetchCall{}}
+	c.slowEnd = w.bt.slowlog(w.proc, w.env.slowlog, job, c.id, c.start)
+	w.calls[c.id] = c
+	return c, true
+}
+
+// timeUp ends a job whose time ran out (or whose browser left): the caller
+// gets E_SCRIPT_TIMEOUT now. A job running PHP code past its time is stuck:
+// its backtrace is logged and the worker killed (its other jobs run again
+// elsewhere). A job waiting in fetch() is cancelled inside PHP, which runs
+// its finally blocks and goes on with its other jobs; if it does not leave
+// within cancelGrace, PHP is not answering and the worker is killed.
+func (w *worker) timeUp(c *call, ctx context.Context) (aggregator.Result, error, bool) {
+	w.mu.Lock()
+	if w.calls[c.id] != c { // its answer came as the time ran out: it counts
+		w.mu.Unlock()
+		a := <-c.answer
+		return a.res, a.err, a.retry
+	}
+	c.over = true
+	doing := c.doingLocked()
+	stuck := len(c.fetches) == 0 && w.othersWaitLocked(c)
+	res := aggregator.Result{PID: w.pid, Duration: time.Since(c.start), Stderr: append([]string(nil), c.stderr...)}
+	w.mu.Unlock()
+	c.slowEnd()
+	deadline := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	if stuck {
+		w.setReason(ReasonTimeout)
+		overrun(w.proc, w.bt, c.job, c.id, c.start, deadline)
+	} else {
+		_ = w.send(controlFrame(map[string]uint32{"cancel": c.id}))
+		time.AfterFunc(cancelGrace, func() {
+			w.mu.Lock()
+			still := w.calls[c.id] == c
+			w.mu.Unlock()
+			if still {
+				w.logger().Warn("a cancelled job did not leave PHP: killing the worker",
+					jobFields(c.job, zap.Duration("grace", cancelGrace))...)
+				w.setReason(ReasonTimeout)
+				overrun(w.proc, w.bt, c.job, c.id, c.start, true)
+			}
+		})
+	}
+	if !deadline {
+		return res, aggregator.Errorf(aggregator.EScriptTimeout, "cancelled (its session ended) while %s", doing), false
+	}
+	return res, aggregator.Errorf(aggregator.EScriptTimeout, "its time ran out while %s", doing), false
+}
+
+// doingLocked says what a job is doing, for the timeout's log line.
+func (c *call) doingLocked() string {
+	var oldest *fetchCall
+	for _, f := range c.fetches {
+		if oldest == nil || f.since.Before(oldest.since) {
+			oldest = f
+		}
+	}
+	if oldest == nil {
+		return "running PHP code"
+	}
+	s := fmt.Sprintf("waiting for %s %s (%.1f s)", oldest.method, oldest.url, time.Since(oldest.since).Seconds())
+	if n := len(c.fetches); n > 1 {
+		s += fmt.Sprintf(" and %d more calls", n-1)
+	}
+	return s
+}
+
+// othersWaitLocked reports whether every other job of the worker waits in
+// fetch(): then the PHP code running now is c's.
+func (w *worker) othersWaitLocked(c *call) bool {
+	for _, x := range w.calls {
+		if x != c && len(x.fetches) == 0 {
+			return false
+		}
 	}
 	return true
 }
 
-// assign records the job a busy worker runs.
-func (w *worker) assign(job *Job) {
+// send writes one frame to the worker.
+func (w *worker) send(f *frame.Frame) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if _, err := w.toPHP.Write(f.Bytes()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// readLoop reads every frame the worker sends until the stream ends, then
+// waits for the process and answers every job still in flight.
+func (w *worker) readLoop() {
+	var victim uint32 // a job whose answer broke the stream
+	var cause error
+	for {
+		limit := w.env.outputLimit
+		if limit > 0 {
+			limit += maxStrayOutput
+		}
+		f, err := readFrame(w.fromPHP, limit)
+		if err != nil {
+			cause = err
+			if errors.Is(err, errFrameTooLarge) {
+				if o := options(f); len(o) >= 2 && o[0] == typeJob {
+					victim = o[1]
+				}
+				w.setReason(ReasonOutputLimit)
+			} else if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				w.setReason(ReasonProtocol) // a corrupt frame: the stream is out of step
+			}
+			break
+		}
+		if err := w.dispatch(f); err != nil {
+			cause = err
+			w.setReason(ReasonProtocol)
+			break
+		}
+	}
+	w.kill(ReasonCrash)
+	w.waitExit()
+	w.failAll(cause, victim)
+	close(w.gone)
+}
+
+// waitExit waits for the process to end; the stream's end usually means it
+// has, and a worker that closed fd 4 but lives on has just been killed.
+func (w *worker) waitExit() {
+	<-w.proc.exited
+	w.toPHP.Close()
+	w.fromPHP.Close()
 	w.mu.Lock()
-	w.job = job
-	w.since = time.Now()
+	w.state = Exited
 	w.mu.Unlock()
 }
 
-// retire records why the worker leaves (first reason wins).
-func (w *worker) retire(reason string) {
+// dispatch handles one frame from the worker.
+func (w *worker) dispatch(f *frame.Frame) error {
+	if f.ReadFlags()&flagControl != 0 {
+		select {
+		case w.pongs <- f.Payload():
+		default:
+		}
+		return nil
+	}
+	o := options(f)
+	if len(o) < 2 {
+		return fmt.Errorf("a frame without type and job id: flags %#x", f.ReadFlags())
+	}
+	switch o[0] {
+	case typeJob:
+		return w.result(o, f.ReadFlags(), f.Payload())
+	case typeFetch:
+		return w.fetchCall(o, f.Payload())
+	}
+	return fmt.Errorf("a frame of unknown type %d", o[0])
+}
+
+// phpFailure is the ERROR payload of a result (src/Report.php).
+type phpFailure struct {
+	Error  string `json:"error"`
+	Class  string `json:"class"`
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Trace  string `json:"trace"`
+	Public bool   `json:"public"`
+	Fatal  bool   `json:"fatal"` // the process is ending (a fatal error, exit())
+	Hint   string `json:"hint"`
+}
+
+// result handles a job's result frame: [typeJob, id, memory, stray bytes].
+func (w *worker) result(o []uint32, flags byte, payload []byte) error {
+	if len(o) < 4 || int(o[3]) > len(payload) {
+		return fmt.Errorf("a malformed result frame: options %v, %d bytes", o, len(payload))
+	}
+	w.proc.settleStderr(settleWait) // its warnings, written before this frame, are its own
+	w.mu.Lock()
+	c := w.calls[o[1]]
+	if c == nil {
+		w.mu.Unlock()
+		w.logger().Warn("a result for no job in flight: ignored", zap.Uint32("job", o[1]))
+		return nil
+	}
+	delete(w.calls, c.id)
+	w.memory = uint64(o[2])
+	w.jobsDone++
+	jobsDone, memory := w.jobsDone, w.memory
+	stop := w.state == Stopping && len(w.calls) == 0 && !w.stopSent
+	w.stopSent = w.stopSent || stop
+	stderr := c.stderr
+	w.mu.Unlock()
+	w.freed(w)
+	c.slowEnd()
+
+	out, stray := payload[:len(payload)-int(o[3])], payload[len(payload)-int(o[3]):]
+	log := w.logger().With(jobFields(c.job)...)
+	for _, l := range lines(stray) {
+		log.Warn("php stdout", zap.String("line", l))
+		stderr = append(stderr, "stdout: "+l)
+	}
+	res := aggregator.Result{Output: out, PID: w.pid, Duration: time.Since(c.start), Stderr: stderr}
+	var err error
+	fatal := false
+	if flags&flagError != 0 {
+		var f phpFailure
+		if json.Unmarshal(out, &f) != nil {
+			f = phpFailure{Error: string(clip(out)), Class: "unknown"}
+		}
+		fatal = f.Fatal
+		res.Output = nil
+		if f.Class != "Aggregator\\Cancelled" || !c.over {
+			res.Exception, err = handlerFailed(log, c.job, f)
+		}
+	}
+	switch {
+	case c.over:
+		log.Debug("a cancelled job left PHP", zap.Duration("after", time.Since(c.start)))
+	default:
+		c.answer <- answer{res: res, err: err}
+	}
+	switch {
+	case fatal: // PHP is on its way out
+		w.kill(ReasonFatal)
+	case w.env.maxJobs > 0 && jobsDone >= w.env.maxJobs:
+		w.askRecycle(ReasonMaxJobs)
+	case w.env.maxMemory > 0 && memory > w.env.maxMemory:
+		w.askRecycle(ReasonMaxMemory)
+	}
+	if stop {
+		w.sendStop()
+	}
+	return nil
+}
+
+// handlerFailed logs a handler's exception as one line and makes its error.
+func handlerFailed(log *zap.Logger, job *aggregator.Job, f phpFailure) (*aggregator.Exception, error) {
+	e := &aggregator.Exception{Class: f.Class, Message: f.Error, File: f.File, Line: f.Line, Trace: f.Trace,
+		Public: f.Public, Hint: f.Hint}
+	fields := []zap.Field{zap.String("kind", job.Kind.String()), zap.String("exception", f.Class),
+		zap.String("error", f.Error), zap.String("file", f.File), zap.Int("line", f.Line), zap.String("trace", f.Trace)}
+	if f.Hint != "" {
+		fields = append(fields, zap.String("hint", f.Hint))
+	}
+	if f.Public {
+		fields = append(fields, zap.Bool("public", true))
+	}
+	log.Error("handler failed", fields...)
+	err := &aggregator.Error{Code: aggregator.EScriptError, Message: fmt.Sprintf("PHP failed: %s: %s", f.Class, f.Error)}
+	if f.Hint != "" {
+		err.Message += " (" + f.Hint + ")"
+	}
+	if f.Public {
+		err.Public = f.Error
+	}
+	return e, err
+}
+
+// fetchHead is the JSON head of a fetch frame (src/Http/Request.php).
+type fetchHead struct {
+	Method  string      `json:"method"`
+	URL     string      `json:"url"`
+	Headers [][2]string `json:"headers"`
+	Timeout *float64    `json:"timeout"`
+}
+
+// fetchCall handles a job's fetch() call: [typeFetch, id, call, head bytes].
+func (w *worker) fetchCall(o []uint32, payload []byte) error {
+	if len(o) < 4 || int(o[3]) > len(payload) {
+		return fmt.Errorf("a malformed fetch frame: options %v, %d bytes", o, len(payload))
+	}
+	var head fetchHead
+	if err := json.Unmarshal(payload[:o[3]], &head); err != nil {
+		return fmt.Errorf("a fetch frame with a bad head: %v", err)
+	}
+	req := &aggregator.FetchRequest{Method: head.Method, URL: head.URL, Headers: head.Headers,
+		Body: payload[o[3]:]}
+	if head.Timeout != nil && *head.Timeout > 0 {
+		req.Timeout = time.Duration(*head.Timeout * float64(time.Second))
+	}
+	host := head.URL
+	if u, err := url.Parse(head.URL); err == nil {
+		host = u.Host
+	}
+	fc := &fetchCall{id: o[2], method: head.Method, url: head.URL, host: host, since: time.Now()}
+	w.mu.Lock()
+	c := w.calls[o[1]]
+	if c == nil || c.over {
+		w.mu.Unlock()
+		return nil // the job is being cancelled
+	}
+	c.fetches[fc.id] = fc
+	w.mu.Unlock()
+	go w.perform(c, fc, req)
+	return nil
+}
+
+// perform makes one fetch() call and sends its answer to the job.
+func (w *worker) perform(c *call, fc *fetchCall, req *aggregator.FetchRequest) {
+	var resp *aggregator.FetchResponse
+	var err error
+	if w.env.fetcher == nil {
+		err = &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: "network", Detail: "this runner performs no HTTP calls"}
+	} else {
+		resp, err = w.env.fetcher.Fetch(c.ctx, req)
+	}
+	took := time.Since(fc.since)
+	w.mu.Lock()
+	delete(c.fetches, fc.id)
+	live := w.calls[c.id] == c && !c.over
+	w.mu.Unlock()
+	log := w.logger()
+	var fe *aggregator.FetchError
+	switch {
+	case errors.As(err, &fe):
+		log.Warn("fetch failed", jobFields(c.job, zap.String("method", fe.Method), zap.String("url", fe.URL),
+			zap.String("cause", fe.Cause), zap.String("error", fe.Detail), zap.Duration("took", took))...)
+	case err != nil:
+		fe = &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: "network", Detail: err.Error()}
+		log.Warn("fetch failed", jobFields(c.job, zap.String("method", req.Method), zap.String("url", req.URL),
+			zap.String("cause", fe.Cause), zap.Error(err), zap.Duration("took", took))...)
+	case resp.Status >= 400:
+		log.Info("fetch answered with an error status", jobFields(c.job, zap.String("method", req.Method),
+			zap.String("url", req.URL), zap.Int("status", resp.Status), zap.Duration("took", took))...)
+	default:
+		if ce := log.Check(zap.DebugLevel, "fetch answered"); ce != nil {
+			ce.Write(jobFields(c.job, zap.String("method", req.Method), zap.String("url", req.URL),
+				zap.Int("status", resp.Status), zap.Int("bytes", len(resp.Body)), zap.Duration("took", took))...)
+		}
+	}
+	if !live {
+		return
+	}
+	var f *frame.Frame
+	if fe != nil {
+		b, _ := json.Marshal(map[string]string{"cause": fe.Cause, "message": fe.Error()})
+		f = newFrame(flagRaw|flagError, b, typeFetch, c.id, fc.id, uint32(len(b)))
+	} else {
+		head, _ := json.Marshal(struct {
+			Status  int               `json:"status"`
+			Headers map[string]string `json:"headers"`
+			URL     string            `json:"url"`
+		}{resp.Status, resp.Headers, req.URL})
+		f = newFrame(flagRaw, append(head, resp.Body...), typeFetch, c.id, fc.id, uint32(len(head)))
+	}
+	_ = w.send(f) // a broken pipe ends the worker through readLoop
+}
+
+// failAll answers every job still in flight once the process is gone.
+func (w *worker) failAll(cause error, victim uint32) {
+	w.mu.Lock()
+	calls := w.calls
+	w.calls = map[uint32]*call{}
+	reason, detail := w.reason, w.lastErr
+	w.mu.Unlock()
+	exit := w.proc.exitDetail()
+	if detail != "" {
+		exit += ": " + detail
+	}
+	for _, c := range calls {
+		w.freed(w)
+		c.slowEnd()
+		if c.over {
+			continue
+		}
+		a := answer{res: aggregator.Result{PID: w.pid, Duration: time.Since(c.start), Stderr: c.stderr}}
+		switch {
+		case c.id == victim:
+			a.err = &aggregator.Error{Code: aggregator.EScriptError, Limit: "output_size", Message: fmt.Sprintf(
+				"its answer is over aggregator.limit.output-size (%d bytes): worker pid %d killed", w.env.outputLimit, w.pid)}
+		case reason == ReasonShutdown:
+			a.err = errClosed()
+		case reason == ReasonProtocol:
+			a.err = aggregator.Errorf(aggregator.EScriptError, "worker pid %d broke the protocol: %v", w.pid, cause)
+		case reason == ReasonTimeout || reason == ReasonFatal || reason == ReasonOutputLimit || reason == ReasonHealth:
+			// Killed for another job's sake: not this job's fault.
+			a.retry = true
+			a.err = aggregator.Errorf(aggregator.EScriptError, "worker pid %d was killed (%s) while it ran this job", w.pid, reason)
+		default:
+			a.err = aggregator.Errorf(aggregator.EScriptError, "worker pid %d died mid-job: %s", w.pid, exit)
+		}
+		c.answer <- a
+	}
+}
+
+// setReason records why the worker leaves, unless a reason is known.
+func (w *worker) setReason(r Reason) {
 	w.mu.Lock()
 	if w.reason == "" {
-		w.reason = reason
+		w.reason = r
 	}
 	w.mu.Unlock()
 }
 
-// kill SIGKILLs the worker's process group.
-func (w *worker) kill() { killGroup(w.pid) }
+// kill SIGKILLs the worker's process group; r is why, unless a reason is known.
+func (w *worker) kill(r Reason) {
+	w.setReason(r)
+	w.open.Store(false)
+	w.proc.kill()
+}
 
-// stop asks the worker to exit after its current frame, and kills it if it
-// has not within grace.
-func (w *worker) stop(grace time.Duration) {
-	w.setState(Stopping)
-	_ = w.relay.Send(controlFrame(map[string]bool{"stop": true}))
+// retire stops the worker gracefully: it takes no new jobs, the jobs in
+// flight run to their end, then it is asked to exit (and killed if it has
+// not within stopGrace).
+func (w *worker) retire(r Reason) {
+	w.open.Store(false)
+	w.mu.Lock()
+	if w.reason == "" {
+		w.reason = r
+	}
+	if !next(w.state, Stopping) {
+		w.mu.Unlock()
+		return
+	}
+	w.state = Stopping
+	stop := len(w.calls) == 0 && !w.stopSent
+	w.stopSent = w.stopSent || stop
+	w.mu.Unlock()
+	if stop {
+		w.sendStop()
+	}
+}
+
+// sendStop asks the worker to exit and kills it if it has not within stopGrace.
+func (w *worker) sendStop() {
+	_ = w.send(controlFrame(map[string]bool{"stop": true}))
 	go func() {
-		t := time.NewTimer(grace)
+		t := time.NewTimer(stopGrace)
 		defer t.Stop()
 		select {
-		case <-w.exited:
+		case <-w.gone:
 		case <-t.C:
-			w.kill()
+			w.proc.kill()
 		}
 	}()
 }
 
-// idleNow reports whether the worker is idle (not dead, busy or stopping).
-func (w *worker) idleNow() bool {
+// askRecycle asks the worker's slot to replace it (once): the slot starts
+// the replacement first, then retires this one.
+func (w *worker) askRecycle(r Reason) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.state == Idle
+	if w.recycleReason != "" {
+		w.mu.Unlock()
+		return
+	}
+	w.recycleReason = r
+	ch := w.recycle
+	w.mu.Unlock()
+	w.open.Store(false) // done with new jobs, as max-jobs says; the jobs in flight go on
+	close(ch)
 }
 
-func (w *worker) dead() bool {
-	select {
-	case <-w.exited:
-		return true
-	default:
-		return false
+// recycleAsked is closed once the worker asked to be replaced.
+func (w *worker) recycleAsked() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.recycle
+}
+
+// recycleWhy is why the worker asked to be replaced.
+func (w *worker) recycleWhy() Reason {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.recycleReason
+}
+
+// keep takes the worker back into service when its replacement could not
+// start; rearm lets it ask again after its next job.
+func (w *worker) keep(rearm bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if rearm {
+		w.recycleReason = ""
+		w.recycle = make(chan struct{})
+	}
+	if w.state == Ready {
+		w.open.Store(true)
 	}
 }
 
-// ping checks an idle worker answers within timeout and records its memory.
+// ping checks the worker answers within timeout and records its memory.
 func (w *worker) ping(timeout time.Duration) error {
-	if err := w.relay.Send(controlFrame(map[string]bool{"ping": true})); err != nil {
+	select { // a stale pong
+	case <-w.pongs:
+	default:
+	}
+	if err := w.send(controlFrame(map[string]bool{"ping": true})); err != nil {
 		return err
 	}
-	var pong struct {
-		Pong   bool   `json:"pong"`
-		Memory uint64 `json:"memory"`
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case p := <-w.pongs:
+		var pong struct {
+			Pong   bool   `json:"pong"`
+			Memory uint64 `json:"memory"`
+		}
+		if json.Unmarshal(p, &pong) != nil || !pong.Pong {
+			return fmt.Errorf("bad pong %q", clip(p))
+		}
+		w.mu.Lock()
+		w.memory = pong.Memory
+		w.mu.Unlock()
+		if w.env.maxMemory > 0 && pong.Memory > w.env.maxMemory {
+			w.askRecycle(ReasonMaxMemory)
+		}
+		return nil
+	case <-w.gone:
+		return errors.New("it exited")
+	case <-t.C:
+		return fmt.Errorf("no pong within %v", timeout)
 	}
-	payload, err := w.readControl(timeout, &pong)
-	if err != nil {
-		return err
-	}
-	if !pong.Pong {
-		return fmt.Errorf("bad pong %q", payload)
-	}
-	w.memory.Store(pong.Memory)
-	return nil
 }
 
-// info describes the worker for diagnostics.
-func (w *worker) info() ProcInfo {
+// idle reports whether the worker takes jobs and has none in flight.
+func (w *worker) idle() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p := ProcInfo{PID: w.pid, State: w.state.String(), Jobs: w.jobs.Load(), Memory: w.memory.Load(), Started: w.started}
-	if w.job != nil {
-		p.Session, p.Task, p.Class, p.Since = w.job.Session, w.job.Task, w.job.Class, w.since
+	return w.state == Ready && len(w.calls) == 0
+}
+
+// load is the number of jobs in PHP.
+func (w *worker) load() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.calls)
+}
+
+// info describes the worker for /workers.
+func (w *worker) info() aggregator.ProcInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	state := w.state.String()
+	if w.state == Ready {
+		state = "idle"
+		if len(w.calls) > 0 {
+			state = "busy"
+		}
+	}
+	p := aggregator.ProcInfo{PID: w.pid, State: state, Jobs: w.jobsDone, Memory: w.memory, Started: w.started}
+	for _, c := range w.calls {
+		if c.over {
+			continue
+		}
+		j := aggregator.JobInfo{Session: c.job.Session, Task: c.job.Task, Kind: c.job.Kind.String(),
+			Class: c.job.Class, Since: c.start}
+		for _, f := range c.fetches {
+			j.Calls = append(j.Calls, aggregator.CallInfo{Method: f.method, URL: f.url, Host: f.host, Since: f.since})
+		}
+		p.Running = append(p.Running, j)
 	}
 	return p
 }
 
-// jobFrame is the frame that carries a job to a worker.
-func jobFrame(job *Job) *frame.Frame {
-	return newFrame(flagRaw, job.Input, uint32(job.Kind))
+// logger is the worker's logger (with its pid once it has one).
+func (w *worker) logger() *zap.Logger {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.log
+}
+
+// stderrLine logs a line PHP wrote to stderr, tagged with the job that
+// wrote it when it can be told (one job in flight).
+func (w *worker) stderrLine(line string) {
+	if w.bt.line(line) {
+		return
+	}
+	w.mu.Lock()
+	w.lastErr = line
+	var c *call
+	n := len(w.calls)
+	if n == 1 {
+		for _, x := range w.calls {
+			c = x
+		}
+		if len(c.stderr) < maxJobLines {
+			c.stderr = append(c.stderr, line)
+		}
+	}
+	log := w.log
+	w.mu.Unlock()
+	switch {
+	case c != nil:
+		log = log.With(jobFields(c.job)...)
+	case n > 1:
+		log = log.With(zap.Int("jobs_in_flight", n))
+	}
+	log.Warn("php stderr", zap.String("line", line))
+}
+
+// outputLine logs a line PHP wrote to stdout outside any job (worker.php
+// sends a job's own output with its result); PHP itself says there that
+// it cannot open worker.php.
+func (w *worker) outputLine(msg, line string) {
+	w.mu.Lock()
+	w.lastErr = line
+	log := w.log
+	w.mu.Unlock()
+	log.Warn(msg, zap.String("line", line))
+}
+
+// logBacktrace logs a backtrace of the worker's PHP, tagged with the job it
+// was asked for, or else with the job its section is about.
+func (w *worker) logBacktrace(req *btRequest, id uint32, frames []string, note string) {
+	w.mu.Lock()
+	log := w.log
+	var job *aggregator.Job
+	var since time.Time
+	if c := w.calls[id]; c != nil {
+		job, since = c.job, c.start
+	}
+	w.mu.Unlock()
+	why := whyAsked
+	if req != nil {
+		why, job, since = req.why, req.job, req.since
+	}
+	log.Log(backtraceLevel(req), why, backtraceFields(job, since, frames, note)...)
+}
+
+// jobFields name a job in a log line.
+func jobFields(job *aggregator.Job, more ...zap.Field) []zap.Field {
+	return append([]zap.Field{zap.String("session", job.Session), zap.Int64("task", job.Task),
+		zap.String("class", job.Class)}, more...)
+}
+
+// clip shortens PHP's bytes for an error message.
+func clip(b []byte) []byte {
+	const max = 200
+	if len(b) > max {
+		return append(b[:max:max], "..."...)
+	}
+	return b
 }

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator"
 )
 
 // This file exposes the session's own input building and output checks to
@@ -14,14 +14,14 @@ import (
 // SuppliersInput builds the suppliers task's input from a browser request the
 // way a session does (SPEC §3): the request's fields named in requestFields,
 // then the same object again under "params". A request that is not a JSON
-// object gives ErrRequestJSON; a missing (or null) field gives
-// ErrIllegalRequest and the error names it.
-func SuppliersInput(request []byte, requestFields []string) ([]byte, Code, error) {
+// object gives aggregator.ERequestJSON; a missing (or null) field gives
+// aggregator.EIllegalRequest and the error names it.
+func SuppliersInput(request []byte, requestFields []string) ([]byte, aggregator.Code, error) {
 	r, code, missing := parseRequest(request, requestFields, nil)
 	switch code {
-	case ErrRequestJSON:
+	case aggregator.ERequestJSON:
 		return nil, code, fmt.Errorf("the request is not a JSON object")
-	case ErrIllegalRequest:
+	case aggregator.EIllegalRequest:
 		return nil, code, fmt.Errorf("the request lacks %q (aggregator.fields.request)", missing)
 	}
 	return r.input, "", nil
@@ -44,7 +44,7 @@ func ItemsInput(elem []byte, infoField string) (input []byte, class string, info
 // itemsField and, optionally, nested suppliers under suppliersField. It
 // returns each element re-encoded, or the SPEC code the browser would get and
 // the reason (the same text the server logs).
-func CheckOutput(kind pool.Kind, out []byte, itemsField, suppliersField string) (items, suppliers []json.RawMessage, code Code, err error) {
+func CheckOutput(kind aggregator.Kind, out []byte, itemsField, suppliersField string) (items, suppliers []json.RawMessage, code aggregator.Code, err error) {
 	o, code, err := checkOutput(kind, out, itemsField, suppliersField)
 	if err != nil {
 		return nil, nil, code, err
@@ -57,6 +57,3 @@ func CheckOutput(kind pool.Kind, out []byte, itemsField, suppliersField string) 
 	}
 	return items, suppliers, "", nil
 }
-
-// ErrorCode is the SPEC code the browser gets for a runner's error.
-func ErrorCode(err error) Code { return errorCode(err) }

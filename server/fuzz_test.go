@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/theaspect/aggregator"
 )
 
 // FuzzParseRequest: any browser message is either refused with a code or
@@ -30,7 +32,7 @@ func FuzzParseRequest(f *testing.F) {
 					t.Fatalf("input %q lacks %s", r.input, k)
 				}
 			}
-		case ErrRequestJSON, ErrIllegalRequest:
+		case aggregator.ERequestJSON, aggregator.EIllegalRequest:
 		default:
 			t.Fatalf("unexpected code %s", code)
 		}
@@ -53,7 +55,7 @@ func FuzzParseOutput(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, out []byte) {
 		for _, kind := range []string{"items", "suppliers"} {
-			res, code, err := parseOutput(out, kind, "suppliers", ErrItemsJSON, ErrItemsResponse)
+			res, code, err := parseOutput(out, kind, "suppliers", aggregator.EItemsJSON, aggregator.EItemsResponse)
 			if (code == "") != (err == nil) {
 				t.Fatalf("code %q with error %v", code, err)
 			}

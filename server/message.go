@@ -7,28 +7,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/theaspect/aggregator/pool"
-)
-
-// Code is one of the SPEC's error codes.
-type Code string
-
-// The error codes of SPEC §5.
-const (
-	ErrRequestJSON       Code = "E_REQUEST_JSON"
-	ErrIllegalRequest    Code = "E_ILLEGAL_REQUEST"
-	ErrSessionReused     Code = "E_SESSION_REUSED"
-	ErrSessionTimeout    Code = "E_SESSION_TIMEOUT"
-	ErrSessionClosed     Code = "E_SESSION_CLOSED"
-	ErrScriptCancelled   Code = "E_SCRIPT_CANCELLED"
-	ErrScriptTimeout     Code = "E_SCRIPT_TIMEOUT"
-	ErrScriptStart       Code = "E_SCRIPT_START"
-	ErrScriptError       Code = "E_SCRIPT_ERROR"
-	ErrSuppliersJSON     Code = "E_SUPPLIERS_JSON"
-	ErrSuppliersResponse Code = "E_SUPPLIERS_RESPONSE"
-	ErrItemsJSON         Code = "E_ITEMS_JSON"
-	ErrItemsResponse     Code = "E_ITEMS_RESPONSE"
-	ErrUnknown           Code = "E_UNKNOWN"
+	"github.com/theaspect/aggregator"
 )
 
 // Message statuses and task names of SPEC §4.
@@ -49,7 +28,8 @@ type head struct {
 	Task    string          `json:"_task"`
 	ID      int64           `json:"_id,omitempty"`
 	Status  string          `json:"_status"`
-	Error   Code            `json:"_error,omitempty"`
+	Error   aggregator.Code `json:"_error,omitempty"`
+	Message string          `json:"_message,omitempty"` // a PublicError's text (SPEC §15)
 	Params  json.RawMessage `json:"_params,omitempty"`
 	Info    json.RawMessage `json:"_info,omitempty"`
 }
@@ -172,17 +152,17 @@ type output struct {
 // checkOutput checks a finished task's output: suppliers output must hold
 // suppliers; items output items and, maybe, nested suppliers. Each kind has
 // its own pair of codes.
-func checkOutput(kind pool.Kind, out []byte, itemsField, suppliersField string) (output, Code, error) {
-	if kind == pool.Suppliers {
-		return parseOutput(out, suppliersField, suppliersField, ErrSuppliersJSON, ErrSuppliersResponse)
+func checkOutput(kind aggregator.Kind, out []byte, itemsField, suppliersField string) (output, aggregator.Code, error) {
+	if kind == aggregator.Suppliers {
+		return parseOutput(out, suppliersField, suppliersField, aggregator.ESuppliersJSON, aggregator.ESuppliersResponse)
 	}
-	return parseOutput(out, itemsField, suppliersField, ErrItemsJSON, ErrItemsResponse)
+	return parseOutput(out, itemsField, suppliersField, aggregator.EItemsJSON, aggregator.EItemsResponse)
 }
 
 // parseOutput checks a script's answer: a JSON object (else jsonCode) with
 // an array of objects under listKey (else respCode), and, for items, an
 // optional array of nested suppliers under suppliersKey.
-func parseOutput(out []byte, listKey, suppliersKey string, jsonCode, respCode Code) (output, Code, error) {
+func parseOutput(out []byte, listKey, suppliersKey string, jsonCode, respCode aggregator.Code) (output, aggregator.Code, error) {
 	var res output
 	out = validUTF8(bytes.TrimSpace(out))
 	fields, err := objectFields(out)

@@ -5,7 +5,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -18,7 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
 )
 
@@ -31,7 +30,7 @@ type Config struct {
 	InfoField       string
 	ScriptTimeout   time.Duration // one task, counted from queueing
 	SessionTimeout  time.Duration
-	Executors       int // tasks running at once
+	Capacity        int // tasks running at once (PHP processes × jobs each)
 	SessionLimit    int // tasks of one session running at once
 	MaxSessions     int
 	MaxRequestSize  int64
@@ -41,12 +40,14 @@ type Config struct {
 	TrustedProxies  []*net.IPNet
 	Static          fs.FS  // the demo page
 	Mode            string // worker or exec, for /workers
+	// HealthChecks add to the runner's health in /health (the log file, ...).
+	HealthChecks []func() aggregator.Health
 }
 
 // Server serves the websocket sessions and the monitoring endpoints.
 type Server struct {
 	cfg        Config
-	runner     pool.Runner
+	runner     aggregator.Runner
 	log        *zap.Logger
 	registry   *prometheus.Registry
 	stats      *Stats
@@ -63,10 +64,10 @@ type Server struct {
 }
 
 // New builds a server around runner. reg receives the server's metrics.
-func New(cfg Config, runner pool.Runner, log *zap.Logger, reg *prometheus.Registry) *Server {
+func New(cfg Config, runner aggregator.Runner, log *zap.Logger, reg *prometheus.Registry) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, runner: runner, log: log, registry: reg, stats: newStats(), ctx: ctx, cancel: cancel}
-	s.queue = newQueue(cfg.Executors, cfg.SessionLimit, s.runTask)
+	s.queue = newQueue(cfg.Capacity, cfg.SessionLimit, s.runTask)
 	s.metrics = newMetrics(reg, s.queue)
 	s.upgrader = websocket.Upgrader{
 		// Requests are small; write buffers are shared between connections
@@ -99,25 +100,25 @@ func (s *Server) Handler() http.Handler {
 
 // runTask runs a started task's PHP call and reports its end to the session.
 func (s *Server) runTask(t *task) {
-	job := &pool.Job{Kind: t.kind, Input: t.input, Session: t.sess.id, Task: t.id, Class: t.class}
+	job := &aggregator.Job{Kind: t.kind, Input: t.input, Session: t.sess.id, Task: t.id, Class: t.class}
 	if ce := s.log.Check(zap.DebugLevel, "task started"); ce != nil {
 		ce.Write(zap.String("session", t.sess.id), zap.Int64("task", t.id),
 			zap.Duration("waited", time.Since(t.queuedAt)))
 	}
-	var res pool.Result
+	var res aggregator.Result
 	var err error
 	defer func() {
 		// A bug in a runner must end this task with E_UNKNOWN, not the server.
 		if r := recover(); r != nil {
 			s.log.Error("bug: task failed", zap.String("session", t.sess.id), zap.Int64("task", t.id),
 				zap.Any("panic", r), zap.Stack("stack"))
-			err = fmt.Errorf("panic: %v", r)
+			err = aggregator.Errorf(aggregator.EUnknown, "panic: %v", r)
 		}
 		s.queue.done(t)
 		t.sess.post(evTaskDone{t: t, res: res, err: err})
 	}()
 	if t.ctx.Err() != nil {
-		err = pool.ErrNotStarted // its time ran out as it left the queue
+		err = aggregator.Errorf(aggregator.EScriptCancelled, "its time ran out as it left the queue")
 		return
 	}
 	res, err = s.runner.Run(t.ctx, job)
@@ -222,11 +223,15 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "down", "reason": "shutting down"})
 		return
 	}
-	if err := s.runner.Health(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "down", "reason": err.Error()})
-		return
+	h := s.runner.Health()
+	for _, check := range s.cfg.HealthChecks {
+		h = h.Worse(check())
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	status := http.StatusOK
+	if h.Status == aggregator.HealthDown {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, h)
 }
 
 // serveWorkers lists the PHP processes and what they run.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
 )
 
@@ -17,7 +17,7 @@ import (
 type task struct {
 	id       int64
 	sess     *session
-	kind     pool.Kind
+	kind     aggregator.Kind
 	input    []byte
 	info     json.RawMessage // the supplier's info field, echoed as _info
 	class    string          // the supplier's class, for logs
@@ -37,7 +37,7 @@ func (t *task) unwatch() {
 }
 
 func (t *task) name() string {
-	if t.kind == pool.Suppliers {
+	if t.kind == aggregator.Suppliers {
 		return TaskSuppliers
 	}
 	return TaskItems
@@ -49,7 +49,7 @@ type (
 	evGone     struct{ err error }   // the browser closed, or the socket broke
 	evTaskDone struct {              // a task's PHP call ended
 		t   *task
-		res pool.Result
+		res aggregator.Result
 		err error
 	}
 )
@@ -143,10 +143,10 @@ func (s *session) loop() {
 				s.onGone(ev.err)
 			}
 		case <-timer.C:
-			s.log.Warn("session timed out", zap.String("code", string(ErrSessionTimeout)),
+			s.log.Warn("session timed out", zap.String("code", string(aggregator.ESessionTimeout)),
 				zap.Int("tasks_left", len(s.tasks)))
-			s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrSessionTimeout, Params: s.params})
-			s.end(websocket.CloseInternalServerErr, "session timeout", "timeout", string(ErrSessionTimeout))
+			s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionTimeout, Params: s.params})
+			s.end(websocket.CloseInternalServerErr, "session timeout", "timeout", string(aggregator.ESessionTimeout))
 		case <-s.srv.ctx.Done():
 			s.end(websocket.CloseGoingAway, "server shutdown", "shutdown", "SHUTDOWN")
 		}
@@ -163,16 +163,16 @@ func (s *session) recoverBug() {
 	}
 	s.log.Error("bug: session failed", zap.Any("panic", r), zap.Stack("stack"))
 	if !s.ended {
-		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrUnknown, Params: s.params})
-		s.end(websocket.CloseInternalServerErr, "internal error", "bug", string(ErrUnknown))
+		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.EUnknown, Params: s.params})
+		s.end(websocket.CloseInternalServerErr, "internal error", "bug", string(aggregator.EUnknown))
 	}
 }
 
 // onMessage handles the browser's request (or a second one).
 func (s *session) onMessage(data []byte) {
 	if s.started {
-		s.log.Info("second request on one socket", zap.String("code", string(ErrSessionReused)))
-		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: ErrSessionReused, Params: s.params})
+		s.log.Info("second request on one socket", zap.String("code", string(aggregator.ESessionReused)))
+		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionReused, Params: s.params})
 		return
 	}
 	s.started = true
@@ -186,7 +186,7 @@ func (s *session) onMessage(data []byte) {
 		return
 	}
 	s.log.Info("search", zap.ByteString("params", s.params))
-	s.addTask(pool.Suppliers, req.input, nil, "")
+	s.addTask(aggregator.Suppliers, req.input, nil, "")
 }
 
 // request is a browser's parsed search request.
@@ -198,11 +198,11 @@ type request struct {
 // parseRequest validates a request (SPEC §3 step 2) and builds the suppliers
 // input: the required fields at top level and again under "params", because
 // scripts of the first implementation read them there.
-func parseRequest(data []byte, required, faulty []string) (request, Code, []string) {
+func parseRequest(data []byte, required, faulty []string) (request, aggregator.Code, []string) {
 	var r request
 	fields, err := objectFields(data)
 	if err != nil || !json.Valid(data) {
-		return r, ErrRequestJSON, nil
+		return r, aggregator.ERequestJSON, nil
 	}
 	r.params = pick(fields, faulty)
 	allowed := make([]field, 0, len(required)+1)
@@ -216,30 +216,30 @@ func parseRequest(data []byte, required, faulty []string) (request, Code, []stri
 		allowed = append(allowed, field{k, v})
 	}
 	if len(missing) > 0 {
-		return r, ErrIllegalRequest, missing
+		return r, aggregator.EIllegalRequest, missing
 	}
 	r.input = encodeFields(append(allowed, field{"params", encodeFields(allowed)}))
 	return r, "", nil
 }
 
 // addTask queues a task; items tasks announce themselves with PENDING.
-func (s *session) addTask(kind pool.Kind, input []byte, info json.RawMessage, class string) {
+func (s *session) addTask(kind aggregator.Kind, input []byte, info json.RawMessage, class string) {
 	t := &task{id: s.srv.taskSeq.Add(1), sess: s, kind: kind, input: input, info: info, class: class,
 		queuedAt: time.Now()}
 	t.ctx, t.cancel = context.WithDeadline(s.ctx, t.queuedAt.Add(s.srv.cfg.ScriptTimeout))
 	s.tasks[t.id] = t
 	s.srv.stats.taskAdded()
-	if kind == pool.Items {
+	if kind == aggregator.Items {
 		s.send(head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusPending, Info: info})
 	}
-	if kind == pool.Items && s.nTasks >= s.srv.cfg.MaxSessionTasks {
+	if kind == aggregator.Items && s.nTasks >= s.srv.cfg.MaxSessionTasks {
 		s.srv.metrics.limitHits.WithLabelValues("session_tasks").Inc()
 		s.log.Warn("too many tasks in one session, cancelling", zap.Int64("task", t.id),
 			zap.Int("limit", s.srv.cfg.MaxSessionTasks))
-		s.fail(t, ErrScriptCancelled)
+		s.fail(t, aggregator.EScriptCancelled)
 		return
 	}
-	if kind == pool.Items {
+	if kind == aggregator.Items {
 		s.nTasks++
 	}
 	s.log.Debug("task queued", zap.Int64("task", t.id), zap.String("kind", kind.String()),
@@ -249,7 +249,7 @@ func (s *session) addTask(kind pool.Kind, input []byte, info json.RawMessage, cl
 	// goroutine and no queue lock.
 	t.stopWait = context.AfterFunc(t.ctx, func() {
 		if s.srv.queue.remove(t) {
-			s.post(evTaskDone{t: t, err: pool.ErrNotStarted})
+			s.post(evTaskDone{t: t, err: aggregator.Errorf(aggregator.EScriptCancelled, "its time ran out in the queue")})
 		}
 	})
 	s.srv.queue.push(t)
@@ -263,17 +263,22 @@ func (s *session) onTaskDone(ev evTaskDone) {
 	}
 	log := s.log.With(zap.Int64("task", t.id), zap.String("kind", t.kind.String()), zap.String("class", t.class))
 	if ev.err != nil {
-		code := errorCode(ev.err)
+		code := aggregator.ErrorCode(ev.err)
 		lvl := zap.WarnLevel
-		if code == ErrScriptCancelled || code == ErrScriptTimeout {
+		fields := []zap.Field{zap.String("code", string(code)), zap.String("error", aggregator.ErrorMessage(ev.err)),
+			zap.Int("pid", ev.res.PID), zap.Duration("took", time.Since(t.queuedAt))}
+		switch code {
+		case aggregator.EScriptCancelled:
 			lvl = zap.InfoLevel
+		case aggregator.EScriptTimeout:
+			lvl = zap.InfoLevel
+			fields = append(fields, zap.String("limit", "aggregator.timeout.script="+s.srv.cfg.ScriptTimeout.String()))
 		}
-		log.Log(lvl, "task failed", zap.String("code", string(code)), zap.Error(ev.err),
-			zap.Int("pid", ev.res.PID), zap.Duration("took", time.Since(t.queuedAt)))
-		if errors.Is(ev.err, pool.ErrOutputLimit) {
-			s.srv.metrics.limitHits.WithLabelValues("output_size").Inc()
+		log.Log(lvl, "task failed", fields...)
+		if limit := aggregator.LimitHit(ev.err); limit != "" {
+			s.srv.metrics.limitHits.WithLabelValues(limit).Inc()
 		}
-		s.fail(t, code)
+		s.failWith(t, code, aggregator.PublicMessage(ev.err))
 		s.maybeFinish()
 		return
 	}
@@ -295,7 +300,7 @@ func (s *session) onTaskDone(ev evTaskDone) {
 			return
 		}
 	}
-	s.succeed(t, t.kind == pool.Items)
+	s.succeed(t, t.kind == aggregator.Items)
 	s.addSuppliers(out.Suppliers)
 	s.maybeFinish()
 }
@@ -307,7 +312,7 @@ func (s *session) addSuppliers(elems [][]field) {
 			return
 		}
 		input, class, info := itemsTask(e, s.srv.cfg.InfoField)
-		s.addTask(pool.Items, input, info, class)
+		s.addTask(aggregator.Items, input, info, class)
 	}
 }
 
@@ -320,9 +325,13 @@ func (s *session) succeed(t *task, announce bool) {
 }
 
 // fail ends a task with an error message to the browser.
-func (s *session) fail(t *task, code Code) {
-	h := head{Session: s.id, Task: t.name(), ID: t.id, Status: StatusError, Error: code, Params: s.params}
-	if t.kind == pool.Items {
+func (s *session) fail(t *task, code aggregator.Code) { s.failWith(t, code, "") }
+
+// failWith ends a task with an error message carrying public, the text of
+// a PublicError the handler threw, as _message (SPEC §15).
+func (s *session) failWith(t *task, code aggregator.Code, public string) {
+	h := head{Session: s.id, Task: t.name(), ID: t.id, Status: StatusError, Error: code, Message: public, Params: s.params}
+	if t.kind == aggregator.Items {
 		h.Info = t.info
 	}
 	s.send(h)
@@ -355,12 +364,12 @@ func (s *session) onGone(err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
 		s.srv.metrics.limitHits.WithLabelValues("request_size").Inc()
 		s.log.Warn("request too large, closed with 1009", zap.Int64("limit", s.srv.cfg.MaxRequestSize))
-		s.end(websocket.CloseMessageTooBig, "", "too_large", string(ErrSessionClosed))
+		s.end(websocket.CloseMessageTooBig, "", "too_large", string(aggregator.ESessionClosed))
 		return
 	}
-	s.log.Info("browser closed the socket", zap.String("code", string(ErrSessionClosed)),
+	s.log.Info("browser closed the socket", zap.String("code", string(aggregator.ESessionClosed)),
 		zap.Int("tasks_left", len(s.tasks)), zap.String("reason", err.Error()))
-	s.end(websocket.CloseNormalClosure, "", "closed", string(ErrSessionClosed))
+	s.end(websocket.CloseNormalClosure, "", "closed", string(aggregator.ESessionClosed))
 }
 
 // send queues a message; a browser too slow to take it ends the session.
@@ -373,7 +382,7 @@ func (s *session) sendRaw(m []byte) bool {
 	if !s.out.push(m) {
 		s.srv.metrics.limitHits.WithLabelValues("send_queue").Inc()
 		s.log.Warn("browser does not read: send queue full, closing", zap.Int("limit", s.srv.cfg.SendQueue))
-		s.end(websocket.ClosePolicyViolation, "send queue full", "slow_client", string(ErrSessionClosed))
+		s.end(websocket.ClosePolicyViolation, "send queue full", "slow_client", string(aggregator.ESessionClosed))
 		return false
 	}
 	s.srv.metrics.messagesSent.Inc()
@@ -402,21 +411,6 @@ func (s *session) end(closeCode int, text, reason, outcome string) {
 	}
 	s.out.close(closeCode, text)
 	s.srv.sessionEnded(reason)
-}
-
-// errorCode maps a runner's error to the SPEC's code.
-func errorCode(err error) Code {
-	switch {
-	case errors.Is(err, pool.ErrNotStarted):
-		return ErrScriptCancelled
-	case errors.Is(err, pool.ErrKilled):
-		return ErrScriptTimeout
-	case errors.Is(err, pool.ErrStart):
-		return ErrScriptStart
-	case errors.Is(err, pool.ErrFailed), errors.Is(err, pool.ErrOutputLimit):
-		return ErrScriptError
-	}
-	return ErrUnknown
 }
 
 // clip shortens script output for a log line.

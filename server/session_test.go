@@ -15,7 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
 )
 
@@ -23,33 +23,33 @@ import (
 // the session state machine can be driven through every path; the real PHP
 // runners are exercised by pool's and integration's tests.
 type scripted struct {
-	answer func(ctx context.Context, job *pool.Job) (string, error)
+	answer func(ctx context.Context, job *aggregator.Job) (string, error)
 	mu     sync.Mutex
 	ran    []string
 }
 
-func (s *scripted) Run(ctx context.Context, job *pool.Job) (pool.Result, error) {
+func (s *scripted) Run(ctx context.Context, job *aggregator.Job) (aggregator.Result, error) {
 	s.mu.Lock()
 	s.ran = append(s.ran, job.Class)
 	s.mu.Unlock()
 	out, err := s.answer(ctx, job)
-	return pool.Result{Output: []byte(out)}, err
+	return aggregator.Result{Output: []byte(out)}, err
 }
-func (s *scripted) Reload()               {}
-func (s *scripted) Health() error         { return nil }
-func (s *scripted) Info() []pool.ProcInfo { return nil }
-func (s *scripted) Close() error          { return nil }
+func (s *scripted) Reload()                     {}
+func (s *scripted) Health() aggregator.Health   { return aggregator.Health{Status: aggregator.HealthOK} }
+func (s *scripted) Info() []aggregator.ProcInfo { return nil }
+func (s *scripted) Close() error                { return nil }
 
 func testConfig() Config {
 	return Config{
 		RequestFields: []string{"code", "brand", "apikey", "analog"}, FaultyFields: []string{"code", "brand", "analog"},
 		ItemsField: "items", SuppliersField: "suppliers", InfoField: "info",
 		ScriptTimeout: 2 * time.Second, SessionTimeout: 5 * time.Second,
-		Executors: 4, SessionLimit: 4, MaxSessions: 100, MaxRequestSize: 4096, MaxSessionTasks: 100, SendQueue: 1000,
+		Capacity: 4, SessionLimit: 4, MaxSessions: 100, MaxRequestSize: 4096, MaxSessionTasks: 100, SendQueue: 1000,
 	}
 }
 
-func startTest(t *testing.T, cfg Config, r pool.Runner) (*Server, string) {
+func startTest(t *testing.T, cfg Config, r aggregator.Runner) (*Server, string) {
 	t.Helper()
 	srv := New(cfg, r, zap.NewNop(), prometheus.NewRegistry())
 	hs := httptest.NewServer(srv.Handler())
@@ -127,7 +127,7 @@ func TestSessionStateMachine(t *testing.T) {
 	cases := []struct {
 		name   string
 		send   []string
-		answer func(ctx context.Context, job *pool.Job) (string, error)
+		answer func(ctx context.Context, job *aggregator.Job) (string, error)
 		want   []string // sorted "TASK STATUS [ERROR]"
 		close  int
 	}{
@@ -135,34 +135,42 @@ func TestSessionStateMachine(t *testing.T) {
 		{"not an object", []string{`"str"`}, nil, []string{"SESSION ERROR E_REQUEST_JSON"}, 1008},
 		{"missing field", []string{`{"code":"x"}`}, nil, []string{"SESSION ERROR E_ILLEGAL_REQUEST"}, 1008},
 		{"null field", []string{`{"code":"x","brand":null,"apikey":"k","analog":1}`}, nil, []string{"SESSION ERROR E_ILLEGAL_REQUEST"}, 1008},
-		{"no suppliers", []string{req}, func(context.Context, *pool.Job) (string, error) { return `{"suppliers":[]}`, nil }, nil, 1000},
-		{"suppliers start", []string{req}, func(context.Context, *pool.Job) (string, error) { return "", pool.ErrStart },
+		{"no suppliers", []string{req}, func(context.Context, *aggregator.Job) (string, error) { return `{"suppliers":[]}`, nil }, nil, 1000},
+		{"suppliers start", []string{req}, func(context.Context, *aggregator.Job) (string, error) {
+			return "", aggregator.Errorf(aggregator.EScriptStart, "cannot start")
+		},
 			[]string{"SUPPLIERS ERROR E_SCRIPT_START"}, 1000},
-		{"suppliers fail", []string{req}, func(context.Context, *pool.Job) (string, error) { return "", pool.ErrFailed },
+		{"suppliers fail", []string{req}, func(context.Context, *aggregator.Job) (string, error) {
+			return "", aggregator.Errorf(aggregator.EScriptError, "failed")
+		},
 			[]string{"SUPPLIERS ERROR E_SCRIPT_ERROR"}, 1000},
-		{"suppliers output limit", []string{req}, func(context.Context, *pool.Job) (string, error) { return "", pool.ErrOutputLimit },
+		{"suppliers output limit", []string{req}, func(context.Context, *aggregator.Job) (string, error) {
+			return "", &aggregator.Error{Code: aggregator.EScriptError, Limit: "output_size"}
+		},
 			[]string{"SUPPLIERS ERROR E_SCRIPT_ERROR"}, 1000},
-		{"suppliers killed", []string{req}, func(context.Context, *pool.Job) (string, error) { return "", pool.ErrKilled },
+		{"suppliers killed", []string{req}, func(context.Context, *aggregator.Job) (string, error) {
+			return "", aggregator.Errorf(aggregator.EScriptTimeout, "killed")
+		},
 			[]string{"SUPPLIERS ERROR E_SCRIPT_TIMEOUT"}, 1000},
-		{"suppliers bug", []string{req}, func(context.Context, *pool.Job) (string, error) { return "", errors.New("weird") },
+		{"suppliers bug", []string{req}, func(context.Context, *aggregator.Job) (string, error) { return "", errors.New("weird") },
 			[]string{"SUPPLIERS ERROR E_UNKNOWN"}, 1000},
-		{"suppliers not JSON", []string{req}, func(context.Context, *pool.Job) (string, error) { return "Not a JSON", nil },
+		{"suppliers not JSON", []string{req}, func(context.Context, *aggregator.Job) (string, error) { return "Not a JSON", nil },
 			[]string{"SUPPLIERS ERROR E_SUPPLIERS_JSON"}, 1000},
-		{"suppliers JSON array", []string{req}, func(context.Context, *pool.Job) (string, error) { return `[1]`, nil },
+		{"suppliers JSON array", []string{req}, func(context.Context, *aggregator.Job) (string, error) { return `[1]`, nil },
 			[]string{"SUPPLIERS ERROR E_SUPPLIERS_JSON"}, 1000},
-		{"suppliers missing", []string{req}, func(context.Context, *pool.Job) (string, error) { return `{"x":1}`, nil },
+		{"suppliers missing", []string{req}, func(context.Context, *aggregator.Job) (string, error) { return `{"x":1}`, nil },
 			[]string{"SUPPLIERS ERROR E_SUPPLIERS_RESPONSE"}, 1000},
-		{"suppliers not array", []string{req}, func(context.Context, *pool.Job) (string, error) { return `{"suppliers":{}}`, nil },
+		{"suppliers not array", []string{req}, func(context.Context, *aggregator.Job) (string, error) { return `{"suppliers":{}}`, nil },
 			[]string{"SUPPLIERS ERROR E_SUPPLIERS_RESPONSE"}, 1000},
-		{"supplier not object", []string{req}, func(context.Context, *pool.Job) (string, error) { return `{"suppliers":[1]}`, nil },
+		{"supplier not object", []string{req}, func(context.Context, *aggregator.Job) (string, error) { return `{"suppliers":[1]}`, nil },
 			[]string{"SUPPLIERS ERROR E_SUPPLIERS_RESPONSE"}, 1000},
-		{"items", []string{req}, func(_ context.Context, j *pool.Job) (string, error) {
-			if j.Kind == pool.Suppliers {
+		{"items", []string{req}, func(_ context.Context, j *aggregator.Job) (string, error) {
+			if j.Kind == aggregator.Suppliers {
 				return supplierList("a", "b"), nil
 			}
 			return items2, nil
 		}, []string{"ITEMS PENDING", "ITEMS PENDING", "ITEMS SENDING", "ITEMS SENDING", "ITEMS SENDING", "ITEMS SENDING", "ITEMS SUCCESS", "ITEMS SUCCESS"}, 1000},
-		{"items errors", []string{req}, func(_ context.Context, j *pool.Job) (string, error) {
+		{"items errors", []string{req}, func(_ context.Context, j *aggregator.Job) (string, error) {
 			switch j.Class {
 			case "":
 				return supplierList("json", "resp", "notarray", "fail", "start", "elem"), nil
@@ -173,15 +181,15 @@ func TestSessionStateMachine(t *testing.T) {
 			case "notarray":
 				return `{"items":"x"}`, nil
 			case "fail":
-				return "", pool.ErrFailed
+				return "", aggregator.Errorf(aggregator.EScriptError, "failed")
 			case "start":
-				return "", pool.ErrStart
+				return "", aggregator.Errorf(aggregator.EScriptStart, "cannot start")
 			}
 			return `{"items":[{"a":1},2]}`, nil
 		}, []string{"ITEMS ERROR E_ITEMS_JSON", "ITEMS ERROR E_ITEMS_RESPONSE", "ITEMS ERROR E_ITEMS_RESPONSE",
 			"ITEMS ERROR E_ITEMS_RESPONSE", "ITEMS ERROR E_SCRIPT_ERROR", "ITEMS ERROR E_SCRIPT_START",
 			"ITEMS PENDING", "ITEMS PENDING", "ITEMS PENDING", "ITEMS PENDING", "ITEMS PENDING", "ITEMS PENDING"}, 1000},
-		{"nested", []string{req}, func(_ context.Context, j *pool.Job) (string, error) {
+		{"nested", []string{req}, func(_ context.Context, j *aggregator.Job) (string, error) {
 			switch j.Class {
 			case "":
 				return supplierList("top"), nil
@@ -190,16 +198,16 @@ func TestSessionStateMachine(t *testing.T) {
 			}
 			return `{"items":[]}`, nil
 		}, []string{"ITEMS PENDING", "ITEMS PENDING", "ITEMS PENDING", "ITEMS SENDING", "ITEMS SUCCESS", "ITEMS SUCCESS", "ITEMS SUCCESS"}, 1000},
-		{"second request", []string{req, req}, func(_ context.Context, j *pool.Job) (string, error) {
+		{"second request", []string{req, req}, func(_ context.Context, j *aggregator.Job) (string, error) {
 			time.Sleep(100 * time.Millisecond)
 			return `{"suppliers":[]}`, nil
 		}, []string{"SESSION ERROR E_SESSION_REUSED"}, 1000},
-		{"session timeout", []string{req}, func(ctx context.Context, j *pool.Job) (string, error) {
-			if j.Kind == pool.Suppliers {
+		{"session timeout", []string{req}, func(ctx context.Context, j *aggregator.Job) (string, error) {
+			if j.Kind == aggregator.Suppliers {
 				return supplierList("slow"), nil
 			}
 			<-ctx.Done()
-			return "", pool.ErrKilled
+			return "", aggregator.Errorf(aggregator.EScriptTimeout, "killed")
 		}, []string{"ITEMS PENDING", "SESSION ERROR E_SESSION_TIMEOUT"}, 1011},
 	}
 	for _, tc := range cases {
@@ -211,7 +219,7 @@ func TestSessionStateMachine(t *testing.T) {
 			}
 			answer := tc.answer
 			if answer == nil {
-				answer = func(context.Context, *pool.Job) (string, error) { t.Error("runner called"); return "", nil }
+				answer = func(context.Context, *aggregator.Job) (string, error) { t.Error("runner called"); return "", nil }
 			}
 			srv, url := startTest(t, cfg, &scripted{answer: answer})
 			g := play(t, url, tc.send...)
@@ -265,8 +273,8 @@ func waitStats(t *testing.T, srv *Server) {
 }
 
 func TestMessageFields(t *testing.T) {
-	answer := func(_ context.Context, j *pool.Job) (string, error) {
-		if j.Kind == pool.Suppliers {
+	answer := func(_ context.Context, j *aggregator.Job) (string, error) {
+		if j.Kind == aggregator.Suppliers {
 			if string(j.Input) != `{"code":"c1","brand":"b1","apikey":"k","analog":1,"params":{"code":"c1","brand":"b1","apikey":"k","analog":1}}` {
 				return "", fmt.Errorf("suppliers input %s", j.Input)
 			}
@@ -277,9 +285,9 @@ func TestMessageFields(t *testing.T) {
 		}
 		return "{\"items\":[{\"zeta\":1,\"_id\":\"theirs\",\"alpha\":\"bad \xff utf8\"}],\"suppliers\":[{\"class\":\"e\"}]}", nil
 	}
-	_, url := startTest(t, testConfig(), &scripted{answer: func(ctx context.Context, j *pool.Job) (string, error) {
+	_, url := startTest(t, testConfig(), &scripted{answer: func(ctx context.Context, j *aggregator.Job) (string, error) {
 		if j.Class == "e" {
-			return "", pool.ErrFailed
+			return "", aggregator.Errorf(aggregator.EScriptError, "failed")
 		}
 		return answer(ctx, j)
 	}})
@@ -311,13 +319,13 @@ func TestMessageFields(t *testing.T) {
 
 func TestQueuedTaskExpires(t *testing.T) {
 	cfg := testConfig()
-	cfg.Executors, cfg.SessionLimit, cfg.ScriptTimeout = 1, 1, 300*time.Millisecond
-	_, url := startTest(t, cfg, &scripted{answer: func(ctx context.Context, j *pool.Job) (string, error) {
-		if j.Kind == pool.Suppliers {
+	cfg.Capacity, cfg.SessionLimit, cfg.ScriptTimeout = 1, 1, 300*time.Millisecond
+	_, url := startTest(t, cfg, &scripted{answer: func(ctx context.Context, j *aggregator.Job) (string, error) {
+		if j.Kind == aggregator.Suppliers {
 			return supplierList("busy", "waits"), nil
 		}
 		time.Sleep(600 * time.Millisecond) // holds the only slot past the other task's time
-		return "", pool.ErrKilled
+		return "", aggregator.Errorf(aggregator.EScriptTimeout, "killed")
 	}})
 	g := play(t, url, req)
 	want := []string{"ITEMS ERROR E_SCRIPT_CANCELLED", "ITEMS ERROR E_SCRIPT_TIMEOUT", "ITEMS PENDING", "ITEMS PENDING"}
@@ -329,8 +337,8 @@ func TestQueuedTaskExpires(t *testing.T) {
 func TestSessionTaskLimit(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxSessionTasks = 2
-	_, url := startTest(t, cfg, &scripted{answer: func(_ context.Context, j *pool.Job) (string, error) {
-		if j.Kind == pool.Suppliers {
+	_, url := startTest(t, cfg, &scripted{answer: func(_ context.Context, j *aggregator.Job) (string, error) {
+		if j.Kind == aggregator.Suppliers {
 			return supplierList("a", "b", "c"), nil
 		}
 		return `{"items":[]}`, nil
@@ -346,7 +354,7 @@ func TestMaxSessions(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxSessions = 1
 	release := make(chan struct{})
-	_, url := startTest(t, cfg, &scripted{answer: func(context.Context, *pool.Job) (string, error) {
+	_, url := startTest(t, cfg, &scripted{answer: func(context.Context, *aggregator.Job) (string, error) {
 		<-release
 		return `{"suppliers":[]}`, nil
 	}})
@@ -377,8 +385,8 @@ func TestHumanDuration(t *testing.T) {
 // TestPanicsBecomeUnknown: a bug in a runner ends its task with E_UNKNOWN,
 // and the server goes on serving.
 func TestPanicsBecomeUnknown(t *testing.T) {
-	srv, url := startTest(t, testConfig(), &scripted{answer: func(_ context.Context, j *pool.Job) (string, error) {
-		if j.Kind == pool.Suppliers {
+	srv, url := startTest(t, testConfig(), &scripted{answer: func(_ context.Context, j *aggregator.Job) (string, error) {
+		if j.Kind == aggregator.Suppliers {
 			return supplierList("bug", "fine"), nil
 		}
 		if j.Class == "bug" {

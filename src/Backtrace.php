@@ -15,7 +15,10 @@ namespace Aggregator;
  *     AGGREGATOR-BACKTRACE-END
  *
  * Each line is a function and the place (file:line) inside it where the code
- * was when the signal arrived; #0 is the innermost. The aggregator sends the
+ * was when the signal arrived; #0 is the innermost. A worker with jobs in
+ * flight writes one section per job, each headed by a line "job <id>": the
+ * job running now (its stack up to its Fiber) and each job waiting in
+ * fetch() (its suspended Fiber's stack, from ReflectionFiber::getTrace()). The aggregator sends the
  * signal to a job that runs longer than aggregator.pool.slowlog, and just
  * before it kills a job whose time ran out, and logs the block tagged with
  * the session, task and supplier (see docs/diagnostics.md). The job goes on.
@@ -39,14 +42,18 @@ final class Backtrace
     /** Frames written at most; deeper stacks end with a "... N more frames" line. */
     public const MAX_FRAMES = 100;
 
+    /** @var (\Closure(): array<int, ?\Fiber>)|null the worker's jobs in flight: id => Fiber, null for the running one */
+    private static ?\Closure $jobs = null;
+
     /**
      * Install the SIGUSR1 handler and say so on stderr (once is enough;
      * again is harmless).
      *
      * @return bool whether it is installed (false without pcntl)
      */
-    public static function install(): bool
+    public static function install(?\Closure $jobs = null): bool
     {
+        self::$jobs = $jobs;
         if (!function_exists('pcntl_async_signals') || !function_exists('pcntl_signal')) {
             return false;
         }
@@ -62,7 +69,35 @@ final class Backtrace
     public static function onSignal(mixed ...$args): void
     {
         $trace = debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS);
-        @fwrite(STDERR, self::block($trace));
+        $jobs = self::$jobs === null ? [] : (self::$jobs)();
+        if ($jobs === []) {
+            @fwrite(STDERR, self::block($trace));
+            return;
+        }
+        $lines = [];
+        foreach ($jobs as $id => $fiber) {
+            $lines[] = "job $id";
+            $stack = $fiber === null ? self::fiberPart($trace) : (new \ReflectionFiber($fiber))->getTrace(DEBUG_BACKTRACE_IGNORE_ARGS);
+            array_push($lines, ...self::lines($stack, false));
+        }
+        @fwrite(STDERR, self::BEGIN . "\n" . implode("\n", $lines) . "\n" . self::END . "\n");
+    }
+
+    /**
+     * The part of a trace taken inside a Fiber that is the Fiber's own:
+     * up to the Fiber's function, without the worker frames that started it.
+     *
+     * @param array<int, array<string, mixed>> $trace
+     * @return array<int, array<string, mixed>>
+     */
+    public static function fiberPart(array $trace): array
+    {
+        foreach ($trace as $i => $frame) {
+            if (($frame['class'] ?? '') === 'Fiber' && in_array($frame['function'] ?? '', ['start', 'resume', 'throw'], true)) {
+                return array_slice($trace, 0, $i);
+            }
+        }
+        return $trace;
     }
 
     /**
@@ -84,16 +119,17 @@ final class Backtrace
      * gives each function with the place it was called from; here each
      * function gets the place the code is at inside it, which is the call
      * site of the frame before it (frame 0, the handler, gives the place the
-     * signal interrupted). The last line is the script's top level, {main}.
+     * signal interrupted). The last line is the script's top level, {main},
+     * unless $main is false (a Fiber's stack ends at its function).
      *
      * @param array<int, array<string, mixed>> $trace
      * @return string[]
      */
-    public static function lines(array $trace): array
+    public static function lines(array $trace, bool $main = true): array
     {
         $trace = array_values($trace);
         $lines = [];
-        $count = count($trace);
+        $count = $main ? count($trace) : count($trace) - 1;
         for ($i = 1; $i <= $count; $i++) {
             if ($i > self::MAX_FRAMES) {
                 $lines[] = sprintf('... %d more frames', $count + 1 - $i);

@@ -5,25 +5,40 @@ declare(strict_types=1);
 namespace Aggregator;
 
 /**
- * The long-lived PHP worker: reads jobs from fd 3, runs a handler, writes the
- * result to fd 4. The conversation is described in docs/PROTOCOL.md.
+ * The long-lived PHP worker: reads jobs from fd 3, runs each handler in a
+ * Fiber, writes results to fd 4 (docs/PROTOCOL.md). A job that calls
+ * \Aggregator\fetch() suspends: the worker sends the call to the aggregator
+ * and runs other jobs (up to aggregator.pool.concurrency) until the answer
+ * resumes it. Fibers are kept between jobs, so a job costs no Fiber start.
  *
- * stdout and stderr are never used for frames: whatever a handler echoes or
- * logs there ends up in the aggregator's log.
+ * stdout and stderr are never used for frames: what a handler echoes during
+ * a job travels in its result frame, and stderr goes to the aggregator's log.
  */
 final class Worker
 {
     /** json_encode flags for a handler's array answer. */
     public const JSON_FLAGS = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE;
 
-    /** Error types that end the process (a shutdown function still runs). */
-    private const FATAL_ERRORS = E_ERROR | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_PARSE;
+    /** Option 0 of a job frame and its result frame. */
+    public const JOB = 1;
 
-    /** Extra memory allowed to the shutdown function so it can report "memory exhausted". */
-    private const SHUTDOWN_MEMORY = 8 << 20;
+    /** Option 0 of a fetch frame (PHP -> Go) and its answer (Go -> PHP). */
+    public const FETCH = 2;
 
-    /** True from reading a job until its result is written. */
-    private bool $inJob = false;
+    /** The protocol version announced in the handshake. */
+    public const PROTOCOL = 2;
+
+    /** Stray output (echo) kept per job for the log; past it, output goes straight to stdout. */
+    public const MAX_JOB_OUTPUT = 65536;
+
+    /** @var array<int, Job> jobs in flight by id */
+    private array $jobs = [];
+
+    /** @var list<\Fiber> fibers parked between jobs */
+    private array $idle = [];
+
+    /** The job whose Fiber runs now, for the shutdown report and backtraces. */
+    private ?Job $current = null;
 
     public function __construct(
         private readonly Handlers $handlers,
@@ -40,14 +55,14 @@ final class Worker
      */
     public static function main(array $argv, string $baseDir): int
     {
-        // SIGUSR1 prints the running job's backtrace to stderr (slowlog, and
-        // before a timeout kill); see Backtrace.php.
-        Backtrace::install();
         try {
             $in = self::openFd(3, 'rb');
             $out = self::openFd(4, 'wb');
             $handlers = Handlers::load(self::handlersPath($argv, $baseDir));
             $worker = new self($handlers, new FrameReader($in), new FrameWriter($out));
+            // SIGUSR1 prints the stacks of the jobs in flight to stderr
+            // (slowlog, and before a timeout kill); see Backtrace.php.
+            Backtrace::install($worker->inFlight(...));
             register_shutdown_function([$worker, 'onShutdown']);
             return $worker->run();
         } catch (HandlersException | FrameException $e) {
@@ -66,50 +81,67 @@ final class Worker
     public function run(): int
     {
         try {
-            $this->writer->write(self::controlFrame(['pid' => getmypid()]));
+            $this->writer->write(self::controlFrame(['pid' => getmypid(), 'protocol' => self::PROTOCOL]));
         } catch (FrameException $e) {
             throw new FrameException('cannot send the handshake on fd 4: ' . $e->getMessage(), 0, $e);
         }
+        ob_start(null, self::MAX_JOB_OUTPUT);
         while (($frame = $this->reader->read()) !== null) {
-            if ($frame->has(Frame::CONTROL)) {
-                if ($this->handleControl($frame) === false) {
+            if (($frame->flags & Frame::CONTROL) !== 0) {
+                if ($this->control($frame) === false) {
                     return 0;
                 }
                 continue;
             }
-            $this->handleJob($frame);
+            match ($frame->options[0] ?? null) {
+                self::JOB => $this->start($frame),
+                self::FETCH => $this->answer($frame),
+                default => self::log('ignored a frame of unknown type ' . var_export($frame->options[0] ?? null, true)),
+            };
         }
         return 0;
     }
 
     /**
-     * Runs when the process ends. If that happens during a job because of a
-     * fatal error (memory exhausted, ...), try to send the job's ERROR frame.
+     * Runs when the process ends. If a job's code ends it (exit(), a fatal
+     * error such as memory exhausted), send that job's ERROR frame, marked
+     * fatal: the aggregator then knows the process is going and why.
      */
     public function onShutdown(): void
     {
-        if (!$this->inJob) {
+        $job = $this->current;
+        if ($job === null) {
             return;
         }
-        $this->inJob = false;
-        $error = error_get_last();
-        if ($error === null || ($error['type'] & self::FATAL_ERRORS) === 0) {
-            self::log('the process is exiting in the middle of a job (did the handler call exit()?)');
-            return;
+        $this->current = null;
+        $error = Report::fatalError();
+        if ($error !== null) {
+            Report::allowShutdownMemory();
+            $failure = Report::fatal($error);
+        } else {
+            $failure = ['error' => 'the handler called exit() in the middle of a job', 'class' => 'Exit',
+                'file' => '', 'line' => 0, 'trace' => '', 'fatal' => true];
         }
-        self::allowShutdownMemory();
-        self::log(sprintf('job failed: fatal error: %s in %s:%d', $error['message'], $error['file'], $error['line']));
         try {
-            $this->writer->write(self::errorFrame([
-                'error' => $error['message'],
-                'class' => 'FatalError',
-                'file' => $error['file'],
-                'line' => $error['line'],
-                'trace' => '',
-            ]));
+            $this->writer->write(self::resultFrame($job->id, Frame::CODEC_JSON | Frame::ERROR, self::errorPayload($failure), ''));
         } catch (\Throwable) {
             // The aggregator will see the process die instead.
         }
+    }
+
+    /**
+     * The jobs in flight for a backtrace: id => their Fiber, or null for the
+     * one running now.
+     *
+     * @return array<int, ?\Fiber>
+     */
+    public function inFlight(): array
+    {
+        $out = [];
+        foreach ($this->jobs as $id => $job) {
+            $out[$id] = $job === $this->current ? null : $job->fiber;
+        }
+        return $out;
     }
 
     /**
@@ -117,44 +149,166 @@ final class Worker
      *
      * @return bool false when the worker must stop
      */
-    private function handleControl(Frame $frame): bool
+    private function control(Frame $frame): bool
     {
         $message = json_decode($frame->payload, true);
         if (!is_array($message)) {
             self::log('ignored a control frame that is not a JSON object: ' . substr($frame->payload, 0, 200));
             return true;
         }
+        if (isset($message['cancel'])) {
+            $this->cancel((int)$message['cancel']);
+            return true;
+        }
         if (!empty($message['stop'])) {
             return false;
         }
         if (!empty($message['ping'])) {
-            $this->writer->write(self::controlFrame(['pong' => true, 'memory' => self::memory()]));
+            $this->writer->write(self::controlFrame(['pong' => true, 'memory' => self::memory(), 'jobs' => count($this->jobs)]));
             return true;
         }
         self::log('ignored an unknown control frame: ' . substr($frame->payload, 0, 200));
         return true;
     }
 
-    /** Run one job, send its result, then call the reset handler. */
-    private function handleJob(Frame $job): void
+    /** A new job: run it on a parked Fiber (or a new one) until it ends or waits. */
+    private function start(Frame $frame): void
     {
-        $this->inJob = true;
-        $result = $this->runJob($job);
-        $this->writer->write($result);
-        $this->inJob = false;
+        $job = new Job((int)($frame->options[1] ?? 0), $frame->options[2] ?? null, $frame->payload);
+        $job->fiber = array_pop($this->idle) ?? $this->newFiber();
+        $this->jobs[$job->id] = $job;
+        $this->step($job, $job);
+    }
+
+    /** The answer to one fetch() call; the job resumes once all its calls are answered. */
+    private function answer(Frame $frame): void
+    {
+        $job = $this->jobs[(int)($frame->options[1] ?? 0)] ?? null;
+        $call = (int)($frame->options[2] ?? 0);
+        if ($job === null || !isset($job->calls[$call])) {
+            return; // the job was cancelled meanwhile
+        }
+        $index = $job->calls[$call];
+        unset($job->calls[$call]);
+        $job->answers[$index] = self::fetchAnswer($frame);
+        if ($job->calls === []) {
+            ksort($job->answers);
+            $answers = $job->answers;
+            $job->answers = [];
+            $this->step($job, $answers);
+        }
+    }
+
+    /**
+     * Cancel a job (its time ran out, or its browser left): a job waiting
+     * in fetch() gets Cancelled thrown at the call, so its finally blocks
+     * run; its ERROR frame then tells the aggregator it is gone.
+     */
+    private function cancel(int $id): void
+    {
+        $job = $this->jobs[$id] ?? null;
+        if ($job === null || $job->cancelled) {
+            return;
+        }
+        $job->cancelled = true;
+        if ($job->calls !== []) {
+            $job->calls = [];
+            $job->answers = [];
+            $this->step($job, new Cancelled("job $id cancelled by the aggregator"), true);
+        }
+    }
+
+    /**
+     * Run a job's Fiber until it ends (send its result) or waits for calls
+     * (send them); $value starts or resumes it, or is thrown into it.
+     */
+    private function step(Job $job, mixed $value, bool $throw = false): void
+    {
+        $fiber = $job->fiber;
+        while (true) {
+            $this->current = $job;
+            try {
+                $signal = match (true) {
+                    !$fiber->isStarted() => $fiber->start($value),
+                    $throw => $fiber->throw($value),
+                    default => $fiber->resume($value),
+                };
+            } finally {
+                $this->current = null;
+            }
+            $this->collectOutput($job);
+            if ($signal instanceof JobDone) {
+                $this->finish($job, $signal);
+                return;
+            }
+            if ($signal instanceof FetchBatch && !$job->cancelled) {
+                $this->sendCalls($job, $signal);
+                return;
+            }
+            $throw = true;
+            $value = $job->cancelled
+                ? new Cancelled("job $job->id cancelled by the aggregator")
+                : new \LogicException('a handler suspended the worker\'s Fiber: wait for suppliers with \Aggregator\fetch()');
+        }
+    }
+
+    /** A Fiber that runs job after job: it parks between them instead of ending. */
+    private function newFiber(): \Fiber
+    {
+        $fiber = new \Fiber(function (Job $job): void {
+            while (true) {
+                $job = \Fiber::suspend($this->execute($job));
+            }
+        });
+        Fetch::suspendIn($fiber);
+        return $fiber;
+    }
+
+    /** Inside the Fiber: call the handler and turn what it did into a result. */
+    private function execute(Job $job): JobDone
+    {
+        try {
+            $handler = $this->handlers->forKind($job->kind);
+            return new JobDone(Frame::CODEC_RAW, self::encodeAnswer($handler(self::decodeInput($job->input))));
+        } catch (\Throwable $e) {
+            return new JobDone(Frame::CODEC_JSON | Frame::ERROR, self::errorPayload(Report::describe($e)));
+        }
+    }
+
+    /** Send a job's fetch() calls to the aggregator. */
+    private function sendCalls(Job $job, FetchBatch $batch): void
+    {
+        foreach ($batch->requests as $index => $request) {
+            $call = ++$job->lastCall;
+            $job->calls[$call] = $index;
+            $head = $request->head();
+            $this->writer->write(new Frame(Frame::CODEC_RAW, $head . $request->body, [self::FETCH, $job->id, $call, strlen($head)]));
+        }
+    }
+
+    /** Send a job's result, park its Fiber, run the reset hook. */
+    private function finish(Job $job, JobDone $done): void
+    {
+        unset($this->jobs[$job->id]);
+        $this->idle[] = $job->fiber;
+        $job->fiber = null;
+        $this->writer->write(self::resultFrame($job->id, $done->flags, $done->payload, $job->output));
         $this->reset();
     }
 
-    /** The result frame of a job: the handler's answer, or an ERROR frame. */
-    private function runJob(Frame $job): Frame
+    /** Keep what the job echoed (up to MAX_JOB_OUTPUT) for its result frame. */
+    private function collectOutput(Job $job): void
     {
-        try {
-            $handler = $this->handlers->forKind($job->option(0));
-            $answer = $handler(self::decodeInput($job->payload));
-            return self::resultFrame($answer);
-        } catch (\Throwable $e) {
-            self::log(sprintf('job failed: %s: %s in %s:%d', get_class($e), $e->getMessage(), $e->getFile(), $e->getLine()));
-            return self::errorFrame(self::describe($e));
+        if (ob_get_level() === 0) {
+            ob_start(null, self::MAX_JOB_OUTPUT); // the handler ended ours
+            return;
+        }
+        if ((int)ob_get_length() > 0) {
+            $job->output .= (string)ob_get_contents();
+            ob_clean();
+            if (strlen($job->output) > self::MAX_JOB_OUTPUT) {
+                $job->output = substr($job->output, -self::MAX_JOB_OUTPUT);
+            }
         }
     }
 
@@ -178,6 +332,24 @@ final class Worker
     }
 
     /**
+     * The answer to one call, as Fetch expects it: a Response, or
+     * ['cause' => ..., 'message' => ...] when there was none.
+     */
+    private static function fetchAnswer(Frame $frame): Response|array
+    {
+        if (($frame->flags & Frame::ERROR) !== 0) {
+            $error = json_decode($frame->payload, true);
+            return is_array($error) ? $error : ['cause' => 'network', 'message' => $frame->payload];
+        }
+        $headLength = (int)($frame->options[3] ?? 0);
+        $head = json_decode(substr($frame->payload, 0, $headLength), true);
+        if (!is_array($head)) {
+            return ['cause' => 'network', 'message' => 'the aggregator sent an unreadable answer'];
+        }
+        return new Response((int)($head['status'] ?? 0), (array)($head['headers'] ?? []), substr($frame->payload, $headLength), (string)($head['url'] ?? ''));
+    }
+
+    /**
      * The job's JSON input as an array.
      *
      * @return mixed[]
@@ -194,26 +366,35 @@ final class Worker
     }
 
     /**
-     * A success frame: an array answer is JSON-encoded, a string is sent as-is.
+     * A handler's answer as bytes: an array is JSON-encoded, a string is sent as-is.
      *
      * @throws \JsonException when the array cannot be encoded (NAN, INF, ...)
      * @throws \UnexpectedValueException when the answer is neither an array nor a string
      */
-    private static function resultFrame(mixed $answer): Frame
+    private static function encodeAnswer(mixed $answer): string
     {
         if (is_array($answer)) {
-            $answer = json_encode($answer, self::JSON_FLAGS | JSON_THROW_ON_ERROR);
-        } elseif (!is_string($answer)) {
+            return json_encode($answer, self::JSON_FLAGS | JSON_THROW_ON_ERROR);
+        }
+        if (!is_string($answer)) {
             throw new \UnexpectedValueException('the handler must return an array or a string, it returned ' . get_debug_type($answer));
         }
-        return new Frame(Frame::CODEC_RAW, $answer, [self::memory()]);
+        return $answer;
     }
 
-    /** @param array{error: string, class: string, file: string, line: int, trace: string} $error */
-    private static function errorFrame(array $error): Frame
+    /**
+     * A result frame: options [JOB, id, memory, bytes of stray output];
+     * the payload is the answer (or ERROR JSON) followed by that output.
+     */
+    private static function resultFrame(int $id, int $flags, string $payload, string $output): Frame
     {
-        $payload = json_encode($error, self::JSON_FLAGS | JSON_PARTIAL_OUTPUT_ON_ERROR);
-        return new Frame(Frame::CODEC_JSON | Frame::ERROR, (string)$payload, [self::memory()]);
+        return new Frame($flags, $payload . $output, [self::JOB, $id, self::memory(), strlen($output)]);
+    }
+
+    /** @param array<string, mixed> $failure */
+    private static function errorPayload(array $failure): string
+    {
+        return (string)json_encode($failure, Report::JSON_FLAGS);
     }
 
     /** @param mixed[] $message */
@@ -222,38 +403,10 @@ final class Worker
         return new Frame(Frame::CONTROL | Frame::CODEC_JSON, (string)json_encode($message, self::JSON_FLAGS));
     }
 
-    /**
-     * The ERROR payload of a Throwable; the trace lists the previous exceptions too.
-     *
-     * @return array{error: string, class: string, file: string, line: int, trace: string}
-     */
-    private static function describe(\Throwable $e): array
-    {
-        $trace = $e->getTraceAsString();
-        for ($cause = $e->getPrevious(); $cause !== null; $cause = $cause->getPrevious()) {
-            $trace .= sprintf("\nCaused by %s: %s in %s:%d\n%s", get_class($cause), $cause->getMessage(), $cause->getFile(), $cause->getLine(), $cause->getTraceAsString());
-        }
-        return [
-            'error' => $e->getMessage(),
-            'class' => get_class($e),
-            'file' => $e->getFile(),
-            'line' => $e->getLine(),
-            'trace' => $trace,
-        ];
-    }
-
     /** memory_get_usage(true), capped to fit a uint32 option. */
     private static function memory(): int
     {
         return min(memory_get_usage(true), Frame::MAX_UINT32);
-    }
-
-    /** After "memory exhausted" nothing can be allocated: raise the limit a little for the report. */
-    private static function allowShutdownMemory(): void
-    {
-        if (ini_get('memory_limit') !== '-1') {
-            @ini_set('memory_limit', (string)(memory_get_usage(true) + self::SHUTDOWN_MEMORY));
-        }
     }
 
     /**

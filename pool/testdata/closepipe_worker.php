@@ -20,7 +20,7 @@ use Aggregator\FrameWriter;
 
 $in = fopen('php://fd/3', 'rb');
 $out = fopen('php://fd/4', 'wb');
-(new FrameWriter($out))->write(new Frame(Frame::CONTROL | Frame::CODEC_JSON, json_encode(['pid' => getmypid()])));
+(new FrameWriter($out))->write(new Frame(Frame::CONTROL | Frame::CODEC_JSON, json_encode(['pid' => getmypid(), 'protocol' => 2])));
 (new FrameReader($in))->read();
 fclose($out);
 // php://fd dup()s the descriptor, so close the original fd 4 itself (FFI is

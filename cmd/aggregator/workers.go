@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator"
 )
 
 func init() { commands["workers"] = runWorkers }
@@ -48,8 +48,8 @@ func runWorkers(c *Config, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	var list struct {
-		Mode    string          `json:"mode"`
-		Workers []pool.ProcInfo `json:"workers"`
+		Mode    string                `json:"mode"`
+		Workers []aggregator.ProcInfo `json:"workers"`
 	}
 	if err := json.Unmarshal(body, &list); err != nil {
 		fmt.Fprintf(stderr, "aggregator workers: bad answer: %v\n", err)
@@ -59,37 +59,51 @@ func runWorkers(c *Config, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printWorkers writes one row per PHP process, busy ones first.
-func printWorkers(w io.Writer, mode string, ws []pool.ProcInfo, now time.Time) {
+// printWorkers writes one row per job in flight (a worker running several
+// jobs has several rows) and one per idle process, busy ones first.
+func printWorkers(w io.Writer, mode string, ws []aggregator.ProcInfo, now time.Time) {
 	sort.Slice(ws, func(i, j int) bool {
-		if (ws[i].State == "busy") != (ws[j].State == "busy") {
-			return ws[i].State == "busy"
+		if (len(ws[i].Running) > 0) != (len(ws[j].Running) > 0) {
+			return len(ws[i].Running) > 0
 		}
 		return ws[i].PID < ws[j].PID
 	})
-	busy := 0
+	busy, jobs := 0, 0
 	for _, p := range ws {
-		if p.State == "busy" {
+		if len(p.Running) > 0 {
 			busy++
+			jobs += len(p.Running)
 		}
 	}
-	fmt.Fprintf(w, "%s mode: %d PHP processes, %d busy\n", mode, len(ws), busy)
+	fmt.Fprintf(w, "%s mode: %d PHP processes, %d busy, %d jobs in flight\n", mode, len(ws), busy, jobs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tSTATE\tJOBS\tMEMORY\tUPTIME\tSESSION\tTASK\tSUPPLIER\tRUNNING")
+	fmt.Fprintln(tw, "PID\tSTATE\tJOBS\tMEMORY\tUPTIME\tSESSION\tTASK\tSUPPLIER\tRUNNING\tWAITING FOR")
 	for _, p := range ws {
-		mem, session, task, class, running := "-", "-", "-", "-", "-"
+		mem := "-"
 		if p.Memory > 0 {
 			mem = fmt.Sprintf("%.1fMB", float64(p.Memory)/(1<<20))
 		}
-		if p.Session != "" {
-			session, task, class = p.Session, strconv.FormatInt(p.Task, 10), p.Class
-			if class == "" {
-				class = "(suppliers)"
-			}
-			running = fmt.Sprintf("%.1fs", now.Sub(p.Since).Seconds())
+		head := fmt.Sprintf("%d\t%s\t%d\t%s\t%s", p.PID, p.State, p.Jobs, mem, now.Sub(p.Started).Round(time.Second))
+		if len(p.Running) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\n", head)
+			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.PID, p.State, p.Jobs, mem,
-			now.Sub(p.Started).Round(time.Second), session, task, class, running)
+		sort.Slice(p.Running, func(i, j int) bool { return p.Running[i].Since.Before(p.Running[j].Since) })
+		for _, j := range p.Running {
+			class := j.Class
+			if class == "" {
+				class = "(" + j.Kind + ")"
+			}
+			waiting := "-"
+			if len(j.Calls) > 0 {
+				c := j.Calls[0]
+				waiting = fmt.Sprintf("%s %s %.1fs", c.Method, c.Host, now.Sub(c.Since).Seconds())
+				if len(j.Calls) > 1 {
+					waiting += fmt.Sprintf(" +%d", len(j.Calls)-1)
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.1fs\t%s\n", head, j.Session, j.Task, class, now.Sub(j.Since).Seconds(), waiting)
+		}
 	}
 	tw.Flush()
 }

@@ -46,7 +46,7 @@ func TestConfigPrepend(t *testing.T) {
 		}
 		return c
 	}
-	want, _ := filepath.Abs("src/backtrace_prepend.php")
+	want, _ := filepath.Abs("src/prepend.php")
 	if c := exec(nil); c.ScriptPrepend != want {
 		t.Errorf("default prepend %q, want %q", c.ScriptPrepend, want)
 	}

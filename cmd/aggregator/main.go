@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/theaspect/aggregator"
+	"github.com/theaspect/aggregator/fetch"
 	"github.com/theaspect/aggregator/frontend"
 	"github.com/theaspect/aggregator/pool"
 	"github.com/theaspect/aggregator/server"
@@ -49,7 +51,7 @@ var commands = map[string]func(c *Config, args []string, stdout, stderr io.Write
 type Main struct {
 	Config *Config
 	Log    *zap.Logger
-	Runner pool.Runner
+	Runner aggregator.Runner
 	Server *server.Server
 	Addr   net.Addr
 	// Command is a sub-command and its words; empty to serve.
@@ -90,7 +92,7 @@ func (m *Main) Run() error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.Runner = newRunner(c, log, pool.NewMetrics(reg))
+	m.Runner = newRunner(c, log, reg)
 	if c.Watch && c.Mode == "worker" {
 		if m.stopWatch, err = startWatch(context.Background(), c, m.Runner, log); err != nil {
 			log.Error("watch mode is off: cannot watch the PHP files", zap.Error(err))
@@ -106,7 +108,7 @@ func (m *Main) Run() error {
 		InfoField:       c.InfoField,
 		ScriptTimeout:   c.ScriptTimeout,
 		SessionTimeout:  c.SessionTimeout,
-		Executors:       c.Executors,
+		Capacity:        c.Capacity(),
 		SessionLimit:    c.SessionLimit,
 		MaxSessions:     c.MaxSessions,
 		MaxRequestSize:  int64(c.MaxRequestSize),
@@ -131,13 +133,18 @@ func (m *Main) Run() error {
 		}
 	}()
 	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.String("mode", c.Mode),
-		zap.Int("executors", c.Executors), zap.Duration("script_timeout", c.ScriptTimeout),
+		zap.Int("executors", c.Executors), zap.Int("concurrency", c.Concurrency), zap.Duration("script_timeout", c.ScriptTimeout),
 		zap.Duration("session_timeout", c.SessionTimeout))
 	return nil
 }
 
-// newRunner builds the PHP runner of the configured mode.
-func newRunner(c *Config, log *zap.Logger, metrics *pool.Metrics) pool.Runner {
+// newRunner builds the PHP runner of the configured mode; reg (nil: none)
+// gets its metrics.
+func newRunner(c *Config, log *zap.Logger, reg prometheus.Registerer) aggregator.Runner {
+	var metrics *pool.Metrics
+	if reg != nil {
+		metrics = pool.NewMetrics(reg)
+	}
 	if c.Mode == "exec" {
 		return pool.NewExec(pool.ExecConfig{
 			Suppliers: c.ScriptSuppliers, Items: c.ScriptItems, Env: os.Environ(),
@@ -147,9 +154,10 @@ func newRunner(c *Config, log *zap.Logger, metrics *pool.Metrics) pool.Runner {
 	}
 	return pool.NewSupervisor(pool.WorkerConfig{
 		Command: c.WorkerCommand, Handlers: c.WorkerHandlers, Env: os.Environ(),
-		Workers: c.Executors, MaxJobs: int64(c.MaxJobs), MaxMemory: uint64(c.MaxMemoryMB) << 20,
-		OutputLimit: c.MaxOutputSize, StartTimeout: c.StartTimeout, IdleCheck: c.IdleCheck,
-		Slowlog: c.Slowlog, Log: log, Metrics: metrics,
+		Workers: c.Executors, Concurrency: c.Concurrency, MaxJobs: int64(c.MaxJobs),
+		MaxMemory: uint64(c.MaxMemoryMB) << 20, OutputLimit: c.MaxOutputSize, StartTimeout: c.StartTimeout,
+		IdleCheck: c.IdleCheck, Slowlog: c.Slowlog, Log: log, Metrics: metrics,
+		Fetcher: fetch.New(fetch.Config{MaxBody: c.MaxOutputSize, MaxConnsPerHost: c.FetchConnsPerHost, Registerer: reg}),
 	})
 }
 

@@ -3,17 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator"
 	"github.com/theaspect/aggregator/server"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -41,29 +37,21 @@ error code, 2 on bad usage.
 
 // callReport is what one call printed; --json prints it as is.
 type callReport struct {
-	Kind       string            `json:"kind"`
-	Mode       string            `json:"mode"`
-	Command    string            `json:"command"`
-	Input      json.RawMessage   `json:"input,omitempty"`
-	Output     string            `json:"output"`
-	Code       string            `json:"code"`            // "" when the browser gets the result
-	Error      string            `json:"error,omitempty"` // why, in the words of the server's log
-	Info       json.RawMessage   `json:"info,omitempty"`  // the supplier's info field (items), echoed as _info
-	Items      []json.RawMessage `json:"items"`
-	Suppliers  []json.RawMessage `json:"suppliers"`
-	DurationMS float64           `json:"duration_ms"`
-	PID        int               `json:"pid,omitempty"`
-	Stderr     []string          `json:"stderr"`
-	Exception  *phpException     `json:"exception,omitempty"`
-}
-
-// phpException is a handler's exception as a worker reports it.
-type phpException struct {
-	Class   string `json:"class"`
-	Message string `json:"message"`
-	File    string `json:"file"`
-	Line    int64  `json:"line"`
-	Trace   string `json:"trace"`
+	Kind       string                `json:"kind"`
+	Mode       string                `json:"mode"`
+	Command    string                `json:"command"`
+	Input      json.RawMessage       `json:"input,omitempty"`
+	Output     string                `json:"output"`
+	Code       string                `json:"code"`              // "" when the browser gets the result
+	Error      string                `json:"error,omitempty"`   // why, in the words of the server's log
+	Message    string                `json:"message,omitempty"` // the _message the browser gets (a PublicError's text)
+	Info       json.RawMessage       `json:"info,omitempty"`    // the supplier's info field (items), echoed as _info
+	Items      []json.RawMessage     `json:"items"`
+	Suppliers  []json.RawMessage     `json:"suppliers"`
+	DurationMS float64               `json:"duration_ms"`
+	PID        int                   `json:"pid,omitempty"`
+	Stderr     []string              `json:"stderr"`
+	Exception  *aggregator.Exception `json:"exception,omitempty"`
 }
 
 // runCall is `aggregator call`.
@@ -105,9 +93,9 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 		rep.Command = strings.Join(append(append([]string{}, c.WorkerCommand...), c.WorkerHandlers), " ")
 	}
 
-	job := &pool.Job{Session: "call", Task: 1}
+	job := &aggregator.Job{Session: "call", Task: 1}
 	if rep.Kind == "suppliers" {
-		job.Kind = pool.Suppliers
+		job.Kind = aggregator.Suppliers
 		input, code, err := server.SuppliersInput(arg, c.RequestFields)
 		if err != nil {
 			// The browser's request never reaches PHP.
@@ -116,7 +104,7 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 		}
 		job.Input = input
 	} else {
-		job.Kind = pool.Items
+		job.Kind = aggregator.Items
 		input, class, info, err := server.ItemsInput(arg, c.InfoField)
 		if err != nil {
 			fmt.Fprintln(stderr, "aggregator call items:", err)
@@ -126,13 +114,12 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 	}
 	rep.Input = job.Input
 
-	rec := &recorder{}
-	log := callLogger(c, stderr, rec)
+	log := callLogger(c, stderr)
 	for _, w := range c.Warnings {
 		log.Warn(w)
 	}
 	one := *c
-	one.Executors = 1
+	one.Executors, one.Concurrency = 1, 1
 	runner := newRunner(&one, log, nil)
 	if c.Mode != "exec" {
 		waitReady(runner, c.StartTimeout)
@@ -140,21 +127,16 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), c.ScriptTimeout)
 	res, err := runner.Run(ctx, job)
 	cancel()
-	runner.Close() // every PHP line has been logged once its process is gone
+	runner.Close()
 	_ = log.Sync()
 
 	rep.Output = string(res.Output)
 	rep.DurationMS = float64(res.Duration.Microseconds()) / 1000
 	rep.PID = res.PID
-	rep.Stderr, rep.Exception = rec.result()
-	if err != nil && rep.Exception != nil {
-		rep.Output = "" // that was the worker's ERROR frame, not the handler's answer
-	}
-	if err != nil && rep.Exception == nil && c.Mode == "exec" {
-		rep.Exception = execException(rep.Stderr)
-	}
+	rep.Stderr = append(rep.Stderr, res.Stderr...)
+	rep.Exception = res.Exception
 	if err != nil {
-		rep.Code, rep.Error = string(server.ErrorCode(err)), err.Error()
+		rep.Code, rep.Error, rep.Message = string(aggregator.ErrorCode(err)), aggregator.ErrorMessage(err), aggregator.PublicMessage(err)
 		return rep.print(stdout, asJSON)
 	}
 	items, suppliers, code, err := server.CheckOutput(job.Kind, res.Output, c.ItemsField, c.SuppliersField)
@@ -171,40 +153,14 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 	return rep.print(stdout, asJSON)
 }
 
-// execThrown is the first line script/lib/exec.php writes for an uncaught
-// exception: "Class: message in /file.php:12", its trace follows.
-var execThrown = regexp.MustCompile(`^([A-Za-z_\\][A-Za-z0-9_\\]*): (.*) in (\S+):(\d+)$`)
-
-// execException finds an exception in an exec script's stderr.
-func execException(lines []string) *phpException {
-	for i, l := range lines {
-		m := execThrown.FindStringSubmatch(l)
-		if m == nil || i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "#0 ") {
-			continue
-		}
-		e := &phpException{Class: m[1], Message: m[2], File: m[3]}
-		e.Line, _ = strconv.ParseInt(m[4], 10, 64)
-		var trace []string
-		for _, t := range lines[i+1:] {
-			if !strings.HasPrefix(t, "#") {
-				break
-			}
-			trace = append(trace, t)
-		}
-		e.Trace = strings.Join(trace, "\n")
-		return e
-	}
-	return nil
-}
-
 // waitReady waits until a worker has started (or failed to), so that the
 // job's time does not include PHP's start-up.
-func waitReady(r pool.Runner, limit time.Duration) {
+func waitReady(r aggregator.Runner, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		err := r.Health()
-		if err == nil || errors.Is(err, pool.ErrStart) {
-			return
+		h := r.Health()
+		if h.Status != aggregator.HealthDown || h.Reason != "no PHP worker is running yet" {
+			return // up, or it cannot start: the job says which
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -232,7 +188,7 @@ func (r *callReport) print(w io.Writer, asJSON bool) int {
 	if r.Input != nil {
 		line("input", "%s", r.Input)
 	}
-	if r.Code == string(server.ErrRequestJSON) || r.Code == string(server.ErrIllegalRequest) {
+	if r.Code == string(aggregator.ERequestJSON) || r.Code == string(aggregator.EIllegalRequest) {
 		line("error", "%s", r.Code)
 		line("reason", "%s (PHP was not called)", r.Error)
 		return exit
@@ -245,9 +201,17 @@ func (r *callReport) print(w io.Writer, asJSON bool) int {
 	if r.Code != "" {
 		line("error", "%s", r.Code)
 		line("reason", "%s", r.Error)
+		if r.Message != "" {
+			line("_message", "%s (the customer reads this)", r.Message)
+		}
 		if e := r.Exception; e != nil {
 			line("exception", "%s: %s", e.Class, e.Message)
-			fmt.Fprintf(w, "%-10s at %s:%d\n", "", e.File, e.Line)
+			if e.File != "" {
+				fmt.Fprintf(w, "%-10s at %s:%d\n", "", e.File, e.Line)
+			}
+			if e.Hint != "" {
+				fmt.Fprintf(w, "%-10s hint: %s\n", "", e.Hint)
+			}
 			for _, t := range strings.Split(strings.TrimSpace(e.Trace), "\n") {
 				if t != "" {
 					fmt.Fprintf(w, "%-10s %s\n", "", t)
@@ -295,74 +259,13 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// callLogger logs to stderr (console encoding, no time stamps) and records
-// what PHP wrote and a handler's exception for the report.
-func callLogger(c *Config, stderr io.Writer, rec *recorder) *zap.Logger {
+// callLogger logs to stderr (console encoding, no time stamps).
+func callLogger(c *Config, stderr io.Writer) *zap.Logger {
 	var level zapcore.Level
 	if level.UnmarshalText([]byte(c.LogLevel)) != nil {
 		level = zapcore.InfoLevel
 	}
 	enc := zap.NewDevelopmentEncoderConfig()
 	enc.TimeKey = ""
-	console := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(stderr)), level)
-	return zap.New(zapcore.NewTee(console, &recordCore{rec: rec}))
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(stderr)), level))
 }
-
-// recorder keeps PHP's output lines and a handler's exception.
-type recorder struct {
-	mu        sync.Mutex
-	lines     []string
-	exception *phpException
-}
-
-func (r *recorder) result() ([]string, *phpException) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string{}, r.lines...), r.exception
-}
-
-func (r *recorder) add(msg string, f map[string]any) {
-	str := func(k string) string { s, _ := f[k].(string); return s }
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch msg {
-	case "php stderr":
-		r.lines = append(r.lines, str("line"))
-	case "php stdout":
-		r.lines = append(r.lines, "stdout: "+str("line"))
-	case "handler failed":
-		line, _ := f["line"].(int64)
-		r.exception = &phpException{Class: str("exception"), Message: str("error"), File: str("file"),
-			Line: line, Trace: str("trace")}
-	}
-}
-
-// recordCore is a zap core that hands every entry's message and fields to a recorder.
-type recordCore struct {
-	rec    *recorder
-	fields []zapcore.Field
-}
-
-func (c *recordCore) Enabled(zapcore.Level) bool { return true }
-
-func (c *recordCore) With(fields []zapcore.Field) zapcore.Core {
-	return &recordCore{rec: c.rec, fields: append(append([]zapcore.Field{}, c.fields...), fields...)}
-}
-
-func (c *recordCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	return ce.AddCore(e, c)
-}
-
-func (c *recordCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	enc := zapcore.NewMapObjectEncoder()
-	for _, f := range c.fields {
-		f.AddTo(enc)
-	}
-	for _, f := range fields {
-		f.AddTo(enc)
-	}
-	c.rec.add(e.Message, enc.Fields)
-	return nil
-}
-
-func (c *recordCore) Sync() error { return nil }

@@ -20,41 +20,43 @@ import (
 // defaults are every configuration key with its default value. Keys of the
 // first implementation keep their names; new ones follow their style.
 var defaults = map[string]string{
-	"server.port":                      "8000",
-	"server.address":                   "127.0.0.1",
-	"server.trusted-proxies":           "127.0.0.1,::1",
-	"logging.level.me.blzr.aggregator": "INFO",
-	"aggregator.script.items":          "php -d display_errors=stderr script/items.php",
-	"aggregator.script.suppliers":      "php -d display_errors=stderr script/suppliers.php",
-	"aggregator.script.prepend":        "src/backtrace_prepend.php",
-	"aggregator.timeout.script":        "5",
-	"aggregator.timeout.session":       "30",
-	"aggregator.pool.executor":         "20",
-	"aggregator.pool.mode":             "worker",
-	"aggregator.pool.session-limit":    "0",
-	"aggregator.pool.max-jobs":         "1000",
-	"aggregator.pool.max-memory":       "128",
-	"aggregator.pool.idle-check":       "10",
-	"aggregator.pool.start-timeout":    "10",
-	"aggregator.pool.watch":            "false",
-	"aggregator.pool.slowlog":          "0",
-	"aggregator.worker.command":        "php -d display_errors=stderr -d memory_limit=64M worker.php",
-	"aggregator.worker.handlers":       "script/handlers.php",
-	"aggregator.fields.request":        "code,brand,apikey,analog",
-	"aggregator.fields.items":          "items",
-	"aggregator.fields.suppliers":      "suppliers",
-	"aggregator.fields.info":           "info",
-	"aggregator.fields.faulty":         "code,brand,analog",
-	"aggregator.log.file":              "logs/aggregator.log",
-	"aggregator.log.max-size":          "10",
-	"aggregator.log.max-files":         "10",
-	"aggregator.log.console":           "true",
-	"aggregator.limit.sessions":        "20000",
-	"aggregator.limit.request-size":    "65536",
-	"aggregator.limit.output-size":     "16777216",
-	"aggregator.limit.session-tasks":   "10000",
-	"aggregator.limit.send-queue":      "100000",
-	"aggregator.ws.allowed-origins":    "",
+	"server.port":                         "8000",
+	"server.address":                      "127.0.0.1",
+	"server.trusted-proxies":              "127.0.0.1,::1",
+	"logging.level.me.blzr.aggregator":    "INFO",
+	"aggregator.script.items":             "php -d display_errors=stderr script/items.php",
+	"aggregator.script.suppliers":         "php -d display_errors=stderr script/suppliers.php",
+	"aggregator.script.prepend":           "src/prepend.php",
+	"aggregator.timeout.script":           "5",
+	"aggregator.timeout.session":          "30",
+	"aggregator.pool.executor":            "20",
+	"aggregator.pool.concurrency":         "1",
+	"aggregator.pool.mode":                "worker",
+	"aggregator.pool.session-limit":       "0",
+	"aggregator.pool.max-jobs":            "1000",
+	"aggregator.pool.max-memory":          "128",
+	"aggregator.pool.idle-check":          "10",
+	"aggregator.pool.start-timeout":       "10",
+	"aggregator.pool.watch":               "false",
+	"aggregator.pool.slowlog":             "0",
+	"aggregator.worker.command":           "php -d display_errors=stderr -d memory_limit=64M worker.php",
+	"aggregator.worker.handlers":          "script/handlers.php",
+	"aggregator.fields.request":           "code,brand,apikey,analog",
+	"aggregator.fields.items":             "items",
+	"aggregator.fields.suppliers":         "suppliers",
+	"aggregator.fields.info":              "info",
+	"aggregator.fields.faulty":            "code,brand,analog",
+	"aggregator.log.file":                 "logs/aggregator.log",
+	"aggregator.log.max-size":             "10",
+	"aggregator.log.max-files":            "10",
+	"aggregator.log.console":              "true",
+	"aggregator.limit.sessions":           "20000",
+	"aggregator.limit.request-size":       "65536",
+	"aggregator.limit.output-size":        "16777216",
+	"aggregator.limit.session-tasks":      "10000",
+	"aggregator.limit.send-queue":         "100000",
+	"aggregator.fetch.max-conns-per-host": "1024",
+	"aggregator.ws.allowed-origins":       "",
 }
 
 // Config is the validated configuration.
@@ -76,6 +78,7 @@ type Config struct {
 	ScriptTimeout   time.Duration
 	SessionTimeout  time.Duration
 	Executors       int
+	Concurrency     int // jobs one worker runs at once (worker mode)
 	SessionLimit    int
 	MaxJobs         int
 	MaxMemoryMB     int
@@ -98,8 +101,14 @@ type Config struct {
 	SendQueue       int
 	AllowedOrigins  []string
 
+	FetchConnsPerHost int // connections fetch() opens to one supplier host at once
+
 	Warnings []string // unknown keys and the like, logged once logging is up
 }
+
+// Capacity is how many tasks run at once: PHP processes times the jobs
+// each runs at once.
+func (c *Config) Capacity() int { return c.Executors * max(c.Concurrency, 1) }
 
 // ConfigError names the key whose value is wrong.
 type ConfigError struct {
@@ -337,6 +346,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		ScriptTimeout:  r.seconds("aggregator.timeout.script"),
 		SessionTimeout: r.seconds("aggregator.timeout.session"),
 		Executors:      r.int("aggregator.pool.executor", 1),
+		Concurrency:    r.int("aggregator.pool.concurrency", 1),
 		SessionLimit:   r.int("aggregator.pool.session-limit", 0),
 		MaxJobs:        r.int("aggregator.pool.max-jobs", 0),
 		MaxMemoryMB:    r.int("aggregator.pool.max-memory", 0),
@@ -356,6 +366,8 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		MaxSessionTasks: r.int("aggregator.limit.session-tasks", 1),
 		SendQueue:       r.int("aggregator.limit.send-queue", 1),
 		AllowedOrigins:  r.list("aggregator.ws.allowed-origins"),
+
+		FetchConnsPerHost: r.int("aggregator.fetch.max-conns-per-host", 0),
 	}
 	if c.Port > 65535 {
 		r.fail("server.port", "must be at most 65535, got %d", c.Port)
@@ -404,11 +416,14 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	default:
 		r.fail("aggregator.pool.mode", "unknown mode %q: want worker or exec", c.Mode)
 	}
+	if c.Mode == "exec" {
+		c.Concurrency = 1 // a process per job
+	}
 	if c.SessionLimit == 0 {
-		// A quarter of the executors keeps one huge search from starving
+		// A quarter of the capacity keeps one huge search from starving
 		// the rest; at least 4 so that no SPEC §6 scenario (at most 4 tasks
 		// of one session at once, one of them sleeping) changes its outcome.
-		c.SessionLimit = min(c.Executors, max(4, c.Executors/4))
+		c.SessionLimit = min(c.Capacity(), max(4, c.Capacity()/4))
 	}
 	if r.err != nil {
 		return nil, r.err

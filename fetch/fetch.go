@@ -1,0 +1,215 @@
+// Package fetch performs translators' supplier calls (\Aggregator\fetch(),
+// SPEC §14) with net/http: one shared transport with keep-alive connections
+// and a per-host connection limit for every worker, the job's deadline as
+// the call's, redirects followed as PHP follows them, and the body capped at
+// aggregator.limit.output-size. It implements aggregator.Fetcher.
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/theaspect/aggregator"
+)
+
+// Defaults of a Client.
+const (
+	// MaxRedirects is how many redirects a call follows: PHP's own default.
+	MaxRedirects = 20
+	// DefaultTimeout bounds a call when neither the call nor its job says.
+	DefaultTimeout = 30 * time.Second
+	// userAgent is sent unless the translator sets its own.
+	userAgent = "aggregator-fetch/1"
+)
+
+// Config configures a Client.
+type Config struct {
+	MaxBody         int // bytes of a response body; 0 = no limit
+	MaxConnsPerHost int // connections to one host at once (dialing, in use, idle); 0 = no limit
+	Registerer      prometheus.Registerer
+}
+
+// Client performs calls; it is safe for use by every worker at once.
+type Client struct {
+	cfg     Config
+	http    *http.Client
+	metrics *metrics
+}
+
+// errTooManyRedirects marks the end of a redirect chain too long.
+var errTooManyRedirects = errors.New("too many redirects")
+
+// New returns a client with its own transport.
+func New(cfg Config) *Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	idle := cfg.MaxConnsPerHost
+	if idle <= 0 {
+		idle = 256
+	}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0, // bounded per host below
+		MaxIdleConnsPerHost:   idle,
+		MaxConnsPerHost:       cfg.MaxConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	c := &Client{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	c.http = &http.Client{
+		Transport: transport,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > MaxRedirects {
+				return errTooManyRedirects
+			}
+			return nil
+		},
+	}
+	return c
+}
+
+// Fetch performs one call. Any answer is a response, 4xx and 5xx
+// included; no answer is a *aggregator.FetchError.
+func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggregator.FetchResponse, error) {
+	start := time.Now()
+	host := "-"
+	fail := func(cause, format string, args ...any) error {
+		c.metrics.failed(cause)
+		return &aggregator.FetchError{Method: r.Method, URL: r.URL, Cause: cause, Detail: fmt.Sprintf(format, args...)}
+	}
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fail("scheme", "only http:// and https:// URLs can be fetched")
+	}
+	host = u.Host
+	timeout := r.Timeout
+	if _, ok := ctx.Deadline(); !ok && timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	method := r.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	var body io.Reader
+	if len(r.Body) > 0 {
+		body = strings.NewReader(string(r.Body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.URL, body)
+	if err != nil {
+		return nil, fail("network", "%v", err)
+	}
+	for _, h := range r.Headers {
+		req.Header.Add(h[0], h[1])
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	done := c.metrics.started()
+	defer done()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		cause := classify(ctx, err)
+		return nil, fail(cause, "%s", describe(cause, err, timeout))
+	}
+	defer resp.Body.Close()
+	data, err := readBody(resp.Body, c.cfg.MaxBody)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			return nil, fail("too_large", "the body is over %d bytes (aggregator.limit.output-size)", c.cfg.MaxBody)
+		}
+		cause := classify(ctx, err)
+		return nil, fail(cause, "reading the body: %s", describe(cause, err, timeout))
+	}
+	c.metrics.answered(host, resp.StatusCode, time.Since(start))
+	out := &aggregator.FetchResponse{Status: resp.StatusCode, Headers: make(map[string]string, len(resp.Header)), Body: data}
+	for name, values := range resp.Header {
+		out.Headers[strings.ToLower(name)] = strings.Join(values, ", ")
+	}
+	return out, nil
+}
+
+var errBodyTooLarge = errors.New("body too large")
+
+// readBody reads a body of at most max bytes (0: no limit).
+func readBody(r io.Reader, max int) ([]byte, error) {
+	if max <= 0 {
+		return io.ReadAll(r)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > max {
+		return nil, errBodyTooLarge
+	}
+	return data, nil
+}
+
+// classify names why a call got no answer, in one word.
+func classify(ctx context.Context, err error) string {
+	var dns *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var header tls.RecordHeaderError
+	switch {
+	case errors.Is(err, errTooManyRedirects):
+		return "redirects"
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(ctx.Err(), context.Canceled):
+		return "cancelled"
+	case errors.As(err, &dns):
+		return "dns"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
+		errors.As(err, &invalid), errors.As(err, &header), strings.Contains(err.Error(), "tls: "):
+		return "tls"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return "network"
+}
+
+// describe is the detail of a failed call for PHP's FetchException.
+func describe(cause string, err error, timeout time.Duration) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	switch cause {
+	case "timeout":
+		if timeout > 0 {
+			return "no answer within " + strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64) + " s"
+		}
+		return "no answer before the job's time ran out"
+	case "cancelled":
+		return "the job was cancelled"
+	case "redirects":
+		return fmt.Sprintf("more than %d redirects", MaxRedirects)
+	}
+	return err.Error()
+}

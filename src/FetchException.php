@@ -1,0 +1,23 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Aggregator;
+
+/**
+ * \Aggregator\fetch() got no answer: connection refused, DNS, TLS, timeout,
+ * a body over aggregator.limit.output-size, a scheme other than http/https.
+ * The message names the URL and the cause; $cause is one word for code:
+ * refused, dns, tls, timeout, too_large, scheme, redirects, cancelled, network.
+ */
+class FetchException extends \RuntimeException
+{
+    public function __construct(
+        public readonly string $url,
+        public readonly string $cause,
+        string $message,
+        ?\Throwable $previous = null,
+    ) {
+        parent::__construct($message, 0, $previous);
+    }
+}
