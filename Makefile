@@ -28,8 +28,10 @@ run: deps build
 vet:
 	$(GO) vet ./...
 
+# php-test: the PHP tests (phpunit.xml.dist); installs phpunit when it is missing, like deps.
 php-test: deps
-	php tests/run.php
+	@command -v phpunit >/dev/null 2>&1 || ./.ci/install phpunit
+	phpunit
 
 deploy-test:
 	bash deploy/test/aggregatorctl_test.sh

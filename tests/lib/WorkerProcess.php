@@ -7,10 +7,13 @@ namespace Aggregator\Tests;
 use Aggregator\Frame;
 use Aggregator\FrameReader;
 use Aggregator\FrameWriter;
+use PHPUnit\Framework\Assert;
 
 /**
  * A worker.php (or other PHP CLI) child process wired like the aggregator does:
  * fd 3 = jobs (we write), fd 4 = results (we read), stdout/stderr to temp files.
+ * Its checks (handshake, a result came, timeouts) fail the test through
+ * PHPUnit's Assert.
  */
 final class WorkerProcess
 {
@@ -100,10 +103,10 @@ final class WorkerProcess
     public function handshake(): int
     {
         $frame = $this->receive();
-        Assert::true($frame !== null, 'no handshake; stderr: ' . $this->stderr());
-        Assert::same(Frame::CONTROL | Frame::CODEC_JSON, $frame->flags, 'handshake flags');
+        Assert::assertNotNull($frame, 'no handshake; stderr: ' . $this->stderr());
+        Assert::assertSame(Frame::CONTROL | Frame::CODEC_JSON, $frame->flags, 'handshake flags');
         $message = json_decode($frame->payload, true);
-        Assert::true(is_int($message['pid'] ?? null), 'handshake payload: ' . $frame->payload);
+        Assert::assertIsInt($message['pid'] ?? null, 'handshake payload: ' . $frame->payload);
         return $message['pid'];
     }
 
@@ -112,7 +115,7 @@ final class WorkerProcess
     {
         $this->send(new Frame(Frame::CODEC_RAW, $payload, [$kind]));
         $result = $this->receive();
-        Assert::true($result !== null, 'the worker closed fd 4 instead of answering; stderr: ' . $this->stderr());
+        Assert::assertNotNull($result, 'the worker closed fd 4 instead of answering; stderr: ' . $this->stderr());
         return $result;
     }
 
