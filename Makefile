@@ -6,9 +6,9 @@
 GO       ?= go
 BIN      := bin/aggregator
 APT      := DEBIAN_FRONTEND=noninteractive apt-get
-# Packages the tests need: PHP to run, nginx and chromium for the deploy and
-# page tests, composer to validate composer.json.
-TEST_PKGS := php-cli nginx chromium composer curl
+# Packages the tests need: PHP to run, phpunit for the PHP tests, nginx and
+# chromium for the deploy and page tests, composer to validate composer.json.
+TEST_PKGS := php-cli phpunit nginx chromium composer curl
 
 .PHONY: build run test deps test-deps bench vet php-test deploy-test dist clean
 
