@@ -108,7 +108,7 @@ final class BacktraceTest extends TestCase
             [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', $stderr, 'w']],
             $pipes,
             ROOT,
-            getenv() + ['DEMO_DELAY_MS' => '0'],
+            ['DEMO_DELAY_MS' => '0'] + getenv(),
         );
         fwrite($pipes[0], $input . "\n");
         fclose($pipes[0]);

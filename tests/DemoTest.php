@@ -178,7 +178,7 @@ final class DemoTest extends TestCase
         ];
         $processes = [];
         foreach ($runs as $name => [$script, $input]) {
-            $processes[$name] = proc_open([PHP_BINARY, ROOT . "/$script"], [0 => ['pipe', 'r'], 1 => ['file', '/dev/null', 'w']], $pipes, ROOT, getenv() + ['DEMO_DELAY_MS' => '0']);
+            $processes[$name] = proc_open([PHP_BINARY, ROOT . "/$script"], [0 => ['pipe', 'r'], 1 => ['file', '/dev/null', 'w']], $pipes, ROOT, ['DEMO_DELAY_MS' => '0'] + getenv());
             fwrite($pipes[0], $input);
             fclose($pipes[0]);
         }

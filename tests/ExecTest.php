@@ -97,7 +97,7 @@ final class ExecTest extends TestCase
             [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
             $pipes,
             ROOT,
-            getenv() + ['DEMO_DELAY_MS' => '0'],
+            ['DEMO_DELAY_MS' => '0'] + getenv(),
         );
         fwrite($pipes[0], $stdin);
         fclose($pipes[0]);

@@ -36,7 +36,7 @@ final class WorkerProcess
      *
      * @param string[]                  $args       arguments after worker.php
      * @param string[]                  $phpOptions e.g. ['-d', 'memory_limit=16M']
-     * @param array<string,string>|null $env        extra environment variables
+     * @param array<string,string>|null $env        extra environment variables (they win over inherited ones)
      */
     public static function worker(array $args, ?string $cwd = null, array $phpOptions = [], ?array $env = null): self
     {
@@ -59,7 +59,7 @@ final class WorkerProcess
             4 => ['pipe', 'w'],
         ];
         $command = [PHP_BINARY, '-d', 'display_errors=stderr', ...$arguments];
-        $process = proc_open($command, $spec, $pipes, $cwd ?? ROOT, $env === null ? null : getenv() + $env);
+        $process = proc_open($command, $spec, $pipes, $cwd ?? ROOT, $env === null ? null : $env + getenv());
         if ($process === false) {
             throw new \RuntimeException('proc_open failed: ' . implode(' ', $command));
         }
