@@ -6,9 +6,9 @@
 GO       ?= go
 BIN      := bin/aggregator
 APT      := DEBIAN_FRONTEND=noninteractive apt-get
-# Packages the tests need: PHP to run, nginx and chromium for the deploy and
-# page tests, composer to validate composer.json.
-TEST_PKGS := php-cli nginx chromium composer curl
+# Packages the tests need: PHP to run, phpunit for the PHP tests, nginx and
+# chromium for the deploy and page tests, composer to validate composer.json.
+TEST_PKGS := php-cli phpunit nginx chromium composer curl
 
 .PHONY: build run test deps test-deps bench vet php-test deploy-test dist clean
 
@@ -28,8 +28,10 @@ run: deps build
 vet:
 	$(GO) vet ./...
 
+# php-test: the PHP tests (phpunit.xml.dist); installs phpunit when it is missing, like deps.
 php-test: deps
-	php tests/run.php
+	@command -v phpunit >/dev/null 2>&1 || ./.ci/install phpunit
+	phpunit
 
 deploy-test:
 	bash deploy/test/aggregatorctl_test.sh

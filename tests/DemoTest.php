@@ -2,132 +2,93 @@
 
 declare(strict_types=1);
 
+namespace Aggregator\Tests;
+
 use Aggregator\Demo\Demo;
-use Aggregator\Tests\Assert;
+use PHPUnit\Framework\TestCase;
 
 require_once ROOT . '/script/lib/Demo.php';
 
-putenv('DEMO_DELAY_MS=0');
-
-/** A search request as the aggregator passes it to the suppliers script. */
-function demo_request(string $code): array
+final class DemoTest extends TestCase
 {
-    $fields = ['code' => $code, 'brand' => 'ctr', 'apikey' => '111111', 'analog' => 1];
-    return $fields + ['params' => $fields];
-}
+    use AssertThrows;
 
-/**
- * Play a scenario the way the aggregator would (SPEC §3) and count the
- * browser messages (SPEC §4). timeout-* suppliers are not called (they sleep
- * 60 s); they count as E_SCRIPT_TIMEOUT.
- *
- * @return array<string, int> e.g. ['PENDING' => 3, 'SENDING' => 9, 'SUCCESS' => 3]
- */
-function demo_play(string $code): array
-{
-    $counts = [];
-    $count = static function (string $what) use (&$counts): void {
-        $counts[$what] = ($counts[$what] ?? 0) + 1;
-    };
-    try {
-        $answer = Demo::suppliers(demo_request($code));
-    } catch (\RuntimeException) {
-        $count('ERROR E_SCRIPT_ERROR');
-        return $counts;
+    /** SPEC §6, what the browser sees per scenario (sessionTimeout: before the session times out). */
+    private const EXPECTED = [
+        'normal' => ['PENDING' => 3, 'SENDING' => 9, 'SUCCESS' => 3],
+        '3310' => ['PENDING' => 3, 'SENDING' => 9, 'SUCCESS' => 3],
+        'analog' => ['PENDING' => 5, 'SENDING' => 15, 'SUCCESS' => 5],
+        'mixed' => ['ERROR E_SCRIPT_ERROR' => 1, 'ERROR E_SCRIPT_TIMEOUT' => 1, 'PENDING' => 6, 'SENDING' => 12, 'SUCCESS' => 4],
+        'emptySuppliers' => [],
+        'suppliersError' => ['ERROR E_SCRIPT_ERROR' => 1],
+        'suppliersNotJson' => ['ERROR E_SUPPLIERS_JSON' => 1],
+        'suppliersBadResponse' => ['ERROR E_SUPPLIERS_RESPONSE' => 1],
+        'emptyItems' => ['PENDING' => 3, 'SUCCESS' => 3],
+        'itemsTimeout' => ['ERROR E_SCRIPT_TIMEOUT' => 3, 'PENDING' => 3],
+        'itemsError' => ['ERROR E_SCRIPT_ERROR' => 2, 'PENDING' => 2],
+        'itemsBadJson' => ['ERROR E_ITEMS_JSON' => 2, 'PENDING' => 2],
+        'itemsBadResponse' => ['ERROR E_ITEMS_RESPONSE' => 2, 'PENDING' => 2],
+        'sessionTimeout' => ['ERROR E_SCRIPT_TIMEOUT' => 2000, 'PENDING' => 2001, 'SENDING' => 3, 'SUCCESS' => 1],
+    ];
+
+    /** DEMO_DELAY_MS as it was before the test (false: not set). */
+    private string|false $delayBefore = false;
+
+    /** Demo waits up to DEMO_DELAY_MS (default 300) per answer: none in these tests. */
+    protected function setUp(): void
+    {
+        $this->delayBefore = getenv('DEMO_DELAY_MS');
+        putenv('DEMO_DELAY_MS=0');
     }
-    if (!is_array($answer)) {
-        $count('ERROR E_SUPPLIERS_JSON');
-        return $counts;
+
+    protected function tearDown(): void
+    {
+        putenv($this->delayBefore === false ? 'DEMO_DELAY_MS' : "DEMO_DELAY_MS=$this->delayBefore");
     }
-    if (!is_array($answer['suppliers'] ?? null)) {
-        $count('ERROR E_SUPPLIERS_RESPONSE');
-        return $counts;
+
+    /** @return iterable<string, array{0: string, 1: array<string, int>}> */
+    public static function scenarios(): iterable
+    {
+        foreach (self::EXPECTED as $code => $expected) {
+            $code = (string)$code; // "3310" became an int key
+            yield "code $code" => [$code, $expected]; // a name, not #N: "3310" would be an int key
+        }
     }
-    $queue = $answer['suppliers'];
-    while ($queue !== []) {
-        $supplier = array_shift($queue);
-        Assert::true(is_array($supplier['info'] ?? null), 'every supplier has an info object');
-        $count('PENDING');
-        if (str_starts_with($supplier['class'], 'timeout-')) {
-            $count('ERROR E_SCRIPT_TIMEOUT');
-            continue;
-        }
-        try {
-            $answer = Demo::items($supplier);
-        } catch (\RuntimeException) {
-            $count('ERROR E_SCRIPT_ERROR');
-            continue;
-        }
-        if (!is_array($answer)) {
-            $count('ERROR E_ITEMS_JSON');
-            continue;
-        }
-        if (!is_array($answer['items'] ?? null)) {
-            $count('ERROR E_ITEMS_RESPONSE');
-            continue;
-        }
-        foreach ($answer['items'] as $_) {
-            $count('SENDING');
-        }
-        $count('SUCCESS');
-        array_push($queue, ...($answer['suppliers'] ?? []));
+
+    /**
+     * @dataProvider scenarios
+     * @testdox scenario $code gives the messages of SPEC §6
+     * @param array<string, int> $expected
+     */
+    public function testScenarioGivesTheMessagesOfSpec6(string $code, array $expected): void
+    {
+        self::assertSame($expected, self::play($code));
     }
-    ksort($counts);
-    return $counts;
-}
 
-/** SPEC §6, what the browser sees per scenario (sessionTimeout: before the session times out). */
-const DEMO_EXPECTED = [
-    'normal' => ['PENDING' => 3, 'SENDING' => 9, 'SUCCESS' => 3],
-    '3310' => ['PENDING' => 3, 'SENDING' => 9, 'SUCCESS' => 3],
-    'analog' => ['PENDING' => 5, 'SENDING' => 15, 'SUCCESS' => 5],
-    'mixed' => ['ERROR E_SCRIPT_ERROR' => 1, 'ERROR E_SCRIPT_TIMEOUT' => 1, 'PENDING' => 6, 'SENDING' => 12, 'SUCCESS' => 4],
-    'emptySuppliers' => [],
-    'suppliersError' => ['ERROR E_SCRIPT_ERROR' => 1],
-    'suppliersNotJson' => ['ERROR E_SUPPLIERS_JSON' => 1],
-    'suppliersBadResponse' => ['ERROR E_SUPPLIERS_RESPONSE' => 1],
-    'emptyItems' => ['PENDING' => 3, 'SUCCESS' => 3],
-    'itemsTimeout' => ['ERROR E_SCRIPT_TIMEOUT' => 3, 'PENDING' => 3],
-    'itemsError' => ['ERROR E_SCRIPT_ERROR' => 2, 'PENDING' => 2],
-    'itemsBadJson' => ['ERROR E_ITEMS_JSON' => 2, 'PENDING' => 2],
-    'itemsBadResponse' => ['ERROR E_ITEMS_RESPONSE' => 2, 'PENDING' => 2],
-    'sessionTimeout' => ['ERROR E_SCRIPT_TIMEOUT' => 2000, 'PENDING' => 2001, 'SENDING' => 3, 'SUCCESS' => 1],
-];
+    /** @testdox supplier classes per scenario */
+    public function testSupplierClassesPerScenario(): void
+    {
+        self::assertSame(['normal-1', 'normal-2', 'normal-3'], self::classes('normal'));
+        self::assertSame(['normal-1', 'normal-2', 'normal-3'], self::classes('3310'));
+        self::assertSame(['normal-1', 'normal-2', 'analog-3'], self::classes('analog'));
+        self::assertSame(['normal-1', 'analog-2', 'error-3', 'timeout-4'], self::classes('mixed'));
+        self::assertSame([], self::classes('emptySuppliers'));
+        self::assertSame(['empty-1', 'empty-2', 'empty-3'], self::classes('emptyItems'));
+        self::assertSame(['timeout-1', 'timeout-2', 'timeout-3'], self::classes('itemsTimeout'));
+        self::assertSame(['error-1', 'error-2'], self::classes('itemsError'));
+        self::assertSame(['badjson-1', 'badjson-2'], self::classes('itemsBadJson'));
+        self::assertSame(['badresponse-1', 'badresponse-2'], self::classes('itemsBadResponse'));
+        $session = self::classes('sessionTimeout');
+        self::assertSame(2001, count($session));
+        self::assertSame(['normal-1', 'timeout-2', 'timeout-3'], array_slice($session, 0, 3));
+        self::assertSame('timeout-2001', end($session));
+    }
 
-/** @return string[] the supplier classes answered for $code */
-function demo_classes(string $code): array
-{
-    return array_column(Demo::suppliers(demo_request($code))['suppliers'], 'class');
-}
-
-$tests = [];
-foreach (DEMO_EXPECTED as $code => $expected) {
-    $code = (string)$code; // "3310" became an int key
-    $tests["scenario $code gives the messages of SPEC §6"] = function () use ($code, $expected): void {
-        Assert::same($expected, demo_play($code));
-    };
-}
-
-return $tests + [
-    'supplier classes per scenario' => function (): void {
-        Assert::same(['normal-1', 'normal-2', 'normal-3'], demo_classes('normal'));
-        Assert::same(['normal-1', 'normal-2', 'normal-3'], demo_classes('3310'));
-        Assert::same(['normal-1', 'normal-2', 'analog-3'], demo_classes('analog'));
-        Assert::same(['normal-1', 'analog-2', 'error-3', 'timeout-4'], demo_classes('mixed'));
-        Assert::same([], demo_classes('emptySuppliers'));
-        Assert::same(['empty-1', 'empty-2', 'empty-3'], demo_classes('emptyItems'));
-        Assert::same(['timeout-1', 'timeout-2', 'timeout-3'], demo_classes('itemsTimeout'));
-        Assert::same(['error-1', 'error-2'], demo_classes('itemsError'));
-        Assert::same(['badjson-1', 'badjson-2'], demo_classes('itemsBadJson'));
-        Assert::same(['badresponse-1', 'badresponse-2'], demo_classes('itemsBadResponse'));
-        $session = demo_classes('sessionTimeout');
-        Assert::same(2001, count($session));
-        Assert::same(['normal-1', 'timeout-2', 'timeout-3'], array_slice($session, 0, 3));
-        Assert::same('timeout-2001', end($session));
-    },
-    'a supplier element carries the request fields, analog as a string, and info' => function (): void {
-        $supplier = Demo::suppliers(demo_request('normal'))['suppliers'][0];
-        Assert::same([
+    /** @testdox a supplier element carries the request fields, analog as a string, and info */
+    public function testASupplierElementCarriesTheRequestFieldsAnalogAsAStringAndInfo(): void
+    {
+        $supplier = Demo::suppliers(self::request('normal'))['suppliers'][0];
+        self::assertSame([
             'class' => 'normal-1',
             'params' => ['login' => 'demo', 'password' => 'demo'],
             'code' => 'normal',
@@ -135,23 +96,32 @@ return $tests + [
             'analog' => '1',
             'info' => ['supplier' => 'normal-1', 'title' => 'Demo supplier normal-1'],
         ], $supplier);
-    },
-    'request fields are read from params when missing at the top level' => function (): void {
+    }
+
+    /** @testdox request fields are read from params when missing at the top level */
+    public function testRequestFieldsAreReadFromParamsWhenMissingAtTheTopLevel(): void
+    {
         $answer = Demo::suppliers(['params' => ['code' => 'itemsError', 'brand' => 'b', 'analog' => 0]]);
-        Assert::same(['error-1', 'error-2'], array_column($answer['suppliers'], 'class'));
-        Assert::same('b', $answer['suppliers'][0]['brand']);
-        Assert::same('0', $answer['suppliers'][0]['analog']);
-    },
-    'the failing suppliers scenarios' => function (): void {
-        Assert::throws(\RuntimeException::class, fn () => Demo::suppliers(demo_request('suppliersError')));
-        Assert::same('Not a JSON', Demo::suppliers(demo_request('suppliersNotJson')));
-        $bad = Demo::suppliers(demo_request('suppliersBadResponse'));
-        Assert::true(is_array($bad) && !isset($bad['suppliers']), 'suppliersBadResponse has no suppliers');
-    },
-    'items are deterministic' => function (): void {
+        self::assertSame(['error-1', 'error-2'], array_column($answer['suppliers'], 'class'));
+        self::assertSame('b', $answer['suppliers'][0]['brand']);
+        self::assertSame('0', $answer['suppliers'][0]['analog']);
+    }
+
+    /** @testdox the failing suppliers scenarios */
+    public function testTheFailingSuppliersScenarios(): void
+    {
+        self::assertThrows(\RuntimeException::class, fn () => Demo::suppliers(self::request('suppliersError')));
+        self::assertSame('Not a JSON', Demo::suppliers(self::request('suppliersNotJson')));
+        $bad = Demo::suppliers(self::request('suppliersBadResponse'));
+        self::assertTrue(is_array($bad) && !isset($bad['suppliers']), 'suppliersBadResponse has no suppliers');
+    }
+
+    /** @testdox items are deterministic */
+    public function testItemsAreDeterministic(): void
+    {
         $items = Demo::items(['class' => 'normal-2', 'brand' => 'ctr'])['items'];
-        Assert::same(3, count($items));
-        Assert::same([
+        self::assertSame(3, count($items));
+        self::assertSame([
             'code' => 'normal-2-3',
             'brand' => 'ctr',
             'name' => 'Demo part 3 from normal-2',
@@ -159,47 +129,56 @@ return $tests + [
             'quantity' => 15,
             'supplier' => 'normal-2',
         ], $items[2]);
-        Assert::same(Demo::items(['class' => 'normal-2', 'brand' => 'ctr']), Demo::items(['class' => 'normal-2', 'brand' => 'ctr']));
-    },
-    'items per class' => function (): void {
-        $supplier = Demo::suppliers(demo_request('analog'))['suppliers'][2];
+        self::assertSame(Demo::items(['class' => 'normal-2', 'brand' => 'ctr']), Demo::items(['class' => 'normal-2', 'brand' => 'ctr']));
+    }
+
+    /** @testdox items per class */
+    public function testItemsPerClass(): void
+    {
+        $supplier = Demo::suppliers(self::request('analog'))['suppliers'][2];
         $analog = Demo::items($supplier);
-        Assert::same(3, count($analog['items']));
-        Assert::same(['normal-31', 'normal-32'], array_column($analog['suppliers'], 'class'));
+        self::assertSame(3, count($analog['items']));
+        self::assertSame(['normal-31', 'normal-32'], array_column($analog['suppliers'], 'class'));
         foreach ($analog['suppliers'] as $nested) {
-            Assert::same(['supplier' => $nested['class'], 'title' => 'Demo supplier ' . $nested['class'], 'parent' => 'analog-3'], $nested['info']);
-            Assert::same('analog', $nested['code']);
-            Assert::same(3, count(Demo::items($nested)['items']));
-            Assert::true(!isset(Demo::items($nested)['suppliers']), 'nested normal suppliers have no analogs');
+            self::assertSame(['supplier' => $nested['class'], 'title' => 'Demo supplier ' . $nested['class'], 'parent' => 'analog-3'], $nested['info']);
+            self::assertSame('analog', $nested['code']);
+            self::assertSame(3, count(Demo::items($nested)['items']));
+            self::assertTrue(!isset(Demo::items($nested)['suppliers']), 'nested normal suppliers have no analogs');
         }
-        Assert::same(['items' => []], Demo::items(['class' => 'empty-1']));
-        Assert::throws(\RuntimeException::class, fn () => Demo::items(['class' => 'error-1']));
-        Assert::same('Not a JSON', Demo::items(['class' => 'badjson-1']));
+        self::assertSame(['items' => []], Demo::items(['class' => 'empty-1']));
+        self::assertThrows(\RuntimeException::class, fn () => Demo::items(['class' => 'error-1']));
+        self::assertSame('Not a JSON', Demo::items(['class' => 'badjson-1']));
         $bad = Demo::items(['class' => 'badresponse-1']);
-        Assert::true(is_array($bad) && !isset($bad['items']), 'badresponse has no items');
-        Assert::same(3, count(Demo::items(['class' => 'CManRossko'])['items']), 'an unknown class is normal');
-    },
-    'DEMO_DELAY_MS is read on every call' => function (): void {
+        self::assertTrue(is_array($bad) && !isset($bad['items']), 'badresponse has no items');
+        self::assertSame(3, count(Demo::items(['class' => 'CManRossko'])['items']), 'an unknown class is normal');
+    }
+
+    /** @testdox DEMO_DELAY_MS is read on every call */
+    public function testDemoDelayMsIsReadOnEveryCall(): void
+    {
         putenv('DEMO_DELAY_MS=0');
         $start = microtime(true);
         for ($i = 0; $i < 20; $i++) {
             Demo::items(['class' => 'normal-1']);
         }
-        Assert::true(microtime(true) - $start < 0.5, 'DEMO_DELAY_MS=0 means no wait');
+        self::assertTrue(microtime(true) - $start < 0.5, 'DEMO_DELAY_MS=0 means no wait');
         putenv('DEMO_DELAY_MS=1');
         $start = microtime(true);
         Demo::items(['class' => 'normal-1']);
-        Assert::true(microtime(true) - $start < 0.5, 'DEMO_DELAY_MS=1 waits at most 1 ms');
+        self::assertTrue(microtime(true) - $start < 0.5, 'DEMO_DELAY_MS=1 waits at most 1 ms');
         putenv('DEMO_DELAY_MS=0');
-    },
-    'timeout classes really sleep (checked for 1.5 s in child processes)' => function (): void {
+    }
+
+    /** @testdox timeout classes really sleep (checked for 1.5 s in child processes) */
+    public function testTimeoutClassesReallySleep(): void
+    {
         $runs = [
-            'suppliersTimeout' => ['script/suppliers.php', json_encode(demo_request('suppliersTimeout'))],
+            'suppliersTimeout' => ['script/suppliers.php', json_encode(self::request('suppliersTimeout'))],
             'timeout-1' => ['script/items.php', '{"class":"timeout-1"}'],
         ];
         $processes = [];
         foreach ($runs as $name => [$script, $input]) {
-            $processes[$name] = proc_open([PHP_BINARY, ROOT . "/$script"], [0 => ['pipe', 'r'], 1 => ['file', '/dev/null', 'w']], $pipes, ROOT, getenv() + ['DEMO_DELAY_MS' => '0']);
+            $processes[$name] = proc_open([PHP_BINARY, ROOT . "/$script"], [0 => ['pipe', 'r'], 1 => ['file', '/dev/null', 'w']], $pipes, ROOT, ['DEMO_DELAY_MS' => '0'] + getenv());
             fwrite($pipes[0], $input);
             fclose($pipes[0]);
         }
@@ -208,7 +187,84 @@ return $tests + [
             $running = proc_get_status($process)['running'];
             proc_terminate($process, 9);
             proc_close($process);
-            Assert::true($running, "$name should still be sleeping");
+            self::assertTrue($running, "$name should still be sleeping");
         }
-    },
-];
+    }
+
+    /**
+     * A search request as the aggregator passes it to the suppliers script.
+     *
+     * @return array<string, mixed>
+     */
+    private static function request(string $code): array
+    {
+        $fields = ['code' => $code, 'brand' => 'ctr', 'apikey' => '111111', 'analog' => 1];
+        return $fields + ['params' => $fields];
+    }
+
+    /**
+     * Play a scenario the way the aggregator would (SPEC §3) and count the
+     * browser messages (SPEC §4). timeout-* suppliers are not called (they sleep
+     * 60 s); they count as E_SCRIPT_TIMEOUT.
+     *
+     * @return array<string, int> e.g. ['PENDING' => 3, 'SENDING' => 9, 'SUCCESS' => 3]
+     */
+    private static function play(string $code): array
+    {
+        $counts = [];
+        $count = static function (string $what) use (&$counts): void {
+            $counts[$what] = ($counts[$what] ?? 0) + 1;
+        };
+        try {
+            $answer = Demo::suppliers(self::request($code));
+        } catch (\RuntimeException) {
+            $count('ERROR E_SCRIPT_ERROR');
+            return $counts;
+        }
+        if (!is_array($answer)) {
+            $count('ERROR E_SUPPLIERS_JSON');
+            return $counts;
+        }
+        if (!is_array($answer['suppliers'] ?? null)) {
+            $count('ERROR E_SUPPLIERS_RESPONSE');
+            return $counts;
+        }
+        $queue = $answer['suppliers'];
+        while ($queue !== []) {
+            $supplier = array_shift($queue);
+            self::assertTrue(is_array($supplier['info'] ?? null), 'every supplier has an info object');
+            $count('PENDING');
+            if (str_starts_with($supplier['class'], 'timeout-')) {
+                $count('ERROR E_SCRIPT_TIMEOUT');
+                continue;
+            }
+            try {
+                $answer = Demo::items($supplier);
+            } catch (\RuntimeException) {
+                $count('ERROR E_SCRIPT_ERROR');
+                continue;
+            }
+            if (!is_array($answer)) {
+                $count('ERROR E_ITEMS_JSON');
+                continue;
+            }
+            if (!is_array($answer['items'] ?? null)) {
+                $count('ERROR E_ITEMS_RESPONSE');
+                continue;
+            }
+            foreach ($answer['items'] as $_) {
+                $count('SENDING');
+            }
+            $count('SUCCESS');
+            array_push($queue, ...($answer['suppliers'] ?? []));
+        }
+        ksort($counts);
+        return $counts;
+    }
+
+    /** @return string[] the supplier classes answered for $code */
+    private static function classes(string $code): array
+    {
+        return array_column(Demo::suppliers(self::request($code))['suppliers'], 'class');
+    }
+}

@@ -7,10 +7,13 @@ namespace Aggregator\Tests;
 use Aggregator\Frame;
 use Aggregator\FrameReader;
 use Aggregator\FrameWriter;
+use PHPUnit\Framework\Assert;
 
 /**
  * A worker.php (or other PHP CLI) child process wired like the aggregator does:
  * fd 3 = jobs (we write), fd 4 = results (we read), stdout/stderr to temp files.
+ * Its checks (handshake, a result came, timeouts) fail the test through
+ * PHPUnit's Assert.
  */
 final class WorkerProcess
 {
@@ -33,7 +36,7 @@ final class WorkerProcess
      *
      * @param string[]                  $args       arguments after worker.php
      * @param string[]                  $phpOptions e.g. ['-d', 'memory_limit=16M']
-     * @param array<string,string>|null $env        extra environment variables
+     * @param array<string,string>|null $env        extra environment variables (they win over inherited ones)
      */
     public static function worker(array $args, ?string $cwd = null, array $phpOptions = [], ?array $env = null): self
     {
@@ -56,7 +59,7 @@ final class WorkerProcess
             4 => ['pipe', 'w'],
         ];
         $command = [PHP_BINARY, '-d', 'display_errors=stderr', ...$arguments];
-        $process = proc_open($command, $spec, $pipes, $cwd ?? ROOT, $env === null ? null : getenv() + $env);
+        $process = proc_open($command, $spec, $pipes, $cwd ?? ROOT, $env === null ? null : $env + getenv());
         if ($process === false) {
             throw new \RuntimeException('proc_open failed: ' . implode(' ', $command));
         }
@@ -100,10 +103,10 @@ final class WorkerProcess
     public function handshake(): int
     {
         $frame = $this->receive();
-        Assert::true($frame !== null, 'no handshake; stderr: ' . $this->stderr());
-        Assert::same(Frame::CONTROL | Frame::CODEC_JSON, $frame->flags, 'handshake flags');
+        Assert::assertNotNull($frame, 'no handshake; stderr: ' . $this->stderr());
+        Assert::assertSame(Frame::CONTROL | Frame::CODEC_JSON, $frame->flags, 'handshake flags');
         $message = json_decode($frame->payload, true);
-        Assert::true(is_int($message['pid'] ?? null), 'handshake payload: ' . $frame->payload);
+        Assert::assertIsInt($message['pid'] ?? null, 'handshake payload: ' . $frame->payload);
         return $message['pid'];
     }
 
@@ -112,7 +115,7 @@ final class WorkerProcess
     {
         $this->send(new Frame(Frame::CODEC_RAW, $payload, [$kind]));
         $result = $this->receive();
-        Assert::true($result !== null, 'the worker closed fd 4 instead of answering; stderr: ' . $this->stderr());
+        Assert::assertNotNull($result, 'the worker closed fd 4 instead of answering; stderr: ' . $this->stderr());
         return $result;
     }
 
