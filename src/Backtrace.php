@@ -77,7 +77,7 @@ final class Backtrace
         $lines = [];
         foreach ($jobs as $id => $fiber) {
             $lines[] = "job $id";
-            $stack = $fiber === null ? self::fiberPart($trace) : (new \ReflectionFiber($fiber))->getTrace(DEBUG_BACKTRACE_IGNORE_ARGS);
+            $stack = $fiber === null ? self::fiberPart($trace) : self::waiting((new \ReflectionFiber($fiber))->getTrace(DEBUG_BACKTRACE_IGNORE_ARGS));
             array_push($lines, ...self::lines($stack, false));
         }
         @fwrite(STDERR, self::BEGIN . "\n" . implode("\n", $lines) . "\n" . self::END . "\n");
@@ -95,6 +95,24 @@ final class Backtrace
         foreach ($trace as $i => $frame) {
             if (($frame['class'] ?? '') === 'Fiber' && in_array($frame['function'] ?? '', ['start', 'resume', 'throw'], true)) {
                 return array_slice($trace, 0, $i);
+            }
+        }
+        return $trace;
+    }
+
+    /**
+     * The stack of a job suspended in fetch(), from the translator's call
+     * down: #0 is \Aggregator\fetch() (or fetchAll()), #1 where the
+     * translator called it; the kit's own frames above are left out.
+     *
+     * @param array<int, array<string, mixed>> $trace
+     * @return array<int, array<string, mixed>>
+     */
+    public static function waiting(array $trace): array
+    {
+        foreach ($trace as $i => $frame) {
+            if ($i > 0 && !isset($frame['class']) && in_array($frame['function'] ?? '', ['Aggregator\fetch', 'Aggregator\fetchAll'], true)) {
+                return array_slice($trace, $i - 1);
             }
         }
         return $trace;

@@ -41,6 +41,22 @@ final class Fetch
      */
     public static function all(array $requests): array
     {
+        $results = self::calls($requests);
+        [$file, $line] = self::caller();
+        foreach ($results as $key => $result) {
+            if ($result instanceof FetchException) {
+                $results[$key] = $result->at($file, $line);
+            }
+        }
+        return $results;
+    }
+
+    /**
+     * @param array<array-key, string|array{0: string, 1?: array<string, mixed>}> $requests
+     * @return array<array-key, Response|FetchException>
+     */
+    private static function calls(array $requests): array
+    {
         $results = [];
         $pending = [];
         foreach ($requests as $key => $spec) {
@@ -75,6 +91,22 @@ final class Fetch
             }
         }
         return $results;
+    }
+
+    /**
+     * Where the translator called fetch() or fetchAll(): the first frame
+     * outside this kit.
+     *
+     * @return array{0: string, 1: int}
+     */
+    private static function caller(): array
+    {
+        foreach (debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 6) as $frame) {
+            if (isset($frame['file']) && !str_starts_with($frame['file'], __DIR__ . '/')) {
+                return [$frame['file'], (int)($frame['line'] ?? 0)];
+            }
+        }
+        return [__FILE__, __LINE__];
     }
 
     /**

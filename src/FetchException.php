@@ -20,4 +20,17 @@ class FetchException extends \RuntimeException
     ) {
         parent::__construct($message, 0, $previous);
     }
+
+    /**
+     * Point the exception at the translator's call of fetch(), not at the
+     * kit's code that made it.
+     *
+     * @internal
+     */
+    public function at(string $file, int $line): static
+    {
+        $this->file = $file;
+        $this->line = $line;
+        return $this;
+    }
 }

@@ -47,6 +47,28 @@ final class FrameReader
     }
 
     /**
+     * Wait until a frame can be read (or the stream ended). Unlike a read
+     * blocked in the kernel, a wait here lets signal handlers run (SIGUSR1:
+     * the backtrace of jobs waiting in fetch()).
+     */
+    public function wait(): void
+    {
+        do {
+            $read = [$this->stream];
+            $write = $except = null;
+            $ready = @stream_select($read, $write, $except, null);
+        } while ($ready === 0 || ($ready === false && is_resource($this->stream) && !feof($this->stream) && $this->interrupted()));
+    }
+
+    /** Whether the last stream_select() was cut short by a signal (as opposed to failing). */
+    private function interrupted(): bool
+    {
+        $error = error_get_last()['message'] ?? '';
+        error_clear_last();
+        return str_contains($error, 'Interrupted system call') || $error === '';
+    }
+
+    /**
      * Read exactly $length bytes.
      *
      * @param bool $eofAllowed return null instead of failing when EOF comes before the first byte

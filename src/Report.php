@@ -23,6 +23,15 @@ final class Report
     /** @var resource|false|null the exec report pipe; false when there is none */
     private static $pipe = null;
 
+    /** memory_limit as the process started (before a fatal error's report raises it). */
+    private static ?string $memoryLimit = null;
+
+    /** Note memory_limit while it is the configured one. */
+    public static function rememberMemoryLimit(): void
+    {
+        self::$memoryLimit ??= (string)ini_get('memory_limit');
+    }
+
     /**
      * A throwable as data; the trace lists the previous exceptions too.
      *
@@ -68,7 +77,7 @@ final class Report
             $out['hint'] = sprintf(
                 'memory_limit is %s: it comes from -d memory_limit=… in aggregator.worker.command (worker mode) '
                 . 'or the script command (exec mode), else php.ini; raise it there, or make the handler hold less',
-                (string)ini_get('memory_limit'),
+                self::$memoryLimit ?? (string)ini_get('memory_limit'),
             );
         }
         return $out;
@@ -111,6 +120,7 @@ final class Report
      */
     public static function install(): void
     {
+        self::rememberMemoryLimit();
         if (self::pipe() === false) {
             return;
         }

@@ -58,6 +58,7 @@ final class Worker
         try {
             $in = self::openFd(3, 'rb');
             $out = self::openFd(4, 'wb');
+            Report::rememberMemoryLimit();
             $handlers = Handlers::load(self::handlersPath($argv, $baseDir));
             $worker = new self($handlers, new FrameReader($in), new FrameWriter($out));
             // SIGUSR1 prints the stacks of the jobs in flight to stderr
@@ -86,7 +87,14 @@ final class Worker
             throw new FrameException('cannot send the handshake on fd 4: ' . $e->getMessage(), 0, $e);
         }
         ob_start(null, self::MAX_JOB_OUTPUT);
-        while (($frame = $this->reader->read()) !== null) {
+        while (true) {
+            if ($this->jobs !== []) {
+                $this->reader->wait(); // jobs wait in fetch(): stay where SIGUSR1 can show them
+            }
+            $frame = $this->reader->read();
+            if ($frame === null) {
+                break;
+            }
             if (($frame->flags & Frame::CONTROL) !== 0) {
                 if ($this->control($frame) === false) {
                     return 0;

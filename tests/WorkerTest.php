@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace Aggregator\Tests;
 
 use Aggregator\Frame;
+use Aggregator\Worker;
 use PHPUnit\Framework\TestCase;
 
 final class WorkerTest extends TestCase
@@ -59,11 +60,13 @@ final class WorkerTest extends TestCase
         self::assertSame('JsonException', self::assertError($worker->job(self::SUPPLIERS, '{not json'))['class']);
         self::assertStringContainsString('must be a JSON object', self::assertError($worker->job(self::SUPPLIERS, '42'))['error']);
         self::assertStringContainsString('unknown job kind 7', self::assertError($worker->job(7, '{}'))['error']);
-        $worker->send(new Frame(Frame::CODEC_RAW, '{}'));
-        self::assertStringContainsString('unknown job kind (missing)', self::assertError($worker->receive())['error']);
+        $worker->send(new Frame(Frame::CODEC_RAW, '{}', [Worker::JOB, 99]));
+        $missing = $worker->result();
+        self::assertSame(99, $missing->id);
+        self::assertStringContainsString('unknown job kind (missing)', self::assertError($missing)['error']);
         self::assertSuccess($worker->job(self::ITEMS, '{"a":1}'));
         self::stopWorker($worker);
-        self::assertStringContainsString('worker: job failed: JsonException', $worker->stderr());
+        self::assertStringNotContainsString('JsonException', $worker->stderr(), 'failures travel as data, not as stderr lines');
     }
 
     /** @testdox an exception becomes an ERROR frame with class, file, line and trace */
@@ -76,8 +79,8 @@ final class WorkerTest extends TestCase
         self::assertSame(realpath(ROOT . '/pool/testdata/exception.php'), realpath($error['file']));
         self::assertSame(9, $error['line']);
         self::assertStringContainsString('explode_here()', $error['trace']);
+        self::assertArrayNotHasKey('public', $error, 'a LogicException is not for the customer');
         self::stopWorker($worker);
-        self::assertStringContainsString('worker: job failed: LogicException: boom in ', $worker->stderr());
     }
 
     /** @testdox handlers files that fail to load: exit 1, no handshake, a clear message */
@@ -144,15 +147,17 @@ final class WorkerTest extends TestCase
         self::stopWorker($worker);
     }
 
-    /** @testdox exit() in a job: no result, the exit code comes through */
-    public function testExitInAJobGivesNoResultAndTheExitCodeComesThrough(): void
+    /** @testdox exit() in a job: an ERROR frame says so (fatal), then the exit code comes through */
+    public function testExitInAJobIsReportedAndTheExitCodeComesThrough(): void
     {
         $worker = self::startedWorker('crash');
         self::assertSuccess($worker->job(self::ITEMS, '{"crash":false}'));
-        $worker->send(new Frame(Frame::CODEC_RAW, '{"crash":true}', [self::ITEMS]));
-        self::assertNull($worker->receive(), 'fd 4 closes without a result');
+        $error = self::assertError($worker->job(self::ITEMS, '{"crash":true}'));
+        self::assertSame('Exit', $error['class']);
+        self::assertTrue($error['fatal'], 'the process is going');
+        self::assertStringContainsString('exit()', $error['error']);
+        self::assertNull($worker->receive(), 'then fd 4 closes');
         self::assertSame(3, $worker->wait());
-        self::assertStringContainsString('in the middle of a job', $worker->stderr());
     }
 
     /** @testdox memory grows across jobs and is reported */
@@ -163,7 +168,7 @@ final class WorkerTest extends TestCase
         self::assertSuccess($first);
         self::assertSame('{"items":[]}', $first->payload);
         $second = $worker->job(self::ITEMS, '{"mb":4}');
-        self::assertTrue($second->option(0) >= $first->option(0) + (4 << 20), 'memory grew by 4 MB');
+        self::assertTrue($second->memory >= $first->memory + (4 << 20), 'memory grew by 4 MB');
         self::stopWorker($worker);
     }
 
@@ -174,17 +179,24 @@ final class WorkerTest extends TestCase
         $error = self::assertError($worker->job(self::ITEMS, '{"mb":64}'));
         self::assertSame('FatalError', $error['class']);
         self::assertStringContainsString('Allowed memory size', $error['error']);
+        self::assertTrue($error['fatal']);
+        self::assertStringContainsString('memory_limit is 16M', $error['hint']);
+        self::assertStringContainsString('aggregator.worker.command', $error['hint'], 'the hint says where the limit comes from');
         self::assertSame(255, $worker->wait());
     }
 
-    /** @testdox stray stdout and stderr output does not touch the frames */
-    public function testStrayStdoutAndStderrOutputDoesNotTouchTheFrames(): void
+    /** @testdox stray output travels with its job's result, stderr goes to stderr; the answers are untouched */
+    public function testStrayOutputTravelsWithItsJobsResult(): void
     {
         $worker = self::startedWorker('stray');
-        self::assertSame('{"a":"b"}', $worker->job(self::ITEMS, '{"a":"b"}')->payload);
-        self::assertSame('{"c":"d"}', $worker->job(self::SUPPLIERS, '{"c":"d"}')->payload);
+        $first = $worker->job(self::ITEMS, '{"a":"b"}');
+        self::assertSame('{"a":"b"}', $first->payload);
+        self::assertSame("stray output\n", $first->output);
+        $second = $worker->job(self::SUPPLIERS, '{"c":"d"}');
+        self::assertSame('{"c":"d"}', $second->payload);
+        self::assertSame("stray output\n", $second->output);
         self::stopWorker($worker);
-        self::assertSame("stray output\nstray output\n", $worker->stdout());
+        self::assertSame('', $worker->stdout(), 'nothing of a job reaches stdout');
         self::assertStringContainsString('stray error', $worker->stderr());
     }
 
@@ -232,6 +244,118 @@ final class WorkerTest extends TestCase
         self::stopWorker($worker);
     }
 
+    /** @testdox fetch(): two jobs wait for their calls at once; answers resume each, in any order */
+    public function testTwoJobsWaitInFetchAtOnce(): void
+    {
+        $worker = self::startedWorker('fetch');
+        $one = $worker->startJob(self::ITEMS, '{"url":"http://supplier.test/one","options":{"method":"post","headers":{"X-Api-Key":"k"},"body":"q=1","timeout":2.5}}');
+        $call1 = $worker->fetchCall();
+        self::assertSame($one, $call1['id']);
+        self::assertSame(['method' => 'POST', 'url' => 'http://supplier.test/one', 'headers' => [['X-Api-Key', 'k']], 'timeout' => 2.5], $call1['request']);
+        self::assertSame('q=1', $call1['body']);
+        $two = $worker->startJob(self::ITEMS, '{"url":"https://supplier.test/two"}');
+        $call2 = $worker->fetchCall();
+        self::assertSame($two, $call2['id'], 'the second job runs while the first waits');
+        self::assertNull($call2['request']['timeout'], 'no timeout: what is left of the job\'s time');
+
+        $worker->answerFetch($two, $call2['call'], 503, ['content-type' => 'text/plain'], 'busy', 'https://supplier.test/two');
+        $result = $worker->result();
+        self::assertSame($two, $result->id);
+        self::assertSame(['status' => 503, 'headers' => ['content-type' => 'text/plain'], 'body' => 'busy', 'url' => 'https://supplier.test/two', 'md5' => md5('busy')], $result->json(), 'a 503 is an answer');
+        $worker->answerFetch($one, $call1['call'], 200, [], "\x00binary\xff");
+        $result = $worker->result();
+        self::assertSame($one, $result->id);
+        self::assertSame(md5("\x00binary\xff"), $result->json()['md5'], 'the body is binary-safe');
+        self::stopWorker($worker);
+    }
+
+    /** @testdox fetchAll(): the calls go out together, the answers come back keyed */
+    public function testFetchAllSendsTheCallsTogether(): void
+    {
+        $worker = self::startedWorker('fetch');
+        $id = $worker->startJob(self::ITEMS, '{"all":{"search":"http://s.test/search","price":["http://s.test/price",{"method":"POST"}],"bad":"ftp://s.test/"}}');
+        $a = $worker->fetchCall();
+        $b = $worker->fetchCall();
+        self::assertSame(['http://s.test/search', 'http://s.test/price'], [$a['request']['url'], $b['request']['url']], 'no frame for the ftp URL');
+        $worker->failFetch($id, $b['call'], 'refused', 'POST http://s.test/price: refused: connection refused');
+        $worker->answerFetch($id, $a['call'], 200, [], '{"parts":[]}');
+        $answer = $worker->result()->json();
+        self::assertSame(['search', 'price', 'bad'], array_keys($answer));
+        self::assertSame(200, $answer['search']['status']);
+        self::assertSame(['cause' => 'refused', 'message' => 'POST http://s.test/price: refused: connection refused'], $answer['price']);
+        self::assertSame('scheme', $answer['bad']['cause']);
+        self::stopWorker($worker);
+    }
+
+    /** @testdox a call with no answer throws FetchException at the translator's call */
+    public function testNoAnswerThrowsFetchException(): void
+    {
+        $worker = self::startedWorker('fetch');
+        $id = $worker->startJob(self::ITEMS, '{"url":"http://s.test/x"}');
+        $call = $worker->fetchCall();
+        $worker->failFetch($id, $call['call'], 'timeout', 'GET http://s.test/x: timeout: no answer within 2 s');
+        $error = self::assertError($worker->result());
+        self::assertSame('Aggregator\FetchException', $error['class']);
+        self::assertSame('GET http://s.test/x: timeout: no answer within 2 s', $error['error']);
+        self::assertStringEndsWith('pool/testdata/fetch.php', $error['file'], 'the trace points at the handler\'s call');
+        self::stopWorker($worker);
+    }
+
+    /** @testdox cancel: a job waiting in fetch() is dropped, its finally runs, the other job goes on */
+    public function testCancelDropsAJobAndRunsItsFinally(): void
+    {
+        $worker = self::startedWorker('fetch');
+        $marker = (string)tempnam(sys_get_temp_dir(), 'finally');
+        unlink($marker);
+        $one = $worker->startJob(self::ITEMS, json_encode(['url' => 'http://s.test/slow', 'finally' => $marker]));
+        $worker->fetchCall();
+        $two = $worker->startJob(self::ITEMS, '{"url":"http://s.test/fast"}');
+        $call2 = $worker->fetchCall();
+        $worker->cancel($one);
+        $gone = $worker->result();
+        self::assertSame($one, $gone->id);
+        self::assertSame('Aggregator\Cancelled', self::assertError($gone)['class']);
+        self::assertSame('ran', @file_get_contents($marker), 'the finally block ran');
+        @unlink($marker);
+        $worker->answerFetch($two, $call2['call'], 200, [], 'ok');
+        self::assertSame('ok', $worker->result()->json()['body']);
+        self::stopWorker($worker);
+    }
+
+    /** @testdox a PublicError is marked public: its message may reach the customer */
+    public function testPublicErrorIsMarkedPublic(): void
+    {
+        $worker = self::startedWorker('fetch');
+        $error = self::assertError($worker->job(self::SUPPLIERS, '{"message":"API key 999 may not search"}'));
+        self::assertSame('Aggregator\PublicError', $error['class']);
+        self::assertSame('API key 999 may not search', $error['error']);
+        self::assertTrue($error['public']);
+        self::stopWorker($worker);
+    }
+
+    /** @testdox SIGUSR1 with two jobs waiting: one section per job, each with its own stack */
+    public function testBacktraceShowsEveryJobInFlight(): void
+    {
+        if (!function_exists('posix_kill')) {
+            self::markTestSkipped('needs posix');
+        }
+        $worker = self::startedWorker('fetch');
+        $one = $worker->startJob(self::ITEMS, '{"url":"http://s.test/1"}');
+        $worker->fetchCall();
+        $two = $worker->startJob(self::ITEMS, '{"url":"http://s.test/2"}');
+        $worker->fetchCall();
+        posix_kill($worker->pid(), SIGUSR1);
+        $deadline = microtime(true) + 5;
+        while (!str_contains($worker->stderr(), 'AGGREGATOR-BACKTRACE-END') && microtime(true) < $deadline) {
+            usleep(10_000);
+        }
+        $stderr = $worker->stderr();
+        self::assertMatchesRegularExpression("/AGGREGATOR-BACKTRACE-BEGIN\njob $one\n#0 \\S+functions.php:\\d+ Aggregator\\\\fetch\\(\\)\n#1 \\S+pool\\/testdata\\/fetch.php:\\d+ /", $stderr);
+        self::assertStringContainsString("\njob $two\n#0 ", $stderr);
+        $worker->kill();
+        $worker->wait();
+    }
+
     /**
      * A worker on a pool/testdata handlers file, past its handshake.
      *
@@ -245,20 +369,18 @@ final class WorkerTest extends TestCase
         return $worker;
     }
 
-    private static function assertSuccess(Frame $result): void
+    private static function assertSuccess(WorkerResult $result): void
     {
         self::assertSame(Frame::CODEC_RAW, $result->flags, 'success flags; payload: ' . $result->payload);
-        self::assertSame(1, count($result->options), 'one option: memory');
-        self::assertTrue($result->option(0) > 0, 'memory is reported');
+        self::assertTrue($result->memory > 0, 'memory is reported');
     }
 
     /** @return array<string, mixed> the decoded ERROR payload */
-    private static function assertError(Frame $result): array
+    private static function assertError(WorkerResult $result): array
     {
-        self::assertSame(Frame::CODEC_JSON | Frame::ERROR, $result->flags, 'error flags; payload: ' . $result->payload);
-        self::assertTrue($result->option(0) > 0, 'memory is reported');
-        $error = json_decode($result->payload, true);
-        self::assertSame(['error', 'class', 'file', 'line', 'trace'], array_keys($error), 'error fields');
+        self::assertTrue($result->memory > 0, 'memory is reported');
+        $error = $result->error();
+        self::assertSame(['error', 'class', 'file', 'line', 'trace'], array_slice(array_keys($error), 0, 5), 'error fields');
         return $error;
     }
 

@@ -7,6 +7,7 @@ namespace Aggregator\Tests;
 use Aggregator\Frame;
 use Aggregator\FrameReader;
 use Aggregator\FrameWriter;
+use Aggregator\Worker;
 use PHPUnit\Framework\Assert;
 
 /**
@@ -26,6 +27,7 @@ final class WorkerProcess
     private FrameReader $reader;
     private FrameWriter $writer;
     private ?int $exitCode = null;
+    private int $lastJob = 0;
 
     private function __construct(private readonly string $stdoutFile, private readonly string $stderrFile)
     {
@@ -110,13 +112,64 @@ final class WorkerProcess
         return $message['pid'];
     }
 
-    /** Send a job of $kind and return its result frame. */
-    public function job(int $kind, string $payload): Frame
+    /** Send a job of $kind and return its result. */
+    public function job(int $kind, string $payload): WorkerResult
     {
-        $this->send(new Frame(Frame::CODEC_RAW, $payload, [$kind]));
-        $result = $this->receive();
-        Assert::assertNotNull($result, 'the worker closed fd 4 instead of answering; stderr: ' . $this->stderr());
-        return $result;
+        $this->startJob($kind, $payload);
+        return $this->result();
+    }
+
+    /** Send a job of $kind without waiting; returns its id. */
+    public function startJob(int $kind, string $payload): int
+    {
+        $id = ++$this->lastJob;
+        $this->send(new Frame(Frame::CODEC_RAW, $payload, [Worker::JOB, $id, $kind]));
+        return $id;
+    }
+
+    /** The next frame, which must be a job's result. */
+    public function result(): WorkerResult
+    {
+        return WorkerResult::fromFrame($this->receive());
+    }
+
+    /**
+     * The next frame, which must be a fetch() call.
+     *
+     * @return array{id: int, call: int, request: array<string, mixed>, body: string}
+     */
+    public function fetchCall(): array
+    {
+        $frame = $this->receive();
+        Assert::assertNotNull($frame, 'the worker closed fd 4 instead of calling');
+        Assert::assertSame(Worker::FETCH, $frame->option(0), 'a fetch frame; got options ' . json_encode($frame->options) . ' ' . $frame->payload);
+        $head = (int)$frame->option(3);
+        return ['id' => (int)$frame->option(1), 'call' => (int)$frame->option(2),
+            'request' => json_decode(substr($frame->payload, 0, $head), true), 'body' => substr($frame->payload, $head)];
+    }
+
+    /**
+     * Answer a fetch() call as the aggregator does.
+     *
+     * @param array<string, string> $headers
+     */
+    public function answerFetch(int $id, int $call, int $status, array $headers, string $body, string $url = ''): void
+    {
+        $head = json_encode(['status' => $status, 'headers' => (object)$headers, 'url' => $url]);
+        $this->send(new Frame(Frame::CODEC_RAW, $head . $body, [Worker::FETCH, $id, $call, strlen($head)]));
+    }
+
+    /** Tell a fetch() call it got no answer. */
+    public function failFetch(int $id, int $call, string $cause, string $message): void
+    {
+        $payload = json_encode(['cause' => $cause, 'message' => $message]);
+        $this->send(new Frame(Frame::CODEC_RAW | Frame::ERROR, $payload, [Worker::FETCH, $id, $call, strlen($payload)]));
+    }
+
+    /** Cancel a job. */
+    public function cancel(int $id): void
+    {
+        $this->send(new Frame(Frame::CONTROL | Frame::CODEC_JSON, json_encode(['cancel' => $id])));
     }
 
     /** Close our end of fd 3: the worker sees EOF. */
