@@ -46,7 +46,7 @@ func TestSigterm(t *testing.T) {
 				conns = append(conns, c)
 			}
 			var pids map[int]string
-			eventually(t, 5*time.Second, func() string {
+			eventually(t, 15*time.Second, func() string {
 				pids = phpChildren(t, s.Cmd.Process.Pid)
 				n := 0
 				for _, cmd := range pids {
