@@ -2,6 +2,9 @@
 # make test  - install what is missing, run every test (Go, PHP, integration)
 # make build - bin/aggregator
 # make bench - benchmarks (see README)
+# make run-example - the example translator calling a fake supplier with
+#                    real latency through \Aggregator\fetch(), 4 workers
+#                    running 64 jobs each
 
 GO       ?= go
 BIN      := bin/aggregator
@@ -10,7 +13,7 @@ APT      := DEBIAN_FRONTEND=noninteractive apt-get
 # chromium for the deploy and page tests, composer to validate composer.json.
 TEST_PKGS := php-cli phpunit nginx chromium composer curl
 
-.PHONY: build run test deps test-deps bench vet php-test deploy-test dist clean
+.PHONY: run-example build run test deps test-deps bench vet php-test deploy-test dist clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/aggregator
@@ -24,6 +27,15 @@ test-deps:
 
 run: deps build
 	$(BIN)
+
+# run-example: cmd/demo-supplier answers in 0..1 s like a real parts API;
+# script/example/ calls it with \Aggregator\fetch(), so a job waiting for it
+# holds no PHP process. Stopping make stops both.
+run-example: deps build
+	$(GO) build -o bin/demo-supplier ./cmd/demo-supplier
+	bin/demo-supplier -latency 1s & supplier=$$!; trap 'kill $$supplier 2>/dev/null' EXIT INT TERM; \
+	EXAMPLE_SUPPLIER_URL=http://127.0.0.1:8090 $(BIN) -Daggregator.worker.handlers=script/example/handlers.php \
+		-Daggregator.pool.executor=4 -Daggregator.pool.concurrency=64
 
 vet:
 	$(GO) vet ./...

@@ -128,7 +128,7 @@ func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggreg
 	resp, err := c.http.Do(req)
 	if err != nil {
 		cause := classify(ctx, err)
-		return nil, fail(cause, "%s", describe(cause, err, timeout))
+		return nil, fail(cause, "%s", describe(cause, err, timeout, u.Hostname()))
 	}
 	defer resp.Body.Close()
 	data, err := readBody(resp.Body, c.cfg.MaxBody)
@@ -137,7 +137,7 @@ func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggreg
 			return nil, fail("too_large", "the body is over %d bytes (aggregator.limit.output-size)", c.cfg.MaxBody)
 		}
 		cause := classify(ctx, err)
-		return nil, fail(cause, "reading the body: %s", describe(cause, err, timeout))
+		return nil, fail(cause, "reading the body: %s", describe(cause, err, timeout, u.Hostname()))
 	}
 	c.metrics.answered(host, resp.StatusCode, time.Since(start))
 	out := &aggregator.FetchResponse{Status: resp.StatusCode, Headers: make(map[string]string, len(resp.Header)), Body: data}
@@ -194,8 +194,10 @@ func classify(ctx context.Context, err error) string {
 	return "network"
 }
 
-// describe is the detail of a failed call for PHP's FetchException.
-func describe(cause string, err error, timeout time.Duration) string {
+// describe is the detail of a failed call for PHP's FetchException; the
+// causes both modes can tell are worded as exec mode's PHP words them
+// (src/Http/StreamTransport.php), so a translator sees the same message.
+func describe(cause string, err error, timeout time.Duration, host string) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -210,6 +212,10 @@ func describe(cause string, err error, timeout time.Duration) string {
 		return "the job was cancelled"
 	case "redirects":
 		return fmt.Sprintf("more than %d redirects", MaxRedirects)
+	case "refused":
+		return "connection refused"
+	case "dns":
+		return "cannot resolve " + host
 	}
 	return err.Error()
 }

@@ -22,3 +22,4 @@ spl_autoload_register(static function (string $class): void {
         }
     }
 });
+require_once ROOT . '/src/functions.php'; // \Aggregator\fetch() and fetchAll(): functions do not autoload

@@ -4,6 +4,8 @@ declare(strict_types=1);
 
 namespace Aggregator\Example;
 
+use Aggregator\FetchException;
+
 /**
  * An example translator for a supplier with a typical JSON HTTP API:
  *
@@ -147,7 +149,9 @@ final class PartsApiTranslator
     }
 
     /**
-     * GET a JSON answer.
+     * GET a JSON answer through \Aggregator\fetch(): in a worker the job
+     * waits without holding the PHP process (the aggregator makes the call),
+     * in exec mode PHP makes it; the same answers and exceptions either way.
      *
      * @return array<string, mixed>
      * @throws SupplierException on a timeout, a refused connection, HTTP >= 400, or a body that is not the API's JSON
@@ -155,35 +159,22 @@ final class PartsApiTranslator
     private function get(string $url, string $key, float $timeout): array
     {
         $this->requests[] = $url;
-        $context = stream_context_create(['http' => [
-            'method' => 'GET',
-            'timeout' => $timeout,      // seconds without data before giving up
-            'ignore_errors' => true,    // read the body of 4xx/5xx answers too
-            'header' => "Accept: application/json\r\nX-Api-Key: $key\r\n",
-            'user_agent' => 'aggregator-example/1.0',
-        ]]);
-        error_clear_last();
-        $started = microtime(true);
-        $body = @file_get_contents($url, false, $context);
-        $elapsed = microtime(true) - $started;
-        if ($body === false) {
-            if ($elapsed >= $timeout * 0.9) {
-                throw new SupplierException(sprintf('partsapi: no answer from %s within %.1f s', $url, $timeout));
-            }
-            $why = error_get_last()['message'] ?? 'unknown error';
-            throw new SupplierException("partsapi: request to $url failed: $why");
+        try {
+            $response = \Aggregator\fetch($url, [
+                'headers' => ['Accept' => 'application/json', 'X-Api-Key' => $key, 'User-Agent' => 'aggregator-example/1.0'],
+                'timeout' => $timeout,
+            ]);
+        } catch (FetchException $e) {
+            // The message names the URL and the cause (refused, timeout, ...).
+            throw new SupplierException('partsapi: ' . $e->getMessage(), 0, $e);
         }
-        $headers = function_exists('http_get_last_response_headers')
-            ? (http_get_last_response_headers() ?? [])
-            : ($http_response_header ?? []); // PHP < 8.4
-        $status = self::status($headers);
-        $data = json_decode($body, true);
-        if ($status >= 400) {
-            $message = is_array($data) && isset($data['message']) ? (string)$data['message'] : substr(trim($body), 0, 200);
-            throw new SupplierException("partsapi: HTTP $status from $url: $message");
+        $data = json_decode($response->body, true);
+        if ($response->status >= 400) {
+            $message = is_array($data) && isset($data['message']) ? (string)$data['message'] : substr(trim($response->body), 0, 200);
+            throw new SupplierException("partsapi: HTTP $response->status from $url: $message");
         }
         if (!is_array($data)) {
-            throw new SupplierException(sprintf('partsapi: %s answered something that is not JSON: %s', $url, substr(trim($body), 0, 200)));
+            throw new SupplierException(sprintf('partsapi: %s answered something that is not JSON: %s', $url, substr(trim($response->body), 0, 200)));
         }
         if (($data['status'] ?? 'ok') !== 'ok') {
             throw new SupplierException(sprintf('partsapi: %s answered an error: %s', $url, (string)($data['message'] ?? json_encode($data))));
@@ -208,18 +199,6 @@ final class PartsApiTranslator
             'analog' => $analog,
             'info' => $info,
         ];
-    }
-
-    /** The status of the last response in $headers ("HTTP/1.1 500 Internal Server Error"), 0 when none. */
-    private static function status(array $headers): int
-    {
-        $status = 0;
-        foreach ($headers as $line) {
-            if (preg_match('#^HTTP/\S+\s+(\d{3})#', (string)$line, $m) === 1) {
-                $status = (int)$m[1];
-            }
-        }
-        return $status;
     }
 
     /**

@@ -53,7 +53,7 @@ final class StreamTransport
         $stream = @fopen($request->url, 'rb', false, $context);
         if ($stream === false) {
             $message = (string)(error_get_last()['message'] ?? 'failed');
-            throw $this->noAnswer($request, $message, microtime(true) - $start >= $timeout - 0.05);
+            throw $this->noAnswer($request, $message, $timeout, microtime(true) - $start >= $timeout - 0.05);
         }
         try {
             $headers = stream_get_meta_data($stream)['wrapper_data'] ?? [];
@@ -105,7 +105,7 @@ final class StreamTransport
     }
 
     /** A FetchException for a failed fopen(), its cause told by PHP's warning. */
-    private function noAnswer(Request $request, string $warning, bool $timedOut): FetchException
+    private function noAnswer(Request $request, string $warning, float $timeout, bool $timedOut): FetchException
     {
         $detail = preg_replace('/^fopen\([^)]*\): (Failed to open stream: )?/', '', $warning) ?? $warning;
         $cause = match (true) {
@@ -115,6 +115,13 @@ final class StreamTransport
             str_contains($detail, 'SSL'), str_contains($detail, 'certificate'), str_contains($detail, 'crypto') => 'tls',
             str_contains($detail, 'Redirection limit') => 'redirects',
             default => 'network',
+        };
+        // Worded as the aggregator words them in worker mode (fetch/fetch.go).
+        $detail = match ($cause) {
+            'timeout' => sprintf('no answer within %s s', rtrim(rtrim(sprintf('%.3f', $timeout), '0'), '.')),
+            'refused' => 'connection refused',
+            'dns' => 'cannot resolve ' . parse_url($request->url, PHP_URL_HOST),
+            default => $detail,
         };
         return new FetchException($request->url, $cause, "$request->method $request->url: $cause: $detail");
     }

@@ -4,9 +4,12 @@ declare(strict_types=1);
 
 namespace Aggregator\Tests;
 
+use Aggregator\FetchException;
 use Aggregator\Frame;
 use Aggregator\FrameReader;
 use Aggregator\FrameWriter;
+use Aggregator\Http\Request;
+use Aggregator\Http\StreamTransport;
 use Aggregator\Worker;
 use PHPUnit\Framework\Assert;
 
@@ -112,11 +115,42 @@ final class WorkerProcess
         return $message['pid'];
     }
 
-    /** Send a job of $kind and return its result. */
+    /**
+     * Send a job of $kind and return its result. Its fetch() calls are made
+     * here, as the aggregator would make them (with PHP's streams).
+     */
     public function job(int $kind, string $payload): WorkerResult
     {
         $this->startJob($kind, $payload);
-        return $this->result();
+        while (true) {
+            $frame = $this->receive();
+            if ($frame === null || $frame->option(0) !== Worker::FETCH) {
+                return WorkerResult::fromFrame($frame);
+            }
+            $this->makeCall($frame);
+        }
+    }
+
+    /** Make a fetch() call the worker asked for and send its answer. */
+    private function makeCall(Frame $frame): void
+    {
+        [$id, $call, $headLength] = [(int)$frame->option(1), (int)$frame->option(2), (int)$frame->option(3)];
+        $head = json_decode(substr($frame->payload, 0, $headLength), true);
+        $headers = [];
+        foreach ($head['headers'] as [$name, $value]) {
+            $headers[$name] = $value;
+        }
+        $options = ['method' => $head['method'], 'headers' => $headers, 'timeout' => $head['timeout']];
+        $body = substr($frame->payload, $headLength);
+        if ($body !== '') {
+            $options['body'] = $body;
+        }
+        try {
+            $response = (new StreamTransport())->send(Request::from($head['url'], $options));
+            $this->answerFetch($id, $call, $response->status, $response->headers, $response->body, $response->url);
+        } catch (FetchException $e) {
+            $this->failFetch($id, $call, $e->cause, $e->getMessage());
+        }
     }
 
     /** Send a job of $kind without waiting; returns its id. */
