@@ -407,13 +407,31 @@ func (s *Server) stats(t testing.TB) Stats {
 	return st
 }
 
-// workerInfo is one row of /workers.
+// workerInfo is one row of /workers: a PHP process and the jobs it runs.
 type workerInfo struct {
 	PID     int    `json:"pid"`
 	State   string `json:"state"`
-	Session string `json:"session"`
-	Task    int64  `json:"task"`
-	Class   string `json:"class"`
+	Running []struct {
+		Session string `json:"session"`
+		Task    int64  `json:"task"`
+		Class   string `json:"class"`
+		Calls   []struct {
+			Host string `json:"host"`
+		} `json:"calls"`
+	} `json:"running"`
+}
+
+// runningFor counts the jobs of session that PHP runs now.
+func (s *Server) runningFor(t testing.TB, session string) int {
+	n := 0
+	for _, w := range s.workers(t) {
+		for _, j := range w.Running {
+			if j.Session == session {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // workers lists the server's PHP processes from /workers.

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -277,8 +278,20 @@ func TestBrowserCases(t *testing.T) {
 				if err := c.WriteMessage(1, []byte(request("itemsTimeout"))); err != nil {
 					t.Fatal(err)
 				}
-				// Wait until its scripts run, then leave.
-				time.Sleep(700 * time.Millisecond)
+				// Wait until its three scripts run (the PENDING messages
+				// give the session id), then leave.
+				_, first, err := c.ReadMessage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m Msg
+				_ = json.Unmarshal(first, &m)
+				eventually(t, 10*time.Second, func() string {
+					if n := s.runningFor(t, m.str("_session")); n != 3 {
+						return fmt.Sprintf("%d of the session's 3 scripts run", n)
+					}
+					return ""
+				})
 				c.Close()
 				checkNoBusyPHP(t, s, mode)
 				eventually(t, 3*time.Second, func() string {

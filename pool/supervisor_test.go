@@ -18,6 +18,7 @@ import (
 
 	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -567,8 +568,12 @@ func TestSupervisorHealthCheck(t *testing.T) {
 	cfg.IdleCheck = 200 * time.Millisecond
 	cfg.Metrics = NewMetrics(reg)
 	s := startSupervisor(t, cfg)
-	// Healthy idle workers survive their health checks.
-	time.Sleep(700 * time.Millisecond)
+	// Healthy idle workers survive their health checks: a pong records the
+	// worker's memory before it ran any job.
+	eventually(t, 5*time.Second, "no health check answered", func() bool {
+		info := s.Info()
+		return len(info) == 1 && info[0].Memory > 0 && info[0].Jobs == 0
+	})
 	before := pids(s)
 	if len(before) != 1 {
 		t.Fatalf("pool %v", before)
@@ -593,6 +598,17 @@ func TestSupervisorHealthCheck(t *testing.T) {
 	}
 }
 
+// pipeBytes is how many bytes wait unread in the pipe on fd of process pid.
+func pipeBytes(pid, fd int) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n, _ := unix.IoctlGetInt(int(f.Fd()), unix.TIOCINQ)
+	return n
+}
+
 func TestSupervisorCloseHealthCheckWaiting(t *testing.T) {
 	t.Parallel()
 	cfg := workerConfig(t, "echo.php")
@@ -601,7 +617,7 @@ func TestSupervisorCloseHealthCheckWaiting(t *testing.T) {
 	pid := pids(s)[0]
 	_ = syscall.Kill(pid, syscall.SIGSTOP) // the health check waits on it
 	killAtEnd(t, pid)
-	time.Sleep(300 * time.Millisecond)
+	eventually(t, 5*time.Second, "no ping waits in the frozen worker's pipe", func() bool { return pipeBytes(pid, 3) > 0 })
 	closeWithin(t, s, 10*time.Second)
 	waitDead(t, pid, "the frozen worker after Close")
 }
@@ -770,7 +786,7 @@ func TestSupervisorFatalError(t *testing.T) {
 	if res := mustRun(t, s, Items, `{"mb":1}`); res.PID == before {
 		t.Error("the next job ran on the dying worker")
 	}
-	if n := counter(t, reg, "aggregator_worker_restarts_total", "fatal"); n != 1 {
-		t.Errorf("%v fatal restarts, want 1", n)
-	}
+	eventually(t, 5*time.Second, "the fatal restart is not counted", func() bool {
+		return counter(t, reg, "aggregator_worker_restarts_total", "fatal") == 1
+	})
 }

@@ -38,7 +38,9 @@ func newOutbox(limit int) *outbox {
 	return &outbox{limit: limit, notify: make(chan struct{}, 1)}
 }
 
-// push queues a message; false when the queue is full.
+// push queues a message; false when the queue is full. Once the
+// connection is closing or dead the message is dropped and push reports
+// true: nobody can read it, and the session is ending already.
 func (o *outbox) push(m []byte) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -54,8 +54,10 @@ type (
 	}
 )
 
-// session is one websocket and its search. Its loop goroutine owns all of
-// its state; other goroutines talk to it through events.
+// session is one websocket and its search. Its loop goroutine owns the
+// fields marked "owned by the loop"; other goroutines talk to it through
+// events. queued belongs to the server's queue (guarded by its mutex), out
+// to the connection's writer, ctx/cancel end its tasks.
 type session struct {
 	id     string
 	srv    *Server

@@ -81,6 +81,12 @@ func (g got) summary() []string {
 
 func play(t *testing.T, url string, messages ...string) got {
 	t.Helper()
+	return playUntil(t, url, nil, messages...)
+}
+
+// playUntil is play, calling seen (unless nil) with each message as it comes.
+func playUntil(t *testing.T, url string, seen func(map[string]any), messages ...string) got {
+	t.Helper()
 	c, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +115,9 @@ func play(t *testing.T, url string, messages ...string) got {
 		}
 		g.msgs = append(g.msgs, m)
 		g.raw = append(g.raw, string(data))
+		if seen != nil {
+			seen(m)
+		}
 	}
 }
 
@@ -320,14 +329,20 @@ func TestMessageFields(t *testing.T) {
 func TestQueuedTaskExpires(t *testing.T) {
 	cfg := testConfig()
 	cfg.Capacity, cfg.SessionLimit, cfg.ScriptTimeout = 1, 1, 300*time.Millisecond
+	release := make(chan struct{})
 	_, url := startTest(t, cfg, &scripted{answer: func(ctx context.Context, j *aggregator.Job) (string, error) {
 		if j.Kind == aggregator.Suppliers {
 			return supplierList("busy", "waits"), nil
 		}
-		time.Sleep(600 * time.Millisecond) // holds the only slot past the other task's time
+		<-release // holds the only slot until the browser saw the other task cancelled
 		return "", aggregator.Errorf(aggregator.EScriptTimeout, "killed")
 	}})
-	g := play(t, url, req)
+	var once sync.Once
+	g := playUntil(t, url, func(m map[string]any) {
+		if m["_error"] == string(aggregator.EScriptCancelled) {
+			once.Do(func() { close(release) })
+		}
+	}, req)
 	want := []string{"ITEMS ERROR E_SCRIPT_CANCELLED", "ITEMS ERROR E_SCRIPT_TIMEOUT", "ITEMS PENDING", "ITEMS PENDING"}
 	if !reflect.DeepEqual(g.summary(), want) {
 		t.Errorf("got %v want %v", g.summary(), want)
