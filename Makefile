@@ -48,8 +48,11 @@ php-test: deps
 deploy-test:
 	bash deploy/test/aggregatorctl_test.sh
 
+# test: the packages with goroutines of their own run under the race
+# detector; integration runs the real binary (built without it).
 test: test-deps vet php-test deploy-test
-	$(GO) test -count=1 -timeout 14m ./...
+	$(GO) test -count=1 -race -timeout 10m . ./pool/ ./server/ ./fetch/ ./cmd/...
+	$(GO) test -count=1 -timeout 14m ./integration/
 
 # bench: the pool against a raw goridge relay and exec mode (Go benchmarks),
 # then whole sessions through the real binary (cmd/aggbench). Results: README.

@@ -55,7 +55,7 @@ func TestSigterm(t *testing.T) {
 					}
 				}
 				if s.stats(t).TaskPending < 9 || n < 6 {
-					return fmt.Sprintf("scripts not running yet: %v", pids)
+					return fmt.Sprintf("scripts not running yet: stats %+v, %v", s.stats(t), pids)
 				}
 				return ""
 			})
@@ -253,8 +253,8 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 503 || !strings.Contains(string(b), "reason") {
-			return fmt.Sprintf("health %d %s, want 503 with a reason", resp.StatusCode, b)
+		if resp.StatusCode != 503 || !strings.Contains(string(b), "syntax error") {
+			return fmt.Sprintf("health %d %s, want 503 naming PHP's syntax error", resp.StatusCode, b)
 		}
 		return ""
 	})

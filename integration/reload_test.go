@@ -101,9 +101,9 @@ func TestBrokenReload(t *testing.T) {
 
 // TestKillStartingWorkers: workers killed again and again, their
 // replacements too while they start, fail some jobs with E_SCRIPT_ERROR
-// but never E_SCRIPT_START: a signal is not a broken configuration.
+// but never E_SCRIPT_START: a signal is not a broken configuration. Not
+// parallel: it starts PHP all the time, which would slow the other tests.
 func TestKillStartingWorkers(t *testing.T) {
-	t.Parallel()
 	s := startServer(t, []string{"DEMO_DELAY_MS=5"}, "-Daggregator.pool.executor=2")
 	var mu sync.Mutex
 	outcomes := map[string]int{}

@@ -206,7 +206,12 @@ func (e *Exec) run(ctx context.Context, job *aggregator.Job) (aggregator.Result,
 	}
 	stopClose()
 	bt.close()
-	<-reportRead
+	select {
+	case <-reportRead:
+	case <-time.After(drainWait): // a child outside the group holds the report pipe
+		repR.Close()
+		<-reportRead
+	}
 	mu.Lock()
 	res := aggregator.Result{Output: stdout.Bytes(), PID: p.pid, Duration: time.Since(start), Stderr: stderr}
 	mu.Unlock()

@@ -237,7 +237,7 @@ func (s *Supervisor) stop(w *worker) {
 
 // start spawns a worker of generation gen and makes it available.
 func (s *Supervisor) start(gen uint64) (*worker, *startFailure) {
-	w, f := spawn(s.env, gen, s.freed)
+	w, f := spawn(s.ctx, s.env, gen, s.freed)
 	s.cfg.Metrics.workerStarted(f == nil)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -119,8 +119,9 @@ type startFailure struct {
 	crash bool
 }
 
-// spawn starts a worker and waits for its handshake.
-func spawn(env *workerEnv, gen uint64, freed func(*worker)) (*worker, *startFailure) {
+// spawn starts a worker and waits for its handshake; ctx ending (the
+// runner closing) kills a worker still shaking hands.
+func spawn(ctx context.Context, env *workerEnv, gen uint64, freed func(*worker)) (*worker, *startFailure) {
 	fail := func(format string, args ...any) *startFailure {
 		return &startFailure{err: aggregator.Errorf(aggregator.EScriptStart, format, args...)}
 	}
@@ -163,7 +164,10 @@ func spawn(env *workerEnv, gen uint64, freed func(*worker)) (*worker, *startFail
 			w.fromPHP.Close()
 		}
 	}()
-	if err := w.handshake(); err != nil {
+	stopKill := context.AfterFunc(ctx, p.kill)
+	err = w.handshake()
+	stopKill()
+	if err != nil {
 		p.kill()
 		<-p.exited
 		closeAll([]*os.File{jobW, resR})
@@ -789,11 +793,13 @@ func (w *worker) info() aggregator.ProcInfo {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	state := w.state.String()
-	if w.state == Ready {
+	switch {
+	case w.state == Ready && !w.open.Load():
+		state = Stopping.String() // takes no new jobs: being replaced, or killed
+	case w.state == Ready && len(w.calls) > 0:
+		state = "busy"
+	case w.state == Ready:
 		state = "idle"
-		if len(w.calls) > 0 {
-			state = "busy"
-		}
 	}
 	p := aggregator.ProcInfo{PID: w.pid, State: state, Jobs: w.jobsDone, Memory: w.memory, Started: w.started}
 	for _, c := range w.calls {
