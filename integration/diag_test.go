@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -63,5 +65,47 @@ func TestWorkersCommand(t *testing.T) {
 				return ""
 			})
 		})
+	}
+}
+
+// TestWorkersShowCalls: with fetch(), /workers and `aggregator workers`
+// show one PHP process running several jobs (4: the session limit of a
+// capacity of 8), each waiting for its call, with the host it waits for;
+// the session then gets every item.
+func TestWorkersShowCalls(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	supplier := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintf(w, "part of %s\nanother part\n", r.URL.Query().Get("class"))
+	}))
+	defer supplier.Close()
+	s := startServer(t, []string{"FETCH_URL=" + supplier.URL + "/parts"}, "-Daggregator.pool.executor=1",
+		"-Daggregator.pool.concurrency=8", "-Daggregator.worker.handlers=integration/testdata/fetch_handlers.php")
+	u, _ := url.Parse(s.URL)
+	c := s.dial(t, "/ws")
+	defer c.Close()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(request("4"))); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(supplier.URL, "http://")
+	eventually(t, 10*time.Second, func() string {
+		out, err := exec.Command(binary, "-Dserver.port="+u.Port(), "workers").CombinedOutput()
+		if err != nil {
+			t.Fatalf("aggregator workers: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "1 PHP processes, 1 busy, 4 jobs in flight") || strings.Count(string(out), "GET "+host) != 4 {
+			return "want one process with 4 jobs each waiting for GET " + host + ":\n" + string(out)
+		}
+		return ""
+	})
+	close(release)
+	r := readAll(t, c, 10*time.Second)
+	if r.CloseCode != 1000 || r.Count("SENDING") != 8 || r.Count("SUCCESS") != 4 {
+		t.Errorf("close %d, %d items, %d SUCCESS, errors %v", r.CloseCode, r.Count("SENDING"), r.Count("SUCCESS"), r.Errors())
 	}
 }

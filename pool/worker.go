@@ -569,11 +569,18 @@ func (w *worker) perform(c *call, fc *fetchCall, req *aggregator.FetchRequest) {
 	took := time.Since(fc.since)
 	w.mu.Lock()
 	delete(c.fetches, fc.id)
-	live := w.calls[c.id] == c && !c.over
+	// Once the job's own time is up it is being cancelled: an answer now
+	// (its call failing for that very reason) would only race the cancel.
+	live := w.calls[c.id] == c && !c.over && c.ctx.Err() == nil
 	w.mu.Unlock()
 	log := w.logger()
 	var fe *aggregator.FetchError
 	switch {
+	case !live && c.ctx.Err() != nil:
+		// The job's time ran out during the call: its own log line says so.
+		if errors.As(err, &fe) {
+			fe = nil
+		}
 	case errors.As(err, &fe):
 		log.Warn("fetch failed", jobFields(c.job, zap.String("method", fe.Method), zap.String("url", fe.URL),
 			zap.String("cause", fe.Cause), zap.String("error", fe.Detail), zap.Duration("took", took))...)
