@@ -7,8 +7,6 @@ namespace Aggregator\Tests;
 use Aggregator\Demo\Demo;
 use PHPUnit\Framework\TestCase;
 
-require_once ROOT . '/script/lib/Demo.php';
-
 final class DemoTest extends TestCase
 {
     use AssertThrows;

@@ -10,9 +10,6 @@ use Aggregator\Frame;
 use Aggregator\Handlers;
 use PHPUnit\Framework\TestCase;
 
-require_once ROOT . '/script/example/SupplierException.php';
-require_once ROOT . '/script/example/PartsApiTranslator.php';
-
 /**
  * The example translator (script/example/) against its fake supplier API
  * (script/example/fake_supplier.php served by php -S), called directly, through
