@@ -29,7 +29,8 @@ vet:
 	$(GO) vet ./...
 
 # php-test: the PHP tests (phpunit.xml.dist); installs phpunit when it is missing, like deps.
-php-test: deps
+# It builds bin/aggregator first: translator tests (Aggregator\Testing) run it.
+php-test: deps build
 	@command -v phpunit >/dev/null 2>&1 || ./.ci/install phpunit
 	phpunit
 

@@ -6,6 +6,7 @@ namespace Aggregator\Tests;
 
 use Aggregator\Frame;
 use Aggregator\Handlers;
+use Aggregator\Testing\Translator;
 use PHPUnit\Framework\TestCase;
 
 /**
@@ -108,6 +109,7 @@ final class ComposerTest extends TestCase
                 self::assertStringEndsNotWith('.go', $file->getFilename(), 'no Go source is copied');
             }
             self::assertLessThan(1 << 20, $bytes, 'the installed kit is under 1 MB (it was 18 MB with bin/aggregator)');
+            self::assertFileExists("$kit/src/Testing/TranslatorTestCase.php");
         } finally {
             self::removeTree($tmp);
         }
@@ -182,6 +184,31 @@ final class ComposerTest extends TestCase
             fclose($pipes[2]);
             self::assertSame(0, proc_close($process), "exec script: $stderr");
             self::assertSame('{"items":[{"code":"3310","from":"Acme\\\\Parts\\\\Translator"}]}' . "\n", $stdout);
+
+            // The package's own PHPUnit test, with the kit's TranslatorTestCase
+            // from vendor/ and the aggregator from AGGREGATOR_BIN.
+            mkdir("$project/tests");
+            file_put_contents("$project/phpunit.xml", '<phpunit bootstrap="vendor/autoload.php" failOnWarning="true"><testsuites><testsuite name="acme"><directory suffix="Test.php">tests</directory></testsuite></testsuites></phpunit>');
+            file_put_contents("$project/tests/TranslatorTest.php", <<<'PHP'
+                <?php
+                declare(strict_types=1);
+                namespace Acme\Parts\Tests;
+                use Aggregator\Testing\Translator;
+                use Aggregator\Testing\TranslatorTestCase;
+                final class TranslatorTest extends TranslatorTestCase
+                {
+                    public function testItemsAndARefusedKey(): void
+                    {
+                        $translator = Translator::worker(__DIR__ . '/../handlers.php');
+                        self::assertItems([['code' => '3310', 'from' => 'Acme\Parts\Translator']], $translator->items(['class' => 'acme', 'code' => '3310']));
+                        $answer = $translator->suppliers(['code' => '3310', 'brand' => 'b', 'apikey' => '999', 'analog' => 1]);
+                        self::assertBrowserError('E_SCRIPT_ERROR', 'API key 999 may not search', $answer);
+                    }
+                }
+                PHP);
+            [$code, $output] = self::runCommand([self::phpunitBinary(), '--testdox'], $project, ['AGGREGATOR_BIN' => Translator::binary()]);
+            self::assertSame(0, $code, "the package's phpunit: $output");
+            self::assertStringContainsString('OK (1 test, 4 assertions)', $output);
         } finally {
             self::removeTree($tmp);
         }
@@ -216,6 +243,12 @@ final class ComposerTest extends TestCase
         file_put_contents($file, json_encode($data, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES) . "\n");
     }
 
+    /** The phpunit running these tests (Debian's /usr/bin/phpunit, or vendor's). */
+    private static function phpunitBinary(): string
+    {
+        return (string)realpath((string)$_SERVER['SCRIPT_FILENAME']);
+    }
+
     private static function composerBinary(): ?string
     {
         foreach (explode(PATH_SEPARATOR, (string)getenv('PATH')) as $dir) {
@@ -234,13 +267,26 @@ final class ComposerTest extends TestCase
      */
     private static function composer(array $args, string $cwd, string $home): array
     {
+        return self::runCommand([(string)self::composerBinary(), ...$args], $cwd,
+            ['COMPOSER_HOME' => $home, 'COMPOSER_NO_INTERACTION' => '1', 'COMPOSER_ALLOW_SUPERUSER' => '1']);
+    }
+
+    /**
+     * Run $command in $cwd with $env added.
+     *
+     * @param string[]              $command
+     * @param array<string, string> $env
+     * @return array{0: int, 1: string} exit code, stdout and stderr
+     */
+    private static function runCommand(array $command, string $cwd, array $env): array
+    {
         $out = (string)tempnam(sys_get_temp_dir(), 'comp');
         $process = proc_open(
-            [(string)self::composerBinary(), ...$args],
+            $command,
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $out, 'w'], 2 => ['file', $out, 'a']],
             $pipes,
             $cwd,
-            ['COMPOSER_HOME' => $home, 'COMPOSER_NO_INTERACTION' => '1', 'COMPOSER_ALLOW_SUPERUSER' => '1'] + getenv(),
+            $env + getenv(),
         );
         $code = proc_close($process);
         $output = (string)file_get_contents($out);

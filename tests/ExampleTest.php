@@ -9,6 +9,7 @@ use Aggregator\Example\SupplierException;
 use Aggregator\Frame;
 use Aggregator\Handlers;
 use Aggregator\PublicError;
+use Aggregator\Testing\PhpServer;
 use PHPUnit\Framework\TestCase;
 
 /**
