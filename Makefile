@@ -1,7 +1,7 @@
 # make run   - install what is missing, build, serve the demo on 127.0.0.1:8000
 # make test  - install what is missing, run every test (Go, PHP, integration)
 # make build - bin/aggregator
-# make bench - benchmarks (see README)
+# make bench - benchmarks (docs/performance.md)
 # make run-example - the example translator calling a fake supplier with
 #                    real latency through \Aggregator\fetch(), 4 workers
 #                    running 64 jobs each
@@ -41,7 +41,8 @@ vet:
 	$(GO) vet ./...
 
 # php-test: the PHP tests (phpunit.xml.dist); installs phpunit when it is missing, like deps.
-php-test: deps
+# It builds bin/aggregator first: translator tests (Aggregator\Testing) run it.
+php-test: deps build
 	@command -v phpunit >/dev/null 2>&1 || ./.ci/install phpunit
 	phpunit
 
@@ -55,7 +56,7 @@ test: test-deps vet php-test deploy-test
 	$(GO) test -count=1 -timeout 14m ./integration/
 
 # bench: the pool against a raw goridge relay and exec mode (Go benchmarks),
-# then whole sessions through the real binary (cmd/aggbench). Results: README.
+# then whole sessions through the real binary (cmd/aggbench). Results: docs/performance.md.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pool/
 	$(GO) run ./cmd/aggbench
@@ -65,7 +66,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 dist: build
 	mkdir -p dist
 	tar -czf dist/aggregator-$(VERSION).tar.gz --transform 's,^,aggregator-$(VERSION)/,' \
-		bin/aggregator worker.php composer.json src script deploy README.md
+		bin/aggregator worker.php composer.json src script deploy README.md docs
 	@echo dist/aggregator-$(VERSION).tar.gz
 
 clean:

@@ -12,17 +12,8 @@
 
 declare(strict_types=1);
 
-(static function (): void {
-    // Installed through composer: use its autoloader (the bin proxy tells where it is).
-    $autoloaders = [$GLOBALS['_composer_autoload_path'] ?? null, __DIR__ . '/vendor/autoload.php'];
-    foreach ($autoloaders as $autoload) {
-        if ($autoload !== null && is_file($autoload)) {
-            require_once $autoload;
-            return;
-        }
-    }
-    // Otherwise load the kit from src/ beside this file.
-    require_once __DIR__ . '/src/autoload.php';
-})();
+// Composer's autoloader when installed (the bin proxy vendor/bin/worker.php
+// names it), so the project's own classes load; else the kit's rules.
+require_once __DIR__ . '/src/autoload.php';
 
 exit(\Aggregator\Worker::main($_SERVER['argv'] ?? [], __DIR__));

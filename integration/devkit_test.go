@@ -289,12 +289,15 @@ func TestDevkitWatch(t *testing.T) {
 	for _, d := range []string{"src", "script"} {
 		dkCopyTree(t, filepath.Join(repoRoot, d), filepath.Join(dir, d))
 	}
-	b, err := os.ReadFile(filepath.Join(repoRoot, "worker.php"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "worker.php"), b, 0o755); err != nil {
-		t.Fatal(err)
+	// worker.php, and composer.json: its autoload rules find the demo's classes.
+	for _, f := range []string{"worker.php", "composer.json"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := dkStartServerIn(t, dir, nil, "-Daggregator.pool.watch=true", "-Daggregator.pool.executor=4")
 

@@ -83,9 +83,12 @@ var pageWants = map[string]pageWant{
 	"itemsBadJson":         {pending: 2, errs: 2, errors: "E_ITEMS_JSON,E_ITEMS_JSON", close: "1000", rows: 2},
 	"itemsBadResponse":     {pending: 2, errs: 2, errors: "E_ITEMS_RESPONSE,E_ITEMS_RESPONSE", close: "1000", rows: 2},
 	"sessionTimeout":       {pending: 2001, sending: 3, success: 1, errs: 1, errors: "E_SESSION_TIMEOUT", sessionErrors: "E_SESSION_TIMEOUT", close: "1011", rows: 50},
-	"badJson":              {errs: 1, errors: "E_REQUEST_JSON", sessionErrors: "E_REQUEST_JSON", close: "1008"},
-	"missingField":         {errs: 1, errors: "E_ILLEGAL_REQUEST", sessionErrors: "E_ILLEGAL_REQUEST", close: "1008"},
-	"secondRequest":        {pending: 3, sending: 9, success: 3, errs: 1, errors: "E_SESSION_REUSED", sessionErrors: "E_SESSION_REUSED", close: "1000", rows: 3},
+	// Beyond SPEC §6: a PublicError's text shown to the customer (SPEC §15).
+	"publicError":   {pending: 2, sending: 3, success: 1, errs: 1, errors: "E_SCRIPT_ERROR", close: "1000", rows: 2},
+	"refusedApikey": {errs: 1, errors: "E_SCRIPT_ERROR", close: "1000", rows: 1},
+	"badJson":       {errs: 1, errors: "E_REQUEST_JSON", sessionErrors: "E_REQUEST_JSON", close: "1008"},
+	"missingField":  {errs: 1, errors: "E_ILLEGAL_REQUEST", sessionErrors: "E_ILLEGAL_REQUEST", close: "1008"},
+	"secondRequest": {pending: 3, sending: 9, success: 3, errs: 1, errors: "E_SESSION_REUSED", sessionErrors: "E_SESSION_REUSED", close: "1000", rows: 3},
 	// The browser closes the socket right after sending: it sees no message.
 	// The server answers the close frame with the same code.
 	"closeEarly": {close: "1000", closedBy: "browser"},
@@ -345,13 +348,35 @@ func TestPageSendAll(t *testing.T) {
 		}
 	}
 
+	// _message: the page shows what a translator tells the customer (a
+	// PublicError), under its task, and nothing for any other error.
+	var messages map[string][]string
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`(function () {
+		var out = {};
+		document.querySelectorAll('.card').forEach(function (c) {
+		  out[c.dataset.scenario] = Array.from(c.querySelectorAll('.task .task-message')).map(function (e) { return e.textContent; });
+		});
+		return out; })()`, &messages)); err != nil {
+		t.Fatal(err)
+	}
+	wantMessages := map[string]string{
+		"publicError":   "Supplier refused-2 does not deliver to your region",
+		"refusedApikey": "API key 999 may not search",
+	}
+	for scenario, shown := range messages {
+		want := wantMessages[scenario]
+		if (want == "" && len(shown) != 0) || (want != "" && (len(shown) != 1 || shown[0] != want)) {
+			t.Errorf("%s: the page shows _message %q, want %q", scenario, shown, want)
+		}
+	}
+
 	// Stats: the numbers keep refreshing, count our sessions and tasks, keep
 	// their invariants, and settle at nothing alive and nothing pending.
 	minTasks := 0
 	for _, c := range cards {
 		minTasks += c.Pending
 	}
-	const validSessions = 16 // every card but badJson and missingField sends a valid request
+	const validSessions = 18 // every card but badJson and missingField sends a valid request
 	var polls0 int
 	chromedp.Run(ctx, chromedp.Evaluate(`+document.getElementById('stats').dataset.polls`, &polls0))
 	waitFor(t, ctx, 15*time.Second, "the stats panel settles",

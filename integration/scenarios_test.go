@@ -16,7 +16,7 @@ type expect struct {
 	close                     int
 }
 
-// scenarios are SPEC §6's, with the script time at 3 s and the session time
+// scenarios are SPEC §6's (and the demo's publicError), with the script time at 3 s and the session time
 // above it (sessionTimeout has its own test).
 var scenarios = map[string]expect{
 	"normal":               {3, 9, 3, nil, 1000},
@@ -32,6 +32,8 @@ var scenarios = map[string]expect{
 	"itemsError":           {2, 0, 0, []string{"E_SCRIPT_ERROR", "E_SCRIPT_ERROR"}, 1000},
 	"itemsBadJson":         {2, 0, 0, []string{"E_ITEMS_JSON", "E_ITEMS_JSON"}, 1000},
 	"itemsBadResponse":     {2, 0, 0, []string{"E_ITEMS_RESPONSE", "E_ITEMS_RESPONSE"}, 1000},
+	// Beyond SPEC §6: refused-2 throws a PublicError (TestPublicError checks its _message).
+	"publicError": {2, 3, 1, []string{"E_SCRIPT_ERROR"}, 1000},
 }
 
 var modes = []string{"exec", "worker"}

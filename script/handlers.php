@@ -6,11 +6,12 @@
  *   php worker.php script/handlers.php
  *
  * The same demo library as the exec scripts, so both modes answer alike.
+ * Aggregator\Demo\Demo (script/lib/Demo.php) is autoloaded: composer.json's
+ * autoload-dev maps Aggregator\Demo\ to script/lib/, and worker.php loads
+ * composer's autoloader, or the same rules without composer.
  */
 
 declare(strict_types=1);
-
-require_once __DIR__ . '/lib/Demo.php';
 
 use Aggregator\Demo\Demo;
 

@@ -8,7 +8,8 @@
 
 declare(strict_types=1);
 
-require __DIR__ . '/lib/Demo.php';
-require __DIR__ . '/lib/exec.php';
+// The autoloader (composer's when installed). Under the aggregator the
+// prepend file has loaded it already; this line is for running by hand.
+require_once __DIR__ . '/../src/autoload.php';
 
-exit(\Aggregator\Exec\run(\Aggregator\Demo\Demo::suppliers(...)));
+exit(\Aggregator\ExecScript::run(\Aggregator\Demo\Demo::suppliers(...)));

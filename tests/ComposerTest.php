@@ -6,6 +6,7 @@ namespace Aggregator\Tests;
 
 use Aggregator\Frame;
 use Aggregator\Handlers;
+use Aggregator\Testing\Translator;
 use PHPUnit\Framework\TestCase;
 
 /**
@@ -86,6 +87,168 @@ final class ComposerTest extends TestCase
         }
     }
 
+    /**
+     * @testdox installing the kit copies the PHP kit only: no Go sources, binary, logs, tests or demo
+     */
+    public function testInstallingTheKitCopiesThePhpKitOnly(): void
+    {
+        $tmp = sys_get_temp_dir() . '/composer-contents-' . getmypid();
+        self::removeTree($tmp);
+        mkdir("$tmp/project", 0o755, true);
+        try {
+            self::writeJson("$tmp/project/composer.json", self::projectComposerJson([]));
+            [$code, $output] = self::composer(['install', '--no-interaction', '--no-progress'], "$tmp/project", "$tmp/home");
+            self::assertSame(0, $code, "composer install: $output");
+            $kit = "$tmp/project/vendor/aggregator/worker";
+            $top = array_values(array_diff(scandir($kit) ?: [], ['.', '..']));
+            self::assertSame(['README.md', 'composer.json', 'docs', 'src', 'worker.php'], $top,
+                'the top level of the installed kit (.gitattributes export-ignore decides)');
+            $bytes = 0;
+            foreach (new \RecursiveIteratorIterator(new \RecursiveDirectoryIterator($kit, \FilesystemIterator::SKIP_DOTS)) as $file) {
+                $bytes += $file->getSize();
+                self::assertStringEndsNotWith('.go', $file->getFilename(), 'no Go source is copied');
+            }
+            self::assertLessThan(1 << 20, $bytes, 'the installed kit is under 1 MB (it was 18 MB with bin/aggregator)');
+            self::assertFileExists("$kit/src/Testing/TranslatorTestCase.php");
+        } finally {
+            self::removeTree($tmp);
+        }
+    }
+
+    /**
+     * @testdox a translator package autoloads its own namespace in worker mode (vendor/bin/worker.php) and exec mode (the prepend file), with no require
+     */
+    public function testATranslatorPackageAutoloadsItsNamespaceInBothModes(): void
+    {
+        $tmp = sys_get_temp_dir() . '/composer-package-' . getmypid();
+        self::removeTree($tmp);
+        $project = "$tmp/acme-translator";
+        mkdir("$project/src", 0o755, true);
+        try {
+            self::writeJson("$project/composer.json", self::projectComposerJson(['Acme\\Parts\\' => 'src/']));
+            file_put_contents("$project/src/Translator.php", <<<'PHP'
+                <?php
+                declare(strict_types=1);
+                namespace Acme\Parts;
+                final class Translator
+                {
+                    public static function suppliers(array $request): array
+                    {
+                        if (($request['apikey'] ?? '') === '999') {
+                            throw new \Aggregator\PublicError('API key 999 may not search');
+                        }
+                        return ['suppliers' => [['class' => 'acme', 'code' => $request['code']]]];
+                    }
+                    public static function items(array $supplier): array
+                    {
+                        return ['items' => [['code' => $supplier['code'], 'from' => self::class]]];
+                    }
+                }
+                PHP);
+            file_put_contents("$project/handlers.php", <<<'PHP'
+                <?php
+                declare(strict_types=1);
+                use Acme\Parts\Translator;
+                return ['suppliers' => Translator::suppliers(...), 'items' => Translator::items(...)];
+                PHP);
+            // An exec script without any require: the prepend file loads the project's autoloader.
+            file_put_contents("$project/items.php", <<<'PHP'
+                <?php
+                declare(strict_types=1);
+                exit(\Aggregator\ExecScript::run(\Acme\Parts\Translator::items(...)));
+                PHP);
+            [$code, $output] = self::composer(['install', '--no-interaction', '--no-progress'], $project, "$tmp/home");
+            self::assertSame(0, $code, "composer install: $output");
+
+            $worker = WorkerProcess::start(["$project/vendor/bin/worker.php", 'handlers.php'], $project);
+            $worker->handshake();
+            $result = $worker->job(Handlers::KIND_ITEMS, '{"class":"acme","code":"3310"}');
+            self::assertSame('{"items":[{"code":"3310","from":"Acme\\\\Parts\\\\Translator"}]}', $result->payload);
+            $result = $worker->job(Handlers::KIND_SUPPLIERS, '{"code":"3310","apikey":"999"}');
+            $error = json_decode($result->payload, true);
+            self::assertSame(['Aggregator\PublicError', 'API key 999 may not search', true], [$error['class'], $error['error'], $error['public'] ?? null]);
+            $worker->send(new Frame(Frame::CONTROL | Frame::CODEC_JSON, '{"stop":true}'));
+            self::assertSame(0, $worker->wait(), 'stderr: ' . $worker->stderr());
+
+            $process = proc_open(
+                [PHP_BINARY, '-d', 'display_errors=stderr', '-d', "auto_prepend_file=$project/vendor/aggregator/worker/src/prepend.php", 'items.php'],
+                [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']],
+                $pipes,
+                $project,
+            );
+            fwrite($pipes[0], '{"class":"acme","code":"3310"}');
+            fclose($pipes[0]);
+            $stdout = (string)stream_get_contents($pipes[1]);
+            $stderr = (string)stream_get_contents($pipes[2]);
+            fclose($pipes[1]);
+            fclose($pipes[2]);
+            self::assertSame(0, proc_close($process), "exec script: $stderr");
+            self::assertSame('{"items":[{"code":"3310","from":"Acme\\\\Parts\\\\Translator"}]}' . "\n", $stdout);
+
+            // The package's own PHPUnit test, with the kit's TranslatorTestCase
+            // from vendor/ and the aggregator from AGGREGATOR_BIN.
+            mkdir("$project/tests");
+            file_put_contents("$project/phpunit.xml", '<phpunit bootstrap="vendor/autoload.php" failOnWarning="true"><testsuites><testsuite name="acme"><directory suffix="Test.php">tests</directory></testsuite></testsuites></phpunit>');
+            file_put_contents("$project/tests/TranslatorTest.php", <<<'PHP'
+                <?php
+                declare(strict_types=1);
+                namespace Acme\Parts\Tests;
+                use Aggregator\Testing\Translator;
+                use Aggregator\Testing\TranslatorTestCase;
+                final class TranslatorTest extends TranslatorTestCase
+                {
+                    public function testItemsAndARefusedKey(): void
+                    {
+                        $translator = Translator::worker(__DIR__ . '/../handlers.php');
+                        self::assertItems([['code' => '3310', 'from' => 'Acme\Parts\Translator']], $translator->items(['class' => 'acme', 'code' => '3310']));
+                        $answer = $translator->suppliers(['code' => '3310', 'brand' => 'b', 'apikey' => '999', 'analog' => 1]);
+                        self::assertBrowserError('E_SCRIPT_ERROR', 'API key 999 may not search', $answer);
+                    }
+                }
+                PHP);
+            [$code, $output] = self::runCommand([self::phpunitBinary(), '--testdox'], $project, ['AGGREGATOR_BIN' => Translator::binary()]);
+            self::assertSame(0, $code, "the package's phpunit: $output");
+            self::assertStringContainsString('OK (1 test, 4 assertions)', $output);
+        } finally {
+            self::removeTree($tmp);
+        }
+    }
+
+    /**
+     * A project's composer.json that requires this checkout through a path
+     * repository (copied, not linked; packagist off: no network).
+     *
+     * @param array<string, string> $psr4 the project's own namespaces
+     * @return array<string, mixed>
+     */
+    private static function projectComposerJson(array $psr4): array
+    {
+        $json = [
+            'name' => 'acme/translator',
+            'repositories' => [
+                ['type' => 'path', 'url' => realpath(ROOT), 'options' => ['symlink' => false, 'versions' => ['aggregator/worker' => '1.0.0']]],
+                ['packagist.org' => false],
+            ],
+            'require' => ['aggregator/worker' => '*'],
+        ];
+        if ($psr4 !== []) {
+            $json['autoload'] = ['psr-4' => $psr4];
+        }
+        return $json;
+    }
+
+    /** @param array<string, mixed> $data */
+    private static function writeJson(string $file, array $data): void
+    {
+        file_put_contents($file, json_encode($data, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES) . "\n");
+    }
+
+    /** The phpunit running these tests (Debian's /usr/bin/phpunit, or vendor's). */
+    private static function phpunitBinary(): string
+    {
+        return (string)realpath((string)$_SERVER['SCRIPT_FILENAME']);
+    }
+
     private static function composerBinary(): ?string
     {
         foreach (explode(PATH_SEPARATOR, (string)getenv('PATH')) as $dir) {
@@ -104,13 +267,26 @@ final class ComposerTest extends TestCase
      */
     private static function composer(array $args, string $cwd, string $home): array
     {
+        return self::runCommand([(string)self::composerBinary(), ...$args], $cwd,
+            ['COMPOSER_HOME' => $home, 'COMPOSER_NO_INTERACTION' => '1', 'COMPOSER_ALLOW_SUPERUSER' => '1']);
+    }
+
+    /**
+     * Run $command in $cwd with $env added.
+     *
+     * @param string[]              $command
+     * @param array<string, string> $env
+     * @return array{0: int, 1: string} exit code, stdout and stderr
+     */
+    private static function runCommand(array $command, string $cwd, array $env): array
+    {
         $out = (string)tempnam(sys_get_temp_dir(), 'comp');
         $process = proc_open(
-            [(string)self::composerBinary(), ...$args],
+            $command,
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $out, 'w'], 2 => ['file', $out, 'a']],
             $pipes,
             $cwd,
-            ['COMPOSER_HOME' => $home, 'COMPOSER_NO_INTERACTION' => '1', 'COMPOSER_ALLOW_SUPERUSER' => '1'] + getenv(),
+            $env + getenv(),
         );
         $code = proc_close($process);
         $output = (string)file_get_contents($out);

@@ -5,9 +5,8 @@ declare(strict_types=1);
 namespace Aggregator\Tests;
 
 use Aggregator\Demo\Demo;
+use Aggregator\PublicError;
 use PHPUnit\Framework\TestCase;
-
-require_once ROOT . '/script/lib/Demo.php';
 
 final class DemoTest extends TestCase
 {
@@ -29,6 +28,8 @@ final class DemoTest extends TestCase
         'itemsBadJson' => ['ERROR E_ITEMS_JSON' => 2, 'PENDING' => 2],
         'itemsBadResponse' => ['ERROR E_ITEMS_RESPONSE' => 2, 'PENDING' => 2],
         'sessionTimeout' => ['ERROR E_SCRIPT_TIMEOUT' => 2000, 'PENDING' => 2001, 'SENDING' => 3, 'SUCCESS' => 1],
+        // Not in SPEC §6: a supplier that refuses with a reason the customer reads.
+        'publicError' => ['ERROR E_SCRIPT_ERROR' => 1, 'PENDING' => 2, 'SENDING' => 3, 'SUCCESS' => 1],
     ];
 
     /** DEMO_DELAY_MS as it was before the test (false: not set). */
@@ -114,6 +115,19 @@ final class DemoTest extends TestCase
         self::assertSame('Not a JSON', Demo::suppliers(self::request('suppliersNotJson')));
         $bad = Demo::suppliers(self::request('suppliersBadResponse'));
         self::assertTrue(is_array($bad) && !isset($bad['suppliers']), 'suppliersBadResponse has no suppliers');
+    }
+
+    /** @testdox the refused apikey and refused-* suppliers throw a PublicError; the other failures do not */
+    public function testTheRefusedApikeyAndRefusedSuppliersThrowAPublicError(): void
+    {
+        $request = ['apikey' => Demo::REFUSED_APIKEY] + self::request('normal');
+        $e = self::assertThrows(PublicError::class, fn () => Demo::suppliers($request));
+        self::assertSame('API key 999 may not search', $e->getMessage());
+        $e = self::assertThrows(PublicError::class, fn () => Demo::items(['class' => 'refused-2']));
+        self::assertSame('Supplier refused-2 does not deliver to your region', $e->getMessage());
+        self::assertSame(['normal-1', 'refused-2'], self::classes('publicError'));
+        self::assertNotInstanceOf(PublicError::class, self::assertThrows(\RuntimeException::class, fn () => Demo::items(['class' => 'error-1'])));
+        self::assertNotInstanceOf(PublicError::class, self::assertThrows(\RuntimeException::class, fn () => Demo::suppliers(self::request('suppliersError'))));
     }
 
     /** @testdox items are deterministic */

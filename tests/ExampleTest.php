@@ -8,10 +8,9 @@ use Aggregator\Example\PartsApiTranslator;
 use Aggregator\Example\SupplierException;
 use Aggregator\Frame;
 use Aggregator\Handlers;
+use Aggregator\PublicError;
+use Aggregator\Testing\PhpServer;
 use PHPUnit\Framework\TestCase;
-
-require_once ROOT . '/script/example/SupplierException.php';
-require_once ROOT . '/script/example/PartsApiTranslator.php';
 
 /**
  * The example translator (script/example/) against its fake supplier API
@@ -34,7 +33,7 @@ final class ExampleTest extends TestCase
         self::$supplier = null;
     }
 
-    /** @testdox suppliers: one element with the supplier URL, key and timeout in params; none without an apikey */
+    /** @testdox suppliers: one element with the supplier URL, key and timeout in params; a PublicError without an apikey */
     public function testSuppliersGiveOneElementWithUrlKeyAndTimeoutNoneWithoutAnApikey(): void
     {
         $url = self::supplier()->url;
@@ -47,7 +46,8 @@ final class ExampleTest extends TestCase
             'analog' => '1',
             'info' => ['supplier' => 'partsapi', 'title' => 'Parts API (example)'],
         ]], $answer['suppliers']);
-        self::assertSame(['suppliers' => []], self::translator($url)->suppliers(['apikey' => ''] + self::REQUEST));
+        $e = self::assertThrows(PublicError::class, static fn () => self::translator($url)->suppliers(['apikey' => ''] + self::REQUEST));
+        self::assertSame('Sign in to search: the request has no API key', $e->getMessage());
         $legacy = self::translator($url)->suppliers(['params' => self::REQUEST['params']]);
         self::assertSame('3310', $legacy['suppliers'][0]['code'], 'the request is read from params too');
     }

@@ -1,7 +1,7 @@
 // Command aggbench measures the aggregator as browsers use it: it starts
 // bin/aggregator in each configuration, runs websocket sessions against it
 // and prints a Markdown table (sessions/s, first-item and whole-session
-// latency, RSS). `make bench` runs it; results go to the README.
+// latency, RSS). `make bench` runs it; results go to docs/performance.md.
 package main
 
 import (

@@ -32,7 +32,7 @@ duration and what PHP wrote to stderr. The log goes to stderr.
                   {"output","code","error","items","suppliers","duration_ms","stderr",...}
 
 Exit code: 0 when the browser would get the result, 1 when it would get an
-error code, 2 on bad usage.
+error code, 2 on bad usage or an unknown configuration key (-D or file).
 `
 
 // callReport is what one call printed; --json prints it as is.
@@ -71,6 +71,16 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(words) != 2 || (words[0] != "suppliers" && words[0] != "items") {
 		fmt.Fprint(stderr, "aggregator call: want suppliers|items and one JSON argument\n\n", callUsage)
+		return 2
+	}
+	if len(c.UnknownKeys) > 0 {
+		// The server starts with them (the file outlives releases); a
+		// developer trying a handler wants to know at once that part of the
+		// configuration is not what they think.
+		for _, u := range c.UnknownKeys {
+			fmt.Fprintln(stderr, "aggregator call:", u)
+		}
+		fmt.Fprintln(stderr, "aggregator call: fix or remove the key: call runs only with a configuration it understands")
 		return 2
 	}
 	arg := []byte(words[1])

@@ -104,6 +104,10 @@ type Config struct {
 	FetchConnsPerHost int // connections fetch() opens to one supplier host at once
 
 	Warnings []string // unknown keys and the like, logged once logging is up
+	// UnknownKeys describe the keys of the properties file that are not
+	// configuration keys (with the key each was probably meant to be). The
+	// server only warns about them; `call` refuses to run.
+	UnknownKeys []string
 }
 
 // Capacity is how many tasks run at once: PHP processes times the jobs
@@ -161,12 +165,18 @@ func ParseArgs(args []string) (Args, error) {
 
 // LoadConfig merges defaults < properties file < PORT env < -D overrides and
 // validates the result. A missing default file is fine; a named one must exist.
+//
+// An unknown key given with -D is an error: it was typed for this run, and
+// running without it (a mistyped aggregator.worker.handlers runs the demo
+// handlers) only looks like success. An unknown key in the properties file
+// is a warning: the file outlives releases, and a key that a newer release
+// knows must not stop an older one from starting after a rollback.
 func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 	v := viper.New()
 	for k, d := range defaults {
 		v.SetDefault(k, d)
 	}
-	var warnings []string
+	var warnings, unknown []string
 	file := a.ConfigFile
 	if file == "" {
 		if _, err := os.Stat("application.properties"); err == nil {
@@ -183,7 +193,7 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 		for _, k := range props.Keys() {
 			key := strings.ToLower(k)
 			if _, known := defaults[key]; !known {
-				warnings = append(warnings, fmt.Sprintf("unknown key %q in %s (ignored)", k, file))
+				unknown = append(unknown, unknownKey(k, "in "+file))
 			}
 			v.Set(key, props.GetString(k, ""))
 		}
@@ -191,18 +201,27 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 	if p := getenv("PORT"); p != "" {
 		v.Set("server.port", p)
 	}
-	for k, val := range a.Overrides {
-		if _, known := defaults[k]; !known {
-			warnings = append(warnings, fmt.Sprintf("unknown key %q given with -D (ignored)", k))
-		}
-		v.Set(k, val)
+	overrides := make([]string, 0, len(a.Overrides))
+	for k := range a.Overrides {
+		overrides = append(overrides, k)
 	}
-	sort.Strings(warnings)
+	sort.Strings(overrides) // the first unknown one is the same every run
+	for _, k := range overrides {
+		if _, known := defaults[k]; !known {
+			return nil, &ConfigError{k, "unknown key given with -D" + didYouMean(k)}
+		}
+		v.Set(k, a.Overrides[k])
+	}
+	sort.Strings(unknown)
 	c, err := build(v, a.checksFiles())
 	if err != nil {
 		return nil, err
 	}
+	for _, u := range unknown {
+		warnings = append(warnings, u+" (ignored)")
+	}
 	c.Warnings = append(warnings, c.Warnings...)
+	c.UnknownKeys = unknown
 	return c, nil
 }
 

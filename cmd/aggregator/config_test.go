@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,9 @@ func TestConfigWorkingDirectory(t *testing.T) {
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "mystery") {
 		t.Errorf("warnings %v, want one about the unknown key", c.Warnings)
 	}
+	if len(c.UnknownKeys) != 1 || !strings.Contains(c.UnknownKeys[0], `"mystery" in application.properties`) {
+		t.Errorf("unknown keys %q, want mystery's", c.UnknownKeys)
+	}
 }
 
 // TestShippedProperties: deploy/application.properties names every key and
@@ -115,5 +119,77 @@ func TestParseArgs(t *testing.T) {
 	}
 	if _, err := ParseArgs([]string{"-Dnovalue"}); err == nil {
 		t.Error("-Dnovalue accepted")
+	}
+}
+
+// TestConfigUnknownKeys: a mistyped key names the key it meant. Given with
+// -D it stops the start (it was typed for this run); in the properties file
+// it is a warning (the file outlives releases: a key a newer release knows
+// must not stop an older one after a rollback).
+func TestConfigUnknownKeys(t *testing.T) {
+	for typo, want := range map[string]string{
+		"aggregator.worker.handler":    "did you mean aggregator.worker.handlers?",
+		"aggregator.timeout.scripts":   "did you mean aggregator.timeout.script?",
+		"Aggregator.Pool.Executors":    "did you mean aggregator.pool.executor?",
+		"server.prot":                  "did you mean server.port?",
+		"worker.handlers":              "did you mean aggregator.worker.handlers?",
+		"aggregator.pool.concurency":   "did you mean aggregator.pool.concurrency?",
+		"something.else.entirely":      "docs/configuration.md lists every key",
+		"aggregator.nothing.like.it.x": "docs/configuration.md lists every key",
+	} {
+		a, err := ParseArgs([]string{"-D" + typo + "=x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = LoadConfig(a, env(nil))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Key != strings.ToLower(typo) || !strings.Contains(err.Error(), "unknown key given with -D") ||
+			!strings.Contains(err.Error(), want) {
+			t.Errorf("-D%s=x: error %v, want a ConfigError naming the key and %q", typo, err, want)
+		}
+	}
+
+	file := filepath.Join(t.TempDir(), "old.properties")
+	os.WriteFile(file, []byte("aggregator.worker.handler=x.php\naggregator.future.key=1\n"), 0o644)
+	c, err := LoadConfig(Args{ConfigFile: file, Overrides: map[string]string{}}, env(nil))
+	if err != nil {
+		t.Fatalf("unknown keys in the file stop the start: %v", err)
+	}
+	want := []string{
+		`unknown key "aggregator.future.key" in ` + file + " (docs/configuration.md lists every key)",
+		`unknown key "aggregator.worker.handler" in ` + file + "; did you mean aggregator.worker.handlers?",
+	}
+	if strings.Join(c.UnknownKeys, "\n") != strings.Join(want, "\n") {
+		t.Errorf("unknown keys:\n%s\nwant:\n%s", strings.Join(c.UnknownKeys, "\n"), strings.Join(want, "\n"))
+	}
+	if len(c.Warnings) != 2 || !strings.HasSuffix(c.Warnings[1], "did you mean aggregator.worker.handlers? (ignored)") {
+		t.Errorf("warnings %q, want one per unknown key", c.Warnings)
+	}
+}
+
+// TestCallRefusesUnknownKeys: `call` does not run with a key it does not
+// know, even from the file: exit 2, and the message names the likely key.
+func TestCallRefusesUnknownKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "dev.properties")
+	os.WriteFile(file, []byte("aggregator.worker.handler=x.php\n"), 0o644)
+	c, err := LoadConfig(Args{ConfigFile: file, Overrides: map[string]string{}}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	code := runCall(c, []string{"items", `{"class":"normal-1"}`}, &stdout, &stderr)
+	if code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "did you mean aggregator.worker.handlers?") {
+		t.Errorf("call with an unknown key: exit %d, stdout %q, stderr %q; want exit 2 and the key it meant", code, stdout.String(), stderr.String())
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"handler", "handlers", 1}, {"prot", "port", 2}} {
+		if got := editDistance(c.a, c.b); got != c.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
+		}
 	}
 }

@@ -31,7 +31,7 @@ const shutdownWait = 5 * time.Second
 
 const usage = `usage: aggregator [-c application.properties] [-Dkey=value ...] [COMMAND ...]
 
-With no command, serves the aggregator (see README.md). Configuration comes
+With no command, serves the aggregator (see README.md and docs/). Configuration comes
 from application.properties in the working directory (or the file given with
 -c), then the PORT environment variable, then -Dkey=value overrides.
 Signals: SIGTERM/SIGINT stop, SIGHUP reloads the PHP workers.

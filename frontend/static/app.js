@@ -12,8 +12,8 @@
   var STATS_URL = BASE + 'stats';
 
   // ---------------------------------------------------------------- scenarios
-  function request(code) {
-    return JSON.stringify({ code: code, brand: 'ctr', apikey: '111111', analog: 1 });
+  function request(code, apikey) {
+    return JSON.stringify({ code: code, brand: 'ctr', apikey: apikey || '111111', analog: 1 });
   }
   function sendCode(code) {
     return function (ws) { ws.send(request(code)); };
@@ -35,6 +35,10 @@
     { name: 'itemsBadJson', expect: '2 PENDING · 2 × E_ITEMS_JSON' },
     { name: 'itemsBadResponse', expect: '2 PENDING · 2 × E_ITEMS_RESPONSE' },
     { name: 'sessionTimeout', expect: '2001 PENDING · normal-1 succeeds · E_SESSION_TIMEOUT · close 1011 (session time below script time)' },
+    // Beyond SPEC §6: a handler's \Aggregator\PublicError reaches the customer as _message.
+    { name: 'publicError', expect: '2 PENDING · 3 SENDING · 1 SUCCESS · refused-2 says why: E_SCRIPT_ERROR with _message' },
+    { name: 'refusedApikey', expect: 'sends apikey 999 · the suppliers handler refuses it: E_SCRIPT_ERROR with _message · close 1000',
+      open: function (ws) { ws.send(request('normal', '999')); } },
     { name: 'badJson', browser: true, expect: 'sends {not json · E_REQUEST_JSON · close 1008',
       open: function (ws) { ws.send('{not json'); } },
     { name: 'missingField', browser: true, expect: 'sends {"code":"normal"} · E_ILLEGAL_REQUEST · close 1008',
@@ -291,7 +295,7 @@
     }
     var t = card.tasks.get(m._id);
     if (!t) {
-      t = { id: m._id, kind: m._task || '', status: '', error: '', info: null, params: null,
+      t = { id: m._id, kind: m._task || '', status: '', error: '', message: '', info: null, params: null,
             items: [], itemCount: 0, index: card.order.length, el: null, renderedItems: 0 };
       card.tasks.set(m._id, t);
       card.order.push(m._id);
@@ -308,7 +312,11 @@
       t.itemCount++;
       if (t.index < MAX_ROWS) t.items.push(m);
     }
-    if (st === 'ERROR') t.error = m._error || '';
+    if (st === 'ERROR') {
+      t.error = m._error || '';
+      // What the translator tells the customer (a PublicError), when it did.
+      t.message = typeof m._message === 'string' ? m._message : '';
+    }
     if (t.index < MAX_ROWS) card.dirtyTasks.add(t.id);
   }
 
@@ -423,6 +431,11 @@
     t.badgeEl.textContent = shownStatus === 'ERROR' ? (t.error || 'ERROR') : shownStatus.toLowerCase();
     t.badgeEl.title = t.params ? '_params: ' + compactJSON(t.params) : '';
     t.countEl.textContent = t.itemCount ? t.itemCount + (t.itemCount === 1 ? ' item' : ' items') : '';
+    if (t.message && !t.messageEl) {
+      t.messageEl = el('div', 'task-message', t.message);
+      t.messageEl.title = '_message: what the translator tells the customer';
+      t.el.insertBefore(t.messageEl, t.el.children[1] || null);
+    }
 
     if (t.items.length > t.renderedItems) {
       if (!t.itemsEl) {

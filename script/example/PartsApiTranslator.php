@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace Aggregator\Example;
 
 use Aggregator\FetchException;
+use Aggregator\PublicError;
 
 /**
  * An example translator for a supplier with a typical JSON HTTP API:
@@ -50,14 +51,21 @@ final class PartsApiTranslator
      * The suppliers handler: which suppliers to ask for this search.
      *
      * Here the shop decides what this customer may query (by `apikey`); this
-     * example asks its one supplier for anyone who sent a key.
+     * example asks its one supplier for anyone who sent a key. A customer who
+     * may not search gets a \Aggregator\PublicError: the browser's ERROR
+     * carries its text as "_message". An empty list would look like "nothing
+     * found", and any other exception like a crash.
      *
      * @param array<string, mixed> $request the request fields, also under "params"
      * @return array{suppliers: list<array<string, mixed>>}
+     * @throws PublicError when the request has no apikey
      */
     public function suppliers(array $request): array
     {
-        if (self::field($request, 'apikey') === '' || self::field($request, 'code') === '') {
+        if (self::field($request, 'apikey') === '') {
+            throw new PublicError('Sign in to search: the request has no API key');
+        }
+        if (self::field($request, 'code') === '') {
             return ['suppliers' => []];
         }
         return ['suppliers' => [

@@ -11,13 +11,12 @@
  * EXAMPLE_SUPPLIER_KEY); a shop would read its own configuration.
  *
  * This file runs once per worker: what it builds (the translator, a
- * connection, a cache) lives for all the jobs of that worker.
+ * connection, a cache) lives for all the jobs of that worker. Its classes
+ * (Aggregator\Example\, script/example/) are autoloaded, as a translator
+ * package's own namespace would be (docs/translator-package.md).
  */
 
 declare(strict_types=1);
-
-require_once __DIR__ . '/SupplierException.php';
-require_once __DIR__ . '/PartsApiTranslator.php';
 
 use Aggregator\Example\PartsApiTranslator;
 

@@ -11,7 +11,9 @@
 
 declare(strict_types=1);
 
-require __DIR__ . '/../lib/exec.php';
+// The autoloader (composer's when installed). Under the aggregator the
+// prepend file has loaded it already; this line is for running by hand.
+require_once __DIR__ . '/../../src/autoload.php';
 
 $handlers = require __DIR__ . '/handlers.php';
-exit(\Aggregator\Exec\run($handlers['items']));
+exit(\Aggregator\ExecScript::run($handlers['items']));

@@ -4,6 +4,8 @@ declare(strict_types=1);
 
 namespace Aggregator\Demo;
 
+use Aggregator\PublicError;
+
 /**
  * The demo translator: test data for every scenario of SPEC.md section 6.
  *
@@ -14,6 +16,12 @@ namespace Aggregator\Demo;
  *
  * Each answer first waits a random 0..DEMO_DELAY_MS milliseconds (env var,
  * default 300, 0 = no wait), like a real supplier's API would.
+ *
+ * Beyond SPEC section 6, two cases show what a translator may tell the
+ * customer (\Aggregator\PublicError, the browser's "_message"): the apikey
+ * REFUSED_APIKEY may not search at all, and a refused-* supplier (scenario
+ * publicError) refuses with a reason. Every other failure stays a plain
+ * exception, whose text reaches the log only.
  */
 final class Demo
 {
@@ -23,6 +31,9 @@ final class Demo
     public const DEFAULT_DELAY_MS = 300;
 
     public const ITEMS_PER_SUPPLIER = 3;
+
+    /** The apikey the demo refuses: its search ends with a PublicError in the suppliers handler. */
+    public const REFUSED_APIKEY = '999';
 
     /** Suppliers answered per request code; any other code is "normal". */
     private const SUPPLIERS = [
@@ -35,6 +46,7 @@ final class Demo
         'itemsError' => ['error-1', 'error-2'],
         'itemsBadJson' => ['badjson-1', 'badjson-2'],
         'itemsBadResponse' => ['badresponse-1', 'badresponse-2'],
+        'publicError' => ['normal-1', 'refused-2'],
     ];
 
     /** How many timeout-* suppliers the sessionTimeout scenario adds after normal-1. */
@@ -54,6 +66,14 @@ final class Demo
         $code = self::field($request, 'code');
         $brand = self::field($request, 'brand');
         $analog = self::field($request, 'analog');
+        $apikey = self::field($request, 'apikey');
+
+        // Authorizing by apikey: a key that may not search gets a reason it can
+        // read, not an empty list (a bare close 1000, as if nothing were found).
+        if ($apikey === self::REFUSED_APIKEY) {
+            self::delay();
+            throw new PublicError("API key $apikey may not search");
+        }
 
         switch ($code) {
             case 'suppliersTimeout':
@@ -84,7 +104,8 @@ final class Demo
      *
      * normal-* → 3 items; analog-* → 3 items and 2 nested normal-* suppliers;
      * empty-* → no items; timeout-* → sleeps 60 s; error-* → throws;
-     * badjson-* → "Not a JSON"; badresponse-* → JSON without "items".
+     * badjson-* → "Not a JSON"; badresponse-* → JSON without "items";
+     * refused-* → throws a PublicError the customer reads.
      * An unknown class behaves like normal-*.
      *
      * @param mixed[] $supplier
@@ -104,6 +125,7 @@ final class Demo
         return match ($kind) {
             'empty' => ['items' => []],
             'error' => throw new \RuntimeException("demo: the items script failed for supplier $class"),
+            'refused' => throw new PublicError("Supplier $class does not deliver to your region"),
             'badjson' => 'Not a JSON',
             'badresponse' => ['foo' => 'bar'],
             'analog' => [

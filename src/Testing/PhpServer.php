@@ -2,12 +2,19 @@
 
 declare(strict_types=1);
 
-namespace Aggregator\Tests;
+namespace Aggregator\Testing;
 
 /**
  * PHP's built-in web server (`php -S 127.0.0.1:PORT router.php`) on a free
- * port, for tests that need an HTTP server. One process, one request at a
- * time: a test of a slow endpoint should use its own instance.
+ * port: a fake supplier API for a translator's tests.
+ *
+ *     $supplier = PhpServer::start(__DIR__ . '/fake_supplier.php');
+ *     $supplier->url;    // http://127.0.0.1:PORT
+ *     $supplier->stop(); // or let it go out of scope
+ *
+ * It serves up to four requests at once (PHP_CLI_SERVER_WORKERS), so a slow
+ * endpoint does not hold up the next test. The router runs in its own
+ * directory.
  */
 final class PhpServer
 {
@@ -30,7 +37,8 @@ final class PhpServer
                 [PHP_BINARY, '-S', "127.0.0.1:$port", $router],
                 [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'w'], 2 => ['file', $log, 'a']],
                 $pipes,
-                ROOT,
+                dirname($router),
+                ['PHP_CLI_SERVER_WORKERS' => '4'] + getenv(),
             );
             if ($process === false) {
                 throw new \RuntimeException("cannot start php -S for $router");
