@@ -200,8 +200,11 @@ type request struct {
 // scripts of the first implementation read them there.
 func parseRequest(data []byte, required, faulty []string) (request, aggregator.Code, []string) {
 	var r request
+	if !json.Valid(data) {
+		return r, aggregator.ERequestJSON, nil
+	}
 	fields, err := objectFields(data)
-	if err != nil || !json.Valid(data) {
+	if err != nil {
 		return r, aggregator.ERequestJSON, nil
 	}
 	r.params = pick(fields, faulty)
