@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		}, []string{"kind"}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_limit_hits_total",
-			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue).",
+			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue, send_queue_bytes).",
 		}, []string{"limit"}),
 		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_messages_sent_total", Help: "Websocket messages queued for browsers."}),

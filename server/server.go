@@ -36,6 +36,7 @@ type Config struct {
 	MaxRequestSize  int64
 	MaxSessionTasks int
 	SendQueue       int      // messages queued for one browser
+	SendQueueBytes  int      // bytes queued for one browser (one message is always admitted)
 	AllowedOrigins  []string // empty: same host only; "*": any
 	TrustedProxies  []*net.IPNet
 	Static          fs.FS  // the demo page

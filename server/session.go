@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -80,7 +81,7 @@ func newSession(srv *Server, conn *websocket.Conn) *session {
 	id := strconv.FormatInt(srv.sessionSeq.Add(1), 10)
 	ctx, cancel := context.WithCancel(srv.ctx)
 	return &session{
-		id: id, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue),
+		id: id, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue, srv.cfg.SendQueueBytes),
 		events: make(chan any, 16), done: make(chan struct{}), ctx: ctx, cancel: cancel,
 		log:   srv.log.With(zap.String("session", id)),
 		tasks: make(map[int64]*task),
@@ -382,9 +383,15 @@ func (s *session) sendRaw(m []byte) bool {
 	if s.ended {
 		return false
 	}
-	if !s.out.push(m) {
-		s.srv.metrics.limitHits.WithLabelValues("send_queue").Inc()
-		s.log.Warn("browser does not read: send queue full, closing", zap.Int("limit", s.srv.cfg.SendQueue))
+	if full := s.out.push(m); full != "" {
+		s.srv.metrics.limitHits.WithLabelValues(full).Inc()
+		n, bytes := s.out.queued()
+		limit := fmt.Sprintf("aggregator.limit.send-queue=%d", s.srv.cfg.SendQueue)
+		if full == fullBytes {
+			limit = fmt.Sprintf("aggregator.limit.send-queue-bytes=%d", s.srv.cfg.SendQueueBytes)
+		}
+		s.log.Warn("browser does not read: send queue full, closing", zap.String("limit", limit),
+			zap.Int("queued", n), zap.Int("queued_bytes", bytes), zap.Int("message_bytes", len(m)))
 		s.end(websocket.ClosePolicyViolation, "send queue full", "slow_client", string(aggregator.ESessionClosed))
 		return false
 	}

@@ -55,6 +55,7 @@ var defaults = map[string]string{
 	"aggregator.limit.output-size":        "16777216",
 	"aggregator.limit.session-tasks":      "10000",
 	"aggregator.limit.send-queue":         "100000",
+	"aggregator.limit.send-queue-bytes":   "0",
 	"aggregator.fetch.max-conns-per-host": "1024",
 	"aggregator.ws.allowed-origins":       "",
 }
@@ -99,6 +100,7 @@ type Config struct {
 	MaxOutputSize   int
 	MaxSessionTasks int
 	SendQueue       int
+	SendQueueBytes  int
 	AllowedOrigins  []string
 
 	FetchConnsPerHost int // connections fetch() opens to one supplier host at once
@@ -365,6 +367,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		MaxOutputSize:   r.int("aggregator.limit.output-size", 2),
 		MaxSessionTasks: r.int("aggregator.limit.session-tasks", 1),
 		SendQueue:       r.int("aggregator.limit.send-queue", 1),
+		SendQueueBytes:  r.int("aggregator.limit.send-queue-bytes", 0),
 		AllowedOrigins:  r.list("aggregator.ws.allowed-origins"),
 
 		FetchConnsPerHost: r.int("aggregator.fetch.max-conns-per-host", 0),
@@ -424,6 +427,15 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		// the rest; at least 4 so that no SPEC §6 scenario (at most 4 tasks
 		// of one session at once, one of them sleeping) changes its outcome.
 		c.SessionLimit = min(c.Capacity(), max(4, c.Capacity()/4))
+	}
+	switch {
+	case c.SendQueueBytes == 0:
+		// Room for one item of the largest answer, and as much again for
+		// the messages around it: a browser that reads is never cut off.
+		c.SendQueueBytes = 2 * c.MaxOutputSize
+	case c.SendQueueBytes < c.MaxOutputSize:
+		r.fail("aggregator.limit.send-queue-bytes", "must be 0 (twice aggregator.limit.output-size) or at least aggregator.limit.output-size (%d), got %d",
+			c.MaxOutputSize, c.SendQueueBytes)
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -87,12 +87,13 @@ func TestShippedProperties(t *testing.T) {
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	for arg, key := range map[string]string{
-		"-Daggregator.pool.mode=fast":         "aggregator.pool.mode",
-		"-Daggregator.timeout.session=-1":     "aggregator.timeout.session",
-		"-Daggregator.pool.executor=x":        "aggregator.pool.executor",
-		"-Dserver.trusted-proxies=nonsense":   "server.trusted-proxies",
-		"-Daggregator.fields.request=":        "aggregator.fields.request",
-		"-Daggregator.worker.command=nophp-x": "aggregator.worker.command",
+		"-Daggregator.pool.mode=fast":              "aggregator.pool.mode",
+		"-Daggregator.timeout.session=-1":          "aggregator.timeout.session",
+		"-Daggregator.pool.executor=x":             "aggregator.pool.executor",
+		"-Dserver.trusted-proxies=nonsense":        "server.trusted-proxies",
+		"-Daggregator.fields.request=":             "aggregator.fields.request",
+		"-Daggregator.worker.command=nophp-x":      "aggregator.worker.command",
+		"-Daggregator.limit.send-queue-bytes=1000": "aggregator.limit.send-queue-bytes",
 	} {
 		a, err := ParseArgs([]string{arg})
 		if err != nil {

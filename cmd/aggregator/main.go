@@ -114,6 +114,7 @@ func (m *Main) Run() error {
 		MaxRequestSize:  int64(c.MaxRequestSize),
 		MaxSessionTasks: c.MaxSessionTasks,
 		SendQueue:       c.SendQueue,
+		SendQueueBytes:  c.SendQueueBytes,
 		AllowedOrigins:  c.AllowedOrigins,
 		TrustedProxies:  c.TrustedProxies,
 		Static:          frontend.FS(),

@@ -1,0 +1,95 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// slowDialer opens websockets with a 4 KB receive buffer, set before the
+// handshake so the TCP window stays small: a browser that does not read
+// then fills the server's send queue quickly.
+func slowDialer() *websocket.Dialer {
+	nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return &websocket.Dialer{NetDialContext: nd.DialContext}
+}
+
+// metric reads one sample line's value from /metrics ("" when absent).
+func (s *Server) metric(t testing.TB, name string) string {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestSendQueueBytes: the send queue is bounded in bytes as well as in
+// messages. A browser that does not read is closed once the bytes queued
+// for it pass aggregator.limit.send-queue-bytes, long before the message
+// count would; a browser that reads gets a 15 MB item under the defaults.
+func TestSendQueueBytes(t *testing.T) {
+	t.Run("non-reading browser", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, nil, "-Daggregator.worker.handlers=pool/testdata/faults.php",
+			"-Daggregator.limit.send-queue=1000000", "-Daggregator.limit.send-queue-bytes=16777216",
+			"-Daggregator.limit.output-size=1048576", "-Daggregator.timeout.session=30")
+		c, _, err := slowDialer().Dial(s.WS+"/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// "flood" answers 200 suppliers of 1000 items, ~60 MB of messages
+		// in 200,000: under the count limit, over the bytes limit.
+		_ = c.WriteMessage(websocket.TextMessage, []byte(request("flood")))
+		eventually(t, 30*time.Second, func() string {
+			if !strings.Contains(s.Stderr(), "aggregator.limit.send-queue-bytes=16777216") {
+				return "the server did not close a browser over the bytes limit"
+			}
+			if st := s.stats(t); st.SessionAlive != 0 || st.TaskPending != 0 {
+				return fmt.Sprintf("stats %+v", st)
+			}
+			return ""
+		})
+		if v := s.metric(t, `aggregator_limit_hits_total{limit="send_queue_bytes"}`); v != "1" {
+			t.Errorf("send_queue_bytes limit hits: %q, want 1", v)
+		}
+	})
+	t.Run("reading browser, one big item", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, []string{"BIG_ITEM_MB=15"}, "-Daggregator.worker.handlers=integration/testdata/bigitem.php",
+			"-Daggregator.pool.executor=2", "-Daggregator.timeout.script=30", "-Daggregator.timeout.session=60")
+		r := s.session(t, 60*time.Second, request("big"))
+		if r.CloseCode != 1000 || r.Count("SENDING") != 1 || r.Count("SUCCESS") != 1 {
+			t.Fatalf("close %d, %d SENDING, %d SUCCESS: want one 15 MB item and close 1000", r.CloseCode, r.Count("SENDING"), r.Count("SUCCESS"))
+		}
+		for _, m := range r.Msgs {
+			if m.str("_status") == "SENDING" && len(m.str("name")) != 15<<20 {
+				t.Errorf("the item's name has %d bytes, want 15 MB", len(m.str("name")))
+			}
+		}
+	})
+}
