@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -92,4 +93,65 @@ func TestSendQueueBytes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// rawSession sends one frame of type mt and returns every frame the server
+// sent, unparsed, with the close code.
+func (s *Server) rawSession(t testing.TB, path string, mt int, data []byte) (frames [][]byte, closeCode int) {
+	t.Helper()
+	c := s.dial(t, path)
+	defer c.Close()
+	if err := c.WriteMessage(mt, data); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		_, m, err := c.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if !asCloseError(err, &ce) {
+				t.Fatalf("read after %d frames: %v", len(frames), err)
+			}
+			return frames, ce.Code
+		}
+		frames = append(frames, m)
+	}
+}
+
+// TestInvalidUTF8: a text frame that is not UTF-8 fails the connection with
+// 1007 (RFC 6455 §8.1) before anything is processed, and nothing the server
+// sends is invalid UTF-8, whatever PHP writes: _info, items and a
+// PublicError's _message included.
+func TestInvalidUTF8(t *testing.T) {
+	s := startServer(t, nil, "-Daggregator.worker.handlers=integration/testdata/utf8.php", "-Daggregator.pool.executor=2")
+	bad := []byte("{\"code\":\"\xff\xfe\",\"brand\":\"ctr\",\"apikey\":\"1\",\"analog\":1}")
+	frames, code := s.rawSession(t, "/ws", websocket.TextMessage, bad)
+	if code != websocket.CloseInvalidFramePayloadData || len(frames) != 0 {
+		t.Errorf("invalid UTF-8 request: close %d, frames %q; want 1007 and none", code, frames)
+	}
+	eventually(t, 5*time.Second, func() string {
+		if v := s.metric(t, `aggregator_sessions_ended_total{reason="bad_utf8"}`); v != "1" {
+			return fmt.Sprintf("sessions ended for bad UTF-8: %q, want 1", v)
+		}
+		if st := s.stats(t); st.SessionAlive != 0 || st.TaskTotal != 0 {
+			return fmt.Sprintf("stats %+v: the request must not have run", st)
+		}
+		return ""
+	})
+	for code, want := range map[string]string{"public": "key \ufffd\ufffd may not search", "x": "item \ufffd("} {
+		frames, closeCode := s.rawSession(t, "/ws", websocket.TextMessage, []byte(request(code)))
+		if closeCode != 1000 || len(frames) == 0 {
+			t.Errorf("%s: close %d after %d frames", code, closeCode, len(frames))
+		}
+		all := ""
+		for _, f := range frames {
+			if !utf8.Valid(f) {
+				t.Errorf("%s: the server sent an invalid UTF-8 text frame: %q", code, f)
+			}
+			all += string(f)
+		}
+		if !strings.Contains(all, want) {
+			t.Errorf("%s: frames %q lack %q", code, all, want)
+		}
+	}
 }

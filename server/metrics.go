@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 			Name: "aggregator_sessions_total", Help: "Websocket sessions started."}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_sessions_ended_total",
-			Help: "Sessions ended, by reason: done, bad_request, timeout, closed, shutdown, slow_client, too_large, bug.",
+			Help: "Sessions ended, by reason: done, bad_request, bad_utf8, timeout, closed, shutdown, slow_client, too_large, bug.",
 		}, []string{"reason"}),
 		sessionsRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_sessions_rejected_total",

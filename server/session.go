@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/theaspect/aggregator"
@@ -47,6 +48,7 @@ func (t *task) name() string {
 // Events a session's loop receives.
 type (
 	evMessage  struct{ data []byte } // the browser sent a message
+	evBadUTF8  struct{}              // the browser sent a text frame that is not UTF-8
 	evGone     struct{ err error }   // the browser closed, or the socket broke
 	evTaskDone struct {              // a task's PHP call ended
 		t   *task
@@ -116,12 +118,18 @@ func (s *session) readLoop(done chan<- struct{}) {
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
-		_, data, err := c.ReadMessage()
+		mt, data, err := c.ReadMessage()
 		if err != nil {
 			s.post(evGone{err})
 			return
 		}
 		_ = c.SetReadDeadline(time.Now().Add(pongWait))
+		if mt == websocket.TextMessage && !utf8.Valid(data) {
+			// Reading goes on, so the browser's answer to our close
+			// frame ends the connection cleanly.
+			s.post(evBadUTF8{})
+			continue
+		}
 		s.post(evMessage{data})
 	}
 }
@@ -138,6 +146,12 @@ func (s *session) loop() {
 			switch ev := ev.(type) {
 			case evMessage:
 				s.onMessage(ev.data)
+			case evBadUTF8:
+				// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+				// connection with 1007. Processing it would echo the bytes
+				// in _params, an invalid frame that kills a browser's socket.
+				s.log.Warn("text frame is not UTF-8, closed with 1007", zap.Int("tasks_left", len(s.tasks)))
+				s.end(websocket.CloseInvalidFramePayloadData, "invalid UTF-8", "bad_utf8", string(aggregator.ESessionClosed))
 			case evTaskDone:
 				s.onTaskDone(ev)
 			case evGone:
@@ -383,6 +397,10 @@ func (s *session) sendRaw(m []byte) bool {
 	if s.ended {
 		return false
 	}
+	// Every part of a message is valid UTF-8 already (requests are
+	// checked, PHP's answers repaired, strings encoded by encoding/json);
+	// this is the last guard, as an invalid text frame kills the socket.
+	m = validUTF8(m)
 	if full := s.out.push(m); full != "" {
 		s.srv.metrics.limitHits.WithLabelValues(full).Inc()
 		n, bytes := s.out.queued()
