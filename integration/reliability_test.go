@@ -155,3 +155,48 @@ func TestInvalidUTF8(t *testing.T) {
 		}
 	}
 }
+
+// TestEchoIsBounded: /echo sockets are sessions like /ws ones: they count
+// against aggregator.limit.sessions and in /stats, are refused 1007 for
+// invalid UTF-8, and last at most aggregator.timeout.session.
+func TestEchoIsBounded(t *testing.T) {
+	s := startServer(t, nil, "-Daggregator.limit.sessions=2", "-Daggregator.timeout.session=2", "-Daggregator.pool.executor=2")
+	a := s.dial(t, "/echo")
+	defer a.Close()
+	if err := a.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, m, err := a.ReadMessage(); err != nil || string(m) != "ping" {
+		t.Fatalf("echo: %q %v", m, err)
+	}
+	b := s.dial(t, "/ws")
+	defer b.Close()
+	eventually(t, 5*time.Second, func() string {
+		if st := s.stats(t); st.SessionAlive != 2 {
+			return fmt.Sprintf("stats %+v, want the echo and the search alive", st)
+		}
+		return ""
+	})
+	for _, path := range []string{"/echo", "/ws"} {
+		_, resp, err := websocket.DefaultDialer.Dial(s.WS+path, nil)
+		if err == nil || resp == nil || resp.StatusCode != 503 {
+			t.Errorf("%s with the session limit full: %v %v, want HTTP 503", path, err, resp)
+		}
+	}
+	// The echo ends with the session time (2 s here).
+	r := readAll(t, a, 10*time.Second)
+	if r.CloseCode != 1000 {
+		t.Errorf("echo at the session time: close %d, want 1000", r.CloseCode)
+	}
+	b.Close()
+	eventually(t, 10*time.Second, func() string {
+		if st := s.stats(t); st.SessionAlive != 0 {
+			return fmt.Sprintf("stats %+v: sessions still alive", st)
+		}
+		return ""
+	})
+	if _, code := s.rawSession(t, "/echo", websocket.TextMessage, []byte("bad \xff")); code != websocket.CloseInvalidFramePayloadData {
+		t.Errorf("echo of invalid UTF-8: close %d, want 1007", code)
+	}
+}

@@ -125,8 +125,18 @@ func (s *Server) runTask(t *task) {
 	res, err = s.runner.Run(t.ctx, job)
 }
 
-// serveWS upgrades the connection and runs its session.
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+// serveWS upgrades the connection and runs its search session.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) { s.serveSession(w, r, false) }
+
+// serveEcho is the first implementation's proof of concept, kept for the
+// demo page: a session that sends each text message back. It is bounded
+// like a search: it counts against aggregator.limit.sessions and in /stats,
+// has the same read limit, pings, send queue and UTF-8 check, lasts at
+// most aggregator.timeout.session, and gets 1001 on shutdown.
+func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) { s.serveSession(w, r, true) }
+
+// serveSession upgrades the connection and runs its session.
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool) {
 	if !s.enter() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
@@ -149,12 +159,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", remote))
 		return
 	}
-	sess := newSession(s, conn)
+	sess := newSession(s, conn, echo)
 	s.stats.sessionStarted()
 	s.metrics.sessionsTotal.Inc()
 	s.metrics.sessionsAlive.Inc()
 	sess.log.Info("session opened", zap.String("remote", remote),
-		zap.String("origin", r.Header.Get("Origin")))
+		zap.String("origin", r.Header.Get("Origin")), zap.String("path", r.URL.Path))
 	sess.run()
 }
 
@@ -190,28 +200,6 @@ func pick(fields []field, keys []string) json.RawMessage {
 		return nil
 	}
 	return encodeFields(out)
-}
-
-// serveEcho is the first implementation's proof of concept: it echoes each
-// text message back.
-func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) {
-	conn, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	conn.SetReadLimit(s.cfg.MaxRequestSize)
-	for {
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-		mt, data, err := conn.ReadMessage()
-		if err != nil {
-			return
-		}
-		_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := conn.WriteMessage(mt, data); err != nil {
-			return
-		}
-	}
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {

@@ -57,10 +57,12 @@ type (
 	}
 )
 
-// session is one websocket and its search. Its loop goroutine owns all of
-// its state; other goroutines talk to it through events.
+// session is one websocket and its search (or, for /echo, its echo). Its
+// loop goroutine owns all of its state; other goroutines talk to it through
+// events.
 type session struct {
 	id     string
+	echo   bool // sends each message back instead of searching
 	srv    *Server
 	conn   *websocket.Conn
 	out    *outbox
@@ -79,11 +81,11 @@ type session struct {
 	ended   bool
 }
 
-func newSession(srv *Server, conn *websocket.Conn) *session {
+func newSession(srv *Server, conn *websocket.Conn, echo bool) *session {
 	id := strconv.FormatInt(srv.sessionSeq.Add(1), 10)
 	ctx, cancel := context.WithCancel(srv.ctx)
 	return &session{
-		id: id, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue, srv.cfg.SendQueueBytes),
+		id: id, echo: echo, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue, srv.cfg.SendQueueBytes),
 		events: make(chan any, 16), done: make(chan struct{}), ctx: ctx, cancel: cancel,
 		log:   srv.log.With(zap.String("session", id)),
 		tasks: make(map[int64]*task),
@@ -158,6 +160,11 @@ func (s *session) loop() {
 				s.onGone(ev.err)
 			}
 		case <-timer.C:
+			if s.echo {
+				s.log.Info("echo session time is up")
+				s.end(websocket.CloseNormalClosure, "time is up", "timeout", "")
+				continue
+			}
 			s.log.Warn("session timed out", zap.String("code", string(aggregator.ESessionTimeout)),
 				zap.Int("tasks_left", len(s.tasks)))
 			s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionTimeout, Params: s.params})
@@ -185,6 +192,10 @@ func (s *session) recoverBug() {
 
 // onMessage handles the browser's request (or a second one).
 func (s *session) onMessage(data []byte) {
+	if s.echo {
+		s.sendRaw(data)
+		return
+	}
 	if s.started {
 		s.log.Info("second request on one socket", zap.String("code", string(aggregator.ESessionReused)))
 		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionReused, Params: s.params})
