@@ -5,6 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -198,5 +201,53 @@ func TestEchoIsBounded(t *testing.T) {
 	})
 	if _, code := s.rawSession(t, "/echo", websocket.TextMessage, []byte("bad \xff")); code != websocket.CloseInvalidFramePayloadData {
 		t.Errorf("echo of invalid UTF-8: close %d, want 1007", code)
+	}
+}
+
+var instanceRE = regexp.MustCompile(`"instance": "([0-9a-f]{8})"\}$`)
+
+// TestInstanceInEveryLine: two runs appending to one log file each put
+// their own instance id at the end of every line, so session "1" of one
+// run is told from session "1" of the other; the browser's _session is
+// unchanged.
+func TestInstanceInEveryLine(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "shared.log")
+	for run := 0; run < 2; run++ {
+		s := startServer(t, nil, "-Daggregator.log.file="+logFile, "-Daggregator.pool.executor=2")
+		r := s.session(t, 20*time.Second, request("normal"))
+		if r.CloseCode != 1000 || len(r.Msgs) == 0 || r.Msgs[0].str("_session") != "1" {
+			t.Fatalf("run %d: close %d, messages %v: want session \"1\"", run, r.CloseCode, r.Msgs)
+		}
+		s.Stop(t)
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := map[string]string{} // instance -> its "session opened" line
+	started := map[string]bool{}  // instances that logged their start
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		m := instanceRE.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("a line without the instance id at its end: %s", line)
+			continue
+		}
+		if strings.Contains(line, "aggregator listening") {
+			if !strings.Contains(line, `"pid": `) || !strings.Contains(line, `"version": `) {
+				t.Errorf("the start line lacks pid or version: %s", line)
+			}
+			started[m[1]] = true
+		}
+		if strings.Contains(line, "session opened") && strings.Contains(line, `"session": "1"`) {
+			opened[m[1]] = line
+		}
+	}
+	if len(started) != 2 || len(opened) != 2 {
+		t.Errorf("%d instances started and %d opened a session \"1\", want 2 and 2 told apart:\n%s", len(started), len(opened), b)
+	}
+	for id := range opened {
+		if !started[id] {
+			t.Errorf("session of instance %s, which logged no start", id)
+		}
 	}
 }

@@ -54,6 +54,8 @@ type Main struct {
 	Runner aggregator.Runner
 	Server *server.Server
 	Addr   net.Addr
+	// Instance is this run's random id, at the end of every log line.
+	Instance string
 	// Command is a sub-command and its words; empty to serve.
 	Command []string
 
@@ -82,7 +84,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 // the server accepts connections.
 func (m *Main) Run() error {
 	c := m.Config
-	log, closeLog, err := newLogger(c)
+	m.Instance = newInstanceID()
+	log, closeLog, err := newLogger(c, m.Instance)
 	if err != nil {
 		return err
 	}
@@ -133,7 +136,8 @@ func (m *Main) Run() error {
 			log.Error("http server stopped", zap.Error(err))
 		}
 	}()
-	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.String("mode", c.Mode),
+	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.Int("pid", os.Getpid()),
+		zap.String("version", buildVersion()), zap.String("mode", c.Mode),
 		zap.Int("executors", c.Executors), zap.Int("concurrency", c.Concurrency), zap.Duration("script_timeout", c.ScriptTimeout),
 		zap.Duration("session_timeout", c.SessionTimeout))
 	return nil
