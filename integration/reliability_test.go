@@ -251,3 +251,36 @@ func TestInstanceInEveryLine(t *testing.T) {
 		}
 	}
 }
+
+// TestLogDiskFull: with the log file on a full disk (/dev/full: every write
+// fails ENOSPC) the server serves, says so on /health (200, degraded, with
+// the reason) and complains on stderr once per interval, not once per line.
+func TestLogDiskFull(t *testing.T) {
+	start := time.Now()
+	s := startServer(t, nil, "-Daggregator.log.file=/dev/full", "-Dlogging.level.me.blzr.aggregator=DEBUG",
+		"-Daggregator.pool.executor=2")
+	for i := 0; i < 5; i++ {
+		if r := s.session(t, 20*time.Second, request("normal")); r.CloseCode != 1000 || r.Count("SENDING") != 9 {
+			t.Fatalf("session with the log disk full: close %d, %d SENDING", r.CloseCode, r.Count("SENDING"))
+		}
+	}
+	resp, err := http.Get(s.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"degraded"`) || !strings.Contains(string(body), "/dev/full") {
+		t.Errorf("/health %d %s, want 200 degraded naming the log file", resp.StatusCode, body)
+	}
+	stderr := s.Stderr()
+	lines := strings.Count(stderr, "\n")
+	complaints := strings.Count(stderr, "log file cannot be written")
+	// One at the first lost line, then at most one per 10 s interval.
+	if most := 2 + int(time.Since(start)/(10*time.Second)); complaints < 1 || complaints > most {
+		t.Errorf("%d complaints about the log file in %v (%d stderr lines), want 1 to %d", complaints, time.Since(start), lines, most)
+	}
+	if strings.Contains(stderr, "write error") {
+		t.Errorf("zap's per-line write errors reach stderr:\n%.2000s", stderr)
+	}
+}

@@ -85,7 +85,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 func (m *Main) Run() error {
 	c := m.Config
 	m.Instance = newInstanceID()
-	log, closeLog, err := newLogger(c, m.Instance)
+	log, logHealth, closeLog, err := newLogger(c, m.Instance)
 	if err != nil {
 		return err
 	}
@@ -122,6 +122,7 @@ func (m *Main) Run() error {
 		TrustedProxies:  c.TrustedProxies,
 		Static:          frontend.FS(),
 		Mode:            c.Mode,
+		HealthChecks:    []func() aggregator.Health{logHealth},
 	}, m.Runner, log, reg)
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.Address, strconv.Itoa(c.Port)))
