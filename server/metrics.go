@@ -12,6 +12,9 @@ type metrics struct {
 	taskDuration     *prometheus.HistogramVec
 	limitHits        *prometheus.CounterVec
 	messagesSent     prometheus.Counter
+	connOpen         *prometheus.GaugeVec
+	connRefused      *prometheus.CounterVec
+	fdExhausted      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
@@ -38,10 +41,22 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		}, []string{"kind"}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_limit_hits_total",
-			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue, send_queue_bytes).",
+			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue, send_queue_bytes, connections).",
 		}, []string{"limit"}),
 		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_messages_sent_total", Help: "Websocket messages queued for browsers."}),
+		connOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aggregator_connections_open",
+			Help: "TCP connections accepted and not closed yet (websockets, HTTP, refusals), by listener (main).",
+		}, []string{"listener"}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aggregator_connections_refused_total",
+			Help: "Connections answered 503 at accept, by listener and reason (limit: aggregator.limit.connections; no_fds: out of file descriptors).",
+		}, []string{"listener", "reason"}),
+		fdExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aggregator_accept_fd_exhausted_total",
+			Help: "Accepts that failed for lack of file descriptors (EMFILE, ENFILE), by listener.",
+		}, []string{"listener"}),
 	}
 	queueLen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "aggregator_queue_length", Help: "Tasks waiting for a PHP process."},
@@ -50,6 +65,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		Name: "aggregator_tasks_running", Help: "Tasks handed to PHP now."},
 		func() float64 { _, n := q.lengths(); return float64(n) })
 	reg.MustRegister(m.sessionsAlive, m.sessionsTotal, m.sessionsEnded, m.sessionsRejected,
-		m.tasksTotal, m.taskDuration, m.limitHits, m.messagesSent, queueLen, running)
+		m.tasksTotal, m.taskDuration, m.limitHits, m.messagesSent, m.connOpen, m.connRefused, m.fdExhausted,
+		queueLen, running)
 	return m
 }

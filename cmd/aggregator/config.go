@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/magiconair/properties"
@@ -29,6 +30,7 @@ var defaults = map[string]string{
 	"aggregator.script.prepend":           "src/prepend.php",
 	"aggregator.timeout.script":           "5",
 	"aggregator.timeout.session":          "30",
+	"aggregator.timeout.idle":             "60",
 	"aggregator.pool.executor":            "20",
 	"aggregator.pool.concurrency":         "1",
 	"aggregator.pool.mode":                "worker",
@@ -51,6 +53,7 @@ var defaults = map[string]string{
 	"aggregator.log.max-files":            "10",
 	"aggregator.log.console":              "true",
 	"aggregator.limit.sessions":           "20000",
+	"aggregator.limit.connections":        "0",
 	"aggregator.limit.request-size":       "65536",
 	"aggregator.limit.output-size":        "16777216",
 	"aggregator.limit.session-tasks":      "10000",
@@ -78,6 +81,7 @@ type Config struct {
 	WorkerHandlers  string
 	ScriptTimeout   time.Duration
 	SessionTimeout  time.Duration
+	IdleTimeout     time.Duration // an idle keep-alive HTTP connection is closed after it
 	Executors       int
 	Concurrency     int // jobs one worker runs at once (worker mode)
 	SessionLimit    int
@@ -96,6 +100,8 @@ type Config struct {
 	InfoField      string
 
 	MaxSessions     int
+	MaxConnections  int // TCP connections served at once on the main port
+	FileLimit       int // RLIMIT_NOFILE, 0 when unknown
 	MaxRequestSize  int
 	MaxOutputSize   int
 	MaxSessionTasks int
@@ -333,6 +339,42 @@ func (r *reader) prepend(key string) string {
 	return abs
 }
 
+// fdHeadroom is how many file descriptors the process needs besides its
+// connections: 4 per PHP process (three pipes and a pidfd), 1 per job in
+// flight (a fetch() connection to a supplier), and 128 for the log files,
+// listeners, the poller, the accept loop's reserve, DNS and the like.
+func fdHeadroom(c *Config) int { return 128 + 4*c.Executors + c.Capacity() }
+
+// fileLimit is RLIMIT_NOFILE (Go has raised the soft limit to the hard
+// one at start), or 0 when unknown.
+func fileLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 0
+	}
+	return int(rl.Cur)
+}
+
+// connections sets aggregator.limit.connections' default, 0: what nofile
+// (RLIMIT_NOFILE) leaves after fdHeadroom, but at least a quarter of it,
+// so a tiny limit still serves; 10,000 when the limit is unknown. Running
+// out of descriptors anyway is survived (the accept loop sheds load), so
+// a cap or a limit that looks too small is only warned about.
+func (r *reader) connections(c *Config, nofile int) {
+	const key = "aggregator.limit.connections"
+	room := nofile - fdHeadroom(c)
+	switch {
+	case c.MaxConnections == 0 && nofile == 0:
+		c.MaxConnections = 10000
+	case c.MaxConnections == 0:
+		c.MaxConnections = max(room, nofile/4, 1)
+	case nofile > 0 && c.MaxConnections > room:
+		r.warnings = append(r.warnings, fmt.Sprintf("%s=%d leaves less than %d of RLIMIT_NOFILE=%d for PHP's pipes and the log files: "+
+			"running out is answered with 503, but raise LimitNOFILE or lower the key", key, c.MaxConnections, fdHeadroom(c), nofile))
+	}
+	c.FileLimit = nofile
+}
+
 func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	r := &reader{v: v, files: checkFiles}
 	c := &Config{
@@ -347,6 +389,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		WorkerHandlers: r.str("aggregator.worker.handlers"),
 		ScriptTimeout:  r.seconds("aggregator.timeout.script"),
 		SessionTimeout: r.seconds("aggregator.timeout.session"),
+		IdleTimeout:    r.seconds("aggregator.timeout.idle"),
 		Executors:      r.int("aggregator.pool.executor", 1),
 		Concurrency:    r.int("aggregator.pool.concurrency", 1),
 		SessionLimit:   r.int("aggregator.pool.session-limit", 0),
@@ -363,6 +406,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		InfoField:      r.str("aggregator.fields.info"),
 
 		MaxSessions:     r.int("aggregator.limit.sessions", 1),
+		MaxConnections:  r.int("aggregator.limit.connections", 0),
 		MaxRequestSize:  r.int("aggregator.limit.request-size", 2),
 		MaxOutputSize:   r.int("aggregator.limit.output-size", 2),
 		MaxSessionTasks: r.int("aggregator.limit.session-tasks", 1),
@@ -437,6 +481,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		r.fail("aggregator.limit.send-queue-bytes", "must be 0 (twice aggregator.limit.output-size) or at least aggregator.limit.output-size (%d), got %d",
 			c.MaxOutputSize, c.SendQueueBytes)
 	}
+	r.connections(c, fileLimit())
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -118,3 +118,27 @@ func TestParseArgs(t *testing.T) {
 		t.Error("-Dnovalue accepted")
 	}
 }
+
+// TestConfigConnections: aggregator.limit.connections' default is what
+// RLIMIT_NOFILE leaves after PHP's pipes and the log files, at least a
+// quarter of it; an explicit value past that is warned about, not refused.
+func TestConfigConnections(t *testing.T) {
+	for _, tc := range []struct {
+		set, nofile, want int
+		warns           bool
+	}{
+		{0, 65536, 65536 - (128 + 4*20 + 20), false},
+		{0, 256, 64, false}, // 256 - 228 is less than a quarter
+		{0, 0, 10000, false},
+		{1000, 65536, 1000, false},
+		{60000, 1024, 60000, true},
+	} {
+		c := &Config{Executors: 20, Concurrency: 1, MaxConnections: tc.set}
+		r := &reader{}
+		r.connections(c, tc.nofile)
+		if c.MaxConnections != tc.want || (len(r.warnings) > 0) != tc.warns || r.err != nil {
+			t.Errorf("set %d, RLIMIT_NOFILE %d: got %d, warnings %v, error %v; want %d, warning %v",
+				tc.set, tc.nofile, c.MaxConnections, r.warnings, r.err, tc.want, tc.warns)
+		}
+	}
+}

@@ -29,6 +29,17 @@ import (
 // shutdownWait bounds how long a stop waits for sessions to send their close frames.
 const shutdownWait = 5 * time.Second
 
+// Timeouts of plain HTTP requests (websockets set their own).
+const (
+	// readHeaderTimeout: a client has this long to send its request's head.
+	readHeaderTimeout = 10 * time.Second
+	// readTimeout: ... and its whole request; ours are GETs without a body.
+	readTimeout = 30 * time.Second
+	// writeTimeout: the longest answer (/metrics, the page) is written well
+	// within it; a client that reads slower is dropped.
+	writeTimeout = 60 * time.Second
+)
+
 const usage = `usage: aggregator [-c application.properties] [-Dkey=value ...] [COMMAND ...]
 
 With no command, serves the aggregator (see README.md). Configuration comes
@@ -93,6 +104,11 @@ func (m *Main) Run() error {
 	for _, w := range c.Warnings {
 		log.Warn(w)
 	}
+	if c.MaxConnections < c.MaxSessions && c.FileLimit > 0 {
+		log.Warn("fewer connections than sessions: raise LimitNOFILE to serve aggregator.limit.sessions",
+			zap.String("limit", fmt.Sprintf("aggregator.limit.connections=%d", c.MaxConnections)),
+			zap.Int("rlimit_nofile", c.FileLimit), zap.Int("sessions", c.MaxSessions))
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Runner = newRunner(c, log, reg)
@@ -131,16 +147,27 @@ func (m *Main) Run() error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.Addr = ln.Addr()
-	m.http = &http.Server{Handler: m.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.http = &http.Server{
+		Handler: m.Server.Handler(),
+		// A websocket's deadlines are cleared at the upgrade and then set
+		// by its session, so these bound only plain HTTP: the request
+		// (GETs, no bodies), the answer, and a keep-alive connection idle
+		// between requests.
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
 	go func() {
-		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.http.Serve(m.Server.Listen(ln, "main", c.MaxConnections)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", zap.Error(err))
 		}
 	}()
 	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.Int("pid", os.Getpid()),
 		zap.String("version", buildVersion()), zap.String("mode", c.Mode),
 		zap.Int("executors", c.Executors), zap.Int("concurrency", c.Concurrency), zap.Duration("script_timeout", c.ScriptTimeout),
-		zap.Duration("session_timeout", c.SessionTimeout))
+		zap.Duration("session_timeout", c.SessionTimeout), zap.Int("max_connections", c.MaxConnections))
 	return nil
 }
 
