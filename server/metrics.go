@@ -15,6 +15,7 @@ type metrics struct {
 	connOpen         *prometheus.GaugeVec
 	connRefused      *prometheus.CounterVec
 	fdExhausted      *prometheus.CounterVec
+	opsRefused       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
@@ -47,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 			Name: "aggregator_messages_sent_total", Help: "Websocket messages queued for browsers."}),
 		connOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aggregator_connections_open",
-			Help: "TCP connections accepted and not closed yet (websockets, HTTP, refusals), by listener (main).",
+			Help: "TCP connections accepted and not closed yet (websockets, HTTP, refusals), by listener (main, ops).",
 		}, []string{"listener"}),
 		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_connections_refused_total",
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 			Name: "aggregator_accept_fd_exhausted_total",
 			Help: "Accepts that failed for lack of file descriptors (EMFILE, ENFILE), by listener.",
 		}, []string{"listener"}),
+		opsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aggregator_ops_refused_total",
+			Help: "Requests for /workers, /metrics or /debug/pprof/ on the main port refused (403): not local, or through a proxy.",
+		}),
 	}
 	queueLen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "aggregator_queue_length", Help: "Tasks waiting for a PHP process."},
@@ -65,7 +70,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		Name: "aggregator_tasks_running", Help: "Tasks handed to PHP now."},
 		func() float64 { _, n := q.lengths(); return float64(n) })
 	reg.MustRegister(m.sessionsAlive, m.sessionsTotal, m.sessionsEnded, m.sessionsRejected,
-		m.tasksTotal, m.taskDuration, m.limitHits, m.messagesSent, m.connOpen, m.connRefused, m.fdExhausted,
+		m.tasksTotal, m.taskDuration, m.limitHits, m.messagesSent, m.connOpen, m.connRefused, m.fdExhausted, m.opsRefused,
 		queueLen, running)
 	return m
 }

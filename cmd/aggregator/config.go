@@ -24,6 +24,9 @@ var defaults = map[string]string{
 	"server.port":                         "8000",
 	"server.address":                      "127.0.0.1",
 	"server.trusted-proxies":              "127.0.0.1,::1",
+	"aggregator.ops.address":              "127.0.0.1",
+	"aggregator.ops.port":                 "",
+	"aggregator.ops.pprof":                "false",
 	"logging.level.me.blzr.aggregator":    "INFO",
 	"aggregator.script.items":             "php -d display_errors=stderr script/items.php",
 	"aggregator.script.suppliers":         "php -d display_errors=stderr script/suppliers.php",
@@ -68,6 +71,9 @@ type Config struct {
 	Address        string
 	Port           int
 	TrustedProxies []*net.IPNet
+	OpsAddress     string // the operators' listener; see OpsPort
+	OpsPort        int    // -1: no operators' listener (the default)
+	Pprof          bool   // serve /debug/pprof/ with the operators' endpoints
 	LogLevel       string
 	LogFile        string
 	LogMaxSize     int
@@ -380,6 +386,9 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	c := &Config{
 		Address:        r.str("server.address"),
 		Port:           r.int("server.port", 0),
+		OpsAddress:     r.str("aggregator.ops.address"),
+		OpsPort:        -1,
+		Pprof:          r.bool("aggregator.ops.pprof"),
 		LogLevel:       strings.ToUpper(r.str("logging.level.me.blzr.aggregator")),
 		LogFile:        r.str("aggregator.log.file"),
 		LogMaxSize:     r.int("aggregator.log.max-size", 1),
@@ -418,6 +427,17 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	}
 	if c.Port > 65535 {
 		r.fail("server.port", "must be at most 65535, got %d", c.Port)
+	}
+	if r.str("aggregator.ops.port") != "" {
+		switch c.OpsPort = r.int("aggregator.ops.port", 0); {
+		case c.OpsPort > 65535:
+			r.fail("aggregator.ops.port", "must be at most 65535, got %d", c.OpsPort)
+		case c.OpsPort != 0 && c.OpsPort == c.Port:
+			r.fail("aggregator.ops.port", "must differ from server.port (%d)", c.Port)
+		}
+	}
+	if net.ParseIP(c.OpsAddress) == nil && c.OpsAddress != "localhost" {
+		r.fail("aggregator.ops.address", "not an IP address: %q", c.OpsAddress)
 	}
 	if net.ParseIP(c.Address) == nil && c.Address != "localhost" && c.Address != "" {
 		r.fail("server.address", "not an IP address: %q", c.Address)

@@ -94,6 +94,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"-Daggregator.fields.request=":             "aggregator.fields.request",
 		"-Daggregator.worker.command=nophp-x":      "aggregator.worker.command",
 		"-Daggregator.limit.send-queue-bytes=1000": "aggregator.limit.send-queue-bytes",
+		"-Daggregator.ops.port=x":                  "aggregator.ops.port",
+		"-Daggregator.ops.port=8000":               "aggregator.ops.port", // server.port's
+		"-Daggregator.ops.address=ops.example":     "aggregator.ops.address",
+		"-Daggregator.ops.pprof=maybe":             "aggregator.ops.pprof",
+		"-Daggregator.limit.connections=-1":        "aggregator.limit.connections",
+		"-Daggregator.timeout.idle=0":              "aggregator.timeout.idle",
 	} {
 		a, err := ParseArgs([]string{arg})
 		if err != nil {
@@ -125,7 +131,7 @@ func TestParseArgs(t *testing.T) {
 func TestConfigConnections(t *testing.T) {
 	for _, tc := range []struct {
 		set, nofile, want int
-		warns           bool
+		warns             bool
 	}{
 		{0, 65536, 65536 - (128 + 4*20 + 20), false},
 		{0, 256, 64, false}, // 256 - 228 is less than a quarter

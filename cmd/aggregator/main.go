@@ -65,12 +65,15 @@ type Main struct {
 	Runner aggregator.Runner
 	Server *server.Server
 	Addr   net.Addr
+	// OpsAddr is the operators' listener's address; nil when it is off.
+	OpsAddr net.Addr
 	// Instance is this run's random id, at the end of every log line.
 	Instance string
 	// Command is a sub-command and its words; empty to serve.
 	Command []string
 
 	http      *http.Server
+	opsHTTP   *http.Server // the operators' listener, when aggregator.ops.port is set
 	closeLog  func()
 	stopWatch func()
 }
@@ -138,6 +141,7 @@ func (m *Main) Run() error {
 		TrustedProxies:  c.TrustedProxies,
 		Static:          frontend.FS(),
 		Mode:            c.Mode,
+		Pprof:           c.Pprof,
 		HealthChecks:    []func() aggregator.Health{logHealth},
 	}, m.Runner, log, reg)
 
@@ -164,10 +168,49 @@ func (m *Main) Run() error {
 			log.Error("http server stopped", zap.Error(err))
 		}
 	}()
+	if c.OpsPort >= 0 {
+		if err := m.serveOps(); err != nil {
+			m.http.Close()
+			m.Runner.Close()
+			return err
+		}
+	}
 	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.Int("pid", os.Getpid()),
 		zap.String("version", buildVersion()), zap.String("mode", c.Mode),
 		zap.Int("executors", c.Executors), zap.Int("concurrency", c.Concurrency), zap.Duration("script_timeout", c.ScriptTimeout),
 		zap.Duration("session_timeout", c.SessionTimeout), zap.Int("max_connections", c.MaxConnections))
+	return nil
+}
+
+// opsConnections caps the operators' listener: a scrape and a few
+// operators, kept apart from the public cap so that they get in when the
+// main port is full.
+const opsConnections = 64
+
+// serveOps starts the operators' listener (aggregator.ops.address and
+// .port): /metrics, /workers, /health, /stats and, when enabled,
+// /debug/pprof/, for whoever can reach that address.
+func (m *Main) serveOps() error {
+	c := m.Config
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.OpsAddress, strconv.Itoa(c.OpsPort)))
+	if err != nil {
+		return fmt.Errorf("listen on aggregator.ops.address:aggregator.ops.port: %w", err)
+	}
+	m.OpsAddr = ln.Addr()
+	m.opsHTTP = &http.Server{
+		Handler:           m.Server.OpsHandler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ErrorLog:          zap.NewStdLog(m.Log.Named("ops")),
+		// No WriteTimeout: a CPU profile or trace writes for as long as asked.
+	}
+	go func() {
+		if err := m.opsHTTP.Serve(m.Server.Listen(ln, "ops", opsConnections)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("ops http server stopped", zap.Error(err))
+		}
+	}()
+	m.Log.Info("ops listening", zap.String("addr", m.OpsAddr.String()), zap.Bool("pprof", c.Pprof))
 	return nil
 }
 
@@ -201,6 +244,9 @@ func (m *Main) Close() error {
 	defer cancel()
 	if m.http != nil {
 		go m.http.Shutdown(ctx) // stops accepting; hijacked sockets are the sessions'
+	}
+	if m.opsHTTP != nil {
+		go m.opsHTTP.Shutdown(ctx)
 	}
 	if m.Server != nil {
 		m.Server.Shutdown(ctx)
