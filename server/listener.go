@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -49,6 +50,7 @@ type Listener struct {
 	max    int    // connections handed on at once; 0 = no cap
 	open   atomic.Int64
 	served atomic.Int64
+	gauge  prometheus.Gauge // aggregator_connections_open{listener=name}
 
 	// owned by the Accept goroutine
 	reserve   *os.File // a descriptor held back: closed, it lets one connection in to be refused
@@ -79,13 +81,10 @@ func (t *tally) note(now time.Time) int {
 // aggregator_connections_open{listener=name} and at most max (0: no cap)
 // are served at once. The reserve descriptor lives as long as the process.
 func (s *Server) Listen(ln net.Listener, name string, max int) *Listener {
-	l := &Listener{Listener: ln, srv: s, name: name, max: max}
+	l := &Listener{Listener: ln, srv: s, name: name, max: max, gauge: s.metrics.connOpen.WithLabelValues(name)}
 	l.reserve, _ = os.Open(os.DevNull)
 	return l
 }
-
-// Open is how many of its connections are open now, refused ones included.
-func (l *Listener) Open() int64 { return l.open.Load() }
 
 // Accept returns the next connection to serve. Connections over the cap
 // are refused here; running out of descriptors sheds load instead of
@@ -168,7 +167,7 @@ func fdExhausted(err error) bool {
 // track counts a connection open until it is closed.
 func (l *Listener) track(c net.Conn) *conn {
 	l.open.Add(1)
-	l.srv.metrics.connOpen.WithLabelValues(l.name).Inc()
+	l.gauge.Inc()
 	return &conn{Conn: c, l: l}
 }
 
@@ -186,7 +185,7 @@ func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.open.Add(-1)
-		c.l.srv.metrics.connOpen.WithLabelValues(c.l.name).Dec()
+		c.l.gauge.Dec()
 		if c.served {
 			c.l.served.Add(-1)
 		}
