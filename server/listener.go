@@ -25,10 +25,16 @@ const (
 	// descriptor is left, not even the reserve: one comes back when a
 	// refused connection or a session closes.
 	fdWait = 50 * time.Millisecond
-	// refuseLinger bounds how long a refused connection stays open after
-	// its 503, so the client reads the answer (closing at once, with its
-	// request unread, would reset the connection instead).
-	refuseLinger = time.Second
+	// refuseWait bounds each wait of a connection refused over the cap:
+	// for its request (an HTTP client takes an answer that comes before
+	// it has written its request for garbage), then for the client to
+	// read the 503 and close (closing first, with data unread, would
+	// reset the connection and could lose the answer).
+	refuseWait = time.Second
+	// shedWait is refuseWait when no descriptor is left: the accept loop
+	// waits itself, so only briefly, and then closes at once. Clients
+	// that waited in the backlog have sent their request long before.
+	shedWait = 100 * time.Millisecond
 )
 
 // refusal is the whole answer to a connection over the limit. Written
@@ -115,7 +121,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 				l.srv.log.Warn("too many connections, refusing with 503", zap.String("listener", l.name),
 					zap.String("limit", "aggregator.limit.connections="+strconv.Itoa(l.max)), zap.Int("refused", n))
 			}
-			go tc.refuse()
+			go tc.refuse(refuseWait, true)
 			continue
 		}
 		tc.served = true
@@ -150,10 +156,10 @@ func (l *Listener) acceptWithReserve(cause error) (net.Conn, error) {
 	if l.reserve, err = os.Open(os.DevNull); err == nil {
 		return c, nil // descriptors came back meanwhile: serve it
 	}
-	// Still none to spare: refuse it at once, which frees its descriptor
-	// for the reserve, and go on to the next one waiting.
+	// Still none to spare: refuse it here and now, which frees its
+	// descriptor for the reserve, and go on to the next one waiting.
 	l.srv.metrics.connRefused.WithLabelValues(l.name, "no_fds").Inc()
-	l.track(c).refuseNow()
+	l.track(c).refuse(shedWait, false)
 	l.reserve, _ = os.Open(os.DevNull)
 	return nil, nil
 }
@@ -202,30 +208,26 @@ func (c *conn) CloseWrite() error {
 	return nil
 }
 
-// refuse answers 503, then waits (at most refuseLinger) for the client to
-// read it and close before closing, reading whatever request it sends.
-func (c *conn) refuse() {
+// refuse answers 503 and closes. It waits up to wait for the client's
+// request first and, when linger is set, as long again for the client to
+// close after reading the answer; without linger it closes at once, which
+// frees the descriptor for the next connection.
+func (c *conn) refuse(wait time.Duration, linger bool) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(refuseLinger))
+	var buf [4096]byte
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	_, _ = c.Conn.Read(buf[:]) // the request's first bytes, or nothing by the deadline
+	drain(c.Conn)
+	// The send buffer of a new socket is empty: the write does not wait.
+	_ = c.SetWriteDeadline(time.Now().Add(wait))
 	if _, err := c.Write(refusal); err != nil {
 		return
 	}
 	_ = c.CloseWrite()
-	_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
-}
-
-// refuseNow answers 503 and closes at once, without waiting for the
-// client: used when no descriptor is left, so that the next connection
-// can be taken in quickly. What a waiting client has sent already (its
-// request) is read first, so the close is a FIN and not a reset that
-// could lose the answer.
-func (c *conn) refuseNow() {
-	defer c.Close()
-	drain(c.Conn)
-	// A new socket's send buffer is empty: the write does not wait.
-	_ = c.SetWriteDeadline(time.Now().Add(refuseLinger))
-	_, _ = c.Write(refusal)
-	_ = c.CloseWrite()
+	if linger {
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
+	}
 }
 
 // drain reads what has arrived on c, without waiting for more.
