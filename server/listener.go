@@ -37,8 +37,14 @@ const (
 	shedWait = 100 * time.Millisecond
 )
 
-// refusal is the whole answer to a connection over the limit. Written
-// before the request is read: it does not depend on it.
+// maxRefusing bounds the refusals over the cap that wait for their client
+// at once, each in its goroutine holding a descriptor; past it the accept
+// loop refuses as it does with no descriptor left, which holds a flood
+// back in the kernel's backlog instead of spending descriptors on it.
+const maxRefusing = 64
+
+// refusal is the whole answer to a connection over the limit, whatever
+// its request.
 var refusal = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 	"Content-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\n" +
 	"Content-Length: 21\r\n\r\ntoo many connections\n")
@@ -51,12 +57,14 @@ var refusal = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 // owns the reserve and the log state.
 type Listener struct {
 	net.Listener
-	srv    *Server
-	name   string // main or ops, the metrics' label
-	max    int    // connections handed on at once; 0 = no cap
-	open   atomic.Int64
-	served atomic.Int64
-	gauge  prometheus.Gauge // aggregator_connections_open{listener=name}
+	srv      *Server
+	name     string // main or ops, the metrics' label
+	max      int    // connections handed on at once; 0 = no cap
+	limit    string // what sets max, for the log
+	open     atomic.Int64
+	served   atomic.Int64
+	refusing atomic.Int32     // refusals waiting for their client
+	gauge    prometheus.Gauge // aggregator_connections_open{listener=name}
 
 	// owned by the Accept goroutine
 	reserve   *os.File // a descriptor held back: closed, it lets one connection in to be refused
@@ -85,9 +93,11 @@ func (t *tally) note(now time.Time) int {
 
 // Listen wraps ln: its connections are counted in
 // aggregator_connections_open{listener=name} and at most max (0: no cap)
-// are served at once. The reserve descriptor lives as long as the process.
-func (s *Server) Listen(ln net.Listener, name string, max int) *Listener {
-	l := &Listener{Listener: ln, srv: s, name: name, max: max, gauge: s.metrics.connOpen.WithLabelValues(name)}
+// are served at once; limit names what sets max, for the log. The reserve
+// descriptor lives as long as the process.
+func (s *Server) Listen(ln net.Listener, name string, max int, limit string) *Listener {
+	l := &Listener{Listener: ln, srv: s, name: name, max: max, limit: limit,
+		gauge: s.metrics.connOpen.WithLabelValues(name)}
 	l.reserve, _ = os.Open(os.DevNull)
 	return l
 }
@@ -119,9 +129,17 @@ func (l *Listener) Accept() (net.Conn, error) {
 			l.srv.metrics.connRefused.WithLabelValues(l.name, "limit").Inc()
 			if n := l.overCap.note(time.Now()); n > 0 {
 				l.srv.log.Warn("too many connections, refusing with 503", zap.String("listener", l.name),
-					zap.String("limit", "aggregator.limit.connections="+strconv.Itoa(l.max)), zap.Int("refused", n))
+					zap.String("limit", l.limit+"="+strconv.Itoa(l.max)), zap.Int("refused", n))
 			}
-			go tc.refuse(refuseWait, true)
+			if l.refusing.Load() >= maxRefusing {
+				tc.refuse(shedWait, false)
+				continue
+			}
+			l.refusing.Add(1)
+			go func() {
+				defer l.refusing.Add(-1)
+				tc.refuse(refuseWait, true)
+			}()
 			continue
 		}
 		tc.served = true

@@ -164,7 +164,7 @@ func (m *Main) Run() error {
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	go func() {
-		if err := m.http.Serve(m.Server.Listen(ln, "main", c.MaxConnections)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.http.Serve(m.Server.Listen(ln, "main", c.MaxConnections, "aggregator.limit.connections")); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", zap.Error(err))
 		}
 	}()
@@ -206,7 +206,7 @@ func (m *Main) serveOps() error {
 		// No WriteTimeout: a CPU profile or trace writes for as long as asked.
 	}
 	go func() {
-		if err := m.opsHTTP.Serve(m.Server.Listen(ln, "ops", opsConnections)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.opsHTTP.Serve(m.Server.Listen(ln, "ops", opsConnections, "the operators' listener's cap")); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Log.Error("ops http server stopped", zap.Error(err))
 		}
 	}()
