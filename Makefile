@@ -15,8 +15,11 @@ TEST_PKGS := php-cli phpunit nginx chromium composer curl
 
 .PHONY: run-example build run test deps test-deps bench vet php-test deploy-test dist clean
 
+# VERSION names the build in its startup log line and the dist tarball.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/aggregator
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/aggregator
 
 # deps installs php-cli when it is missing (Debian/Ubuntu; root or sudo).
 deps:
@@ -62,7 +65,6 @@ bench: deps build
 	$(GO) run ./cmd/aggbench
 
 # dist: a release tarball for `deploy/aggregatorctl deploy`.
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 dist: build
 	mkdir -p dist
 	tar -czf dist/aggregator-$(VERSION).tar.gz --transform 's,^,aggregator-$(VERSION)/,' \

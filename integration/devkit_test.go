@@ -357,7 +357,7 @@ func TestDevkitWatch(t *testing.T) {
 		t.Error("no session ran during the reload")
 	}
 	logText := dkReadFile(t, s.LogFile)
-	if !regexp.MustCompile(`watch mode: PHP changed, reloading the workers\s+\{"files": \["[^"]*/script/lib/Demo\.php"\]\}`).MatchString(logText) {
+	if !regexp.MustCompile(`watch mode: PHP changed, reloading the workers\s+\{"files": \["[^"]*/script/lib/Demo\.php"\][,}]`).MatchString(logText) {
 		t.Errorf("the log does not say which file changed:\n%s", logText)
 	}
 	if !strings.Contains(logText, `"reason": "reload"`) {

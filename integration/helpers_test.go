@@ -87,10 +87,18 @@ func startServerNoWait(t testing.TB, env []string, args ...string) *Server {
 // returns once it listens (not waiting for /health).
 func startServerIn(t testing.TB, workDir string, env []string, args ...string) *Server {
 	t.Helper()
+	return startServerUnder(t, workDir, nil, env, args...)
+}
+
+// startServerUnder is startServerIn with the binary run by a wrapper
+// command that execs it (e.g. prlimit), so the pid stays the server's.
+func startServerUnder(t testing.TB, workDir string, wrapper, env []string, args ...string) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	s := &Server{Dir: dir, LogFile: filepath.Join(dir, "logs", "aggregator.log"), exited: make(chan struct{})}
 	all := append([]string{"-Dserver.port=0", "-Daggregator.log.file=" + s.LogFile}, args...)
-	cmd := exec.Command(binary, all...)
+	all = append(append(wrapper[:len(wrapper):len(wrapper)], binary), all...)
+	cmd := exec.Command(all[0], all[1:]...)
 	cmd.Dir = workDir
 	cmd.Env = append(append(os.Environ(), "DEMO_DELAY_MS=20"), env...)
 	stderr, err := cmd.StderrPipe()

@@ -20,6 +20,62 @@ import (
 // location rules, in front of two aggregators: every session through it
 // succeeds and both instances serve some.
 func TestNginxTwoInstances(t *testing.T) {
+	a := startServer(t, nil, "-Daggregator.pool.executor=4")
+	b := startServer(t, nil, "-Daggregator.pool.executor=4")
+	front := startNginx(t, a, b)
+
+	var wg sync.WaitGroup
+	for i := 0; i < 24; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			code := []string{"normal", "analog", "emptyItems"}[i%3]
+			r := front.session(t, 20*time.Second, request(code))
+			checkResult(t, code, r, scenarios[code])
+		}(i)
+	}
+	wg.Wait()
+	sa, sb := a.stats(t), b.stats(t)
+	if sa.SessionTotal == 0 || sb.SessionTotal == 0 || sa.SessionTotal+sb.SessionTotal != 24 {
+		t.Errorf("sessions per instance: %d and %d, want both > 0, 24 in all", sa.SessionTotal, sb.SessionTotal)
+	}
+
+	// The page and stats come through (the operators' endpoints do not:
+	// TestNginxRefusesOps); a foreign origin is refused.
+	for _, path := range []string{"/", "/stats"} {
+		resp, err := http.Get(front.URL + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("GET %s through nginx: %v %v", path, err, resp)
+		} else {
+			resp.Body.Close()
+		}
+	}
+	hdr := http.Header{"Origin": {"http://evil.example"}}
+	if _, resp, err := websocket.DefaultDialer.Dial(front.WS+"/ws", hdr); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Errorf("foreign origin through nginx: err %v resp %v, want 403", err, resp)
+	}
+	hdr = http.Header{"Origin": {front.URL}}
+	c, _, err := websocket.DefaultDialer.Dial(front.WS+"/ws", hdr)
+	if err != nil {
+		t.Fatalf("same-origin websocket through nginx: %v", err)
+	}
+	c.Close()
+
+	// The instances log the browser's address from X-Forwarded-For (nginx is a trusted proxy).
+	eventually(t, 3*time.Second, func() string {
+		logs := a.Stderr() + b.Stderr()
+		if !strings.Contains(logs, `"remote": "127.0.0.1"`) {
+			return "no session opened with the forwarded client address"
+		}
+		return ""
+	})
+}
+
+// startNginx runs real nginx, configured with the shipped location rules
+// (deploy/nginx-test.conf.tmpl including deploy/nginx/aggregator-locations.conf),
+// in front of the servers, and returns it as a Server to talk to.
+func startNginx(t *testing.T, upstreams ...*Server) *Server {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, err2 := os.Stat("/usr/sbin/nginx"); err2 != nil {
@@ -27,9 +83,6 @@ func TestNginxTwoInstances(t *testing.T) {
 		}
 		nginx = "/usr/sbin/nginx"
 	}
-	a := startServer(t, nil, "-Daggregator.pool.executor=4")
-	b := startServer(t, nil, "-Daggregator.pool.executor=4")
-
 	dir := t.TempDir()
 	port := freePort(t)
 	tmpl, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "nginx-test.conf.tmpl"))
@@ -37,7 +90,7 @@ func TestNginxTwoInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ups []string
-	for _, s := range []*Server{a, b} {
+	for _, s := range upstreams {
 		ups = append(ups, "server "+strings.TrimPrefix(s.URL, "http://")+";")
 	}
 	conf := strings.NewReplacer(
@@ -78,51 +131,7 @@ func TestNginxTwoInstances(t *testing.T) {
 		}
 		return ""
 	})
-
-	var wg sync.WaitGroup
-	for i := 0; i < 24; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			code := []string{"normal", "analog", "emptyItems"}[i%3]
-			r := front.session(t, 20*time.Second, request(code))
-			checkResult(t, code, r, scenarios[code])
-		}(i)
-	}
-	wg.Wait()
-	sa, sb := a.stats(t), b.stats(t)
-	if sa.SessionTotal == 0 || sb.SessionTotal == 0 || sa.SessionTotal+sb.SessionTotal != 24 {
-		t.Errorf("sessions per instance: %d and %d, want both > 0, 24 in all", sa.SessionTotal, sb.SessionTotal)
-	}
-
-	// The page and stats come through; a foreign origin is refused.
-	for _, path := range []string{"/", "/stats", "/metrics", "/workers"} { // nginx allows the last two from localhost only
-		resp, err := http.Get(front.URL + path)
-		if err != nil || resp.StatusCode != 200 {
-			t.Errorf("GET %s through nginx: %v %v", path, err, resp)
-		} else {
-			resp.Body.Close()
-		}
-	}
-	hdr := http.Header{"Origin": {"http://evil.example"}}
-	if _, resp, err := websocket.DefaultDialer.Dial(front.WS+"/ws", hdr); err == nil || resp == nil || resp.StatusCode != 403 {
-		t.Errorf("foreign origin through nginx: err %v resp %v, want 403", err, resp)
-	}
-	hdr = http.Header{"Origin": {front.URL}}
-	c, _, err := websocket.DefaultDialer.Dial(front.WS+"/ws", hdr)
-	if err != nil {
-		t.Fatalf("same-origin websocket through nginx: %v", err)
-	}
-	c.Close()
-
-	// The instances log the browser's address from X-Forwarded-For (nginx is a trusted proxy).
-	eventually(t, 3*time.Second, func() string {
-		logs := a.Stderr() + b.Stderr()
-		if !strings.Contains(logs, `"remote": "127.0.0.1"`) {
-			return "no session opened with the forwarded client address"
-		}
-		return ""
-	})
+	return front
 }
 
 func freePort(t *testing.T) int {

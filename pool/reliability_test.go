@@ -142,7 +142,7 @@ func TestKilledWhileStarting(t *testing.T) {
 	t.Parallel()
 	log, logs := observedLog()
 	cfg := workerConfig(t, "slowboot.php")
-	cfg.Env = append(cfg.Env, "SLOWBOOT_MS=400")
+	cfg.Env = append(cfg.Env, "SLOWBOOT_MS=2000") // long enough that every kill lands while it starts
 	cfg.Log = log
 	s := NewSupervisor(cfg)
 	t.Cleanup(func() { closeWithin(t, s, 20*time.Second) })

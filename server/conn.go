@@ -22,37 +22,63 @@ const (
 
 // outbox is a connection's bounded send queue. The session pushes, the
 // writer goroutine takes; a browser that does not read fills it, and then
-// push fails instead of memory growing.
+// push fails instead of memory growing. A message counts against the
+// limits from push until the writer has written it.
 type outbox struct {
-	mu        sync.Mutex
-	msgs      [][]byte
-	limit     int
-	closing   bool
-	closeCode int
-	closeText string
-	dead      bool // the writer gave up: drop everything
-	notify    chan struct{}
+	mu         sync.Mutex
+	msgs       [][]byte // pushed, not taken by the writer yet
+	count      int      // messages pushed and not written yet
+	bytes      int      // their bytes
+	limit      int      // most messages; 0 = no limit
+	limitBytes int      // most bytes; 0 = no limit
+	closing    bool
+	closeCode  int
+	closeText  string
+	dead       bool // the writer gave up: drop everything
+	notify     chan struct{}
 }
 
-func newOutbox(limit int) *outbox {
-	return &outbox{limit: limit, notify: make(chan struct{}, 1)}
+func newOutbox(limit, limitBytes int) *outbox {
+	return &outbox{limit: limit, limitBytes: limitBytes, notify: make(chan struct{}, 1)}
 }
 
-// push queues a message; false when the queue is full. Once the
-// connection is closing or dead the message is dropped and push reports
-// true: nobody can read it, and the session is ending already.
-func (o *outbox) push(m []byte) bool {
+// Why a push failed: the limit it would have passed.
+const (
+	fullCount = "send_queue"
+	fullBytes = "send_queue_bytes"
+)
+
+// push queues a message; when the queue is full it returns which limit
+// refused it. One message into an empty queue is always taken, whatever
+// its size (aggregator.limit.output-size bounds it). Once the connection is
+// closing or dead the message is dropped and push reports success: nobody
+// can read it, and the session is ending already.
+func (o *outbox) push(m []byte) (full string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.dead || o.closing {
-		return true
+		return ""
 	}
-	if o.limit > 0 && len(o.msgs) >= o.limit {
-		return false
+	if o.count > 0 {
+		if o.limit > 0 && o.count >= o.limit {
+			return fullCount
+		}
+		if o.limitBytes > 0 && o.bytes+len(m) > o.limitBytes {
+			return fullBytes
+		}
 	}
 	o.msgs = append(o.msgs, m)
+	o.count++
+	o.bytes += len(m)
 	o.signal()
-	return true
+	return ""
+}
+
+// queued reports the messages and bytes pushed and not written yet.
+func (o *outbox) queued() (count, bytes int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.count, o.bytes
 }
 
 // close queues the close frame after the messages already queued.
@@ -81,9 +107,17 @@ func (o *outbox) take() (msgs [][]byte, closing bool, code int, text string) {
 	return msgs, o.closing, o.closeCode, o.closeText
 }
 
+// written frees a taken message's place in the queue.
+func (o *outbox) written(m []byte) {
+	o.mu.Lock()
+	o.count--
+	o.bytes -= len(m)
+	o.mu.Unlock()
+}
+
 func (o *outbox) kill() {
 	o.mu.Lock()
-	o.dead, o.msgs = true, nil
+	o.dead, o.msgs, o.count, o.bytes = true, nil, 0, 0
 	o.mu.Unlock()
 }
 
@@ -97,12 +131,14 @@ func writeLoop(c *websocket.Conn, out *outbox, readerDone <-chan struct{}) {
 		select {
 		case <-out.notify:
 			msgs, closing, code, text := out.take()
-			for _, m := range msgs {
+			for i, m := range msgs {
 				_ = c.SetWriteDeadline(time.Now().Add(writeWait))
 				if err := c.WriteMessage(websocket.TextMessage, m); err != nil {
 					out.kill()
 					return
 				}
+				out.written(m)
+				msgs[i] = nil // a written message is garbage now, not when the batch is done
 			}
 			if closing {
 				msg := websocket.FormatCloseMessage(code, text)

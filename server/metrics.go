@@ -12,6 +12,10 @@ type metrics struct {
 	taskDuration     *prometheus.HistogramVec
 	limitHits        *prometheus.CounterVec
 	messagesSent     prometheus.Counter
+	connOpen         *prometheus.GaugeVec
+	connRefused      *prometheus.CounterVec
+	fdExhausted      *prometheus.CounterVec
+	opsRefused       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
@@ -22,7 +26,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 			Name: "aggregator_sessions_total", Help: "Websocket sessions started."}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_sessions_ended_total",
-			Help: "Sessions ended, by reason: done, bad_request, timeout, closed, shutdown, slow_client, too_large, bug.",
+			Help: "Sessions ended, by reason: done, bad_request, bad_utf8, timeout, closed, shutdown, slow_client, too_large, bug.",
 		}, []string{"reason"}),
 		sessionsRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_sessions_rejected_total",
@@ -38,10 +42,26 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		}, []string{"kind"}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_limit_hits_total",
-			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue).",
+			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue, send_queue_bytes, connections).",
 		}, []string{"limit"}),
 		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_messages_sent_total", Help: "Websocket messages queued for browsers."}),
+		connOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aggregator_connections_open",
+			Help: "TCP connections accepted and not closed yet (websockets, HTTP, refusals), by listener (main, ops).",
+		}, []string{"listener"}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aggregator_connections_refused_total",
+			Help: "Connections answered 503 at accept, by listener and reason (limit: aggregator.limit.connections; no_fds: out of file descriptors).",
+		}, []string{"listener", "reason"}),
+		fdExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aggregator_accept_fd_exhausted_total",
+			Help: "Accepts that failed for lack of file descriptors (EMFILE, ENFILE), by listener.",
+		}, []string{"listener"}),
+		opsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aggregator_ops_refused_total",
+			Help: "Requests for /workers, /metrics or /debug/pprof/ on the main port refused (403): not local, or through a proxy.",
+		}),
 	}
 	queueLen := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "aggregator_queue_length", Help: "Tasks waiting for a PHP process."},
@@ -50,6 +70,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		Name: "aggregator_tasks_running", Help: "Tasks handed to PHP now."},
 		func() float64 { _, n := q.lengths(); return float64(n) })
 	reg.MustRegister(m.sessionsAlive, m.sessionsTotal, m.sessionsEnded, m.sessionsRejected,
-		m.tasksTotal, m.taskDuration, m.limitHits, m.messagesSent, queueLen, running)
+		m.tasksTotal, m.taskDuration, m.limitHits, m.messagesSent, m.connOpen, m.connRefused, m.fdExhausted, m.opsRefused,
+		queueLen, running)
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"sync"
@@ -36,10 +37,12 @@ type Config struct {
 	MaxRequestSize  int64
 	MaxSessionTasks int
 	SendQueue       int      // messages queued for one browser
+	SendQueueBytes  int      // bytes queued for one browser (one message is always admitted)
 	AllowedOrigins  []string // empty: same host only; "*": any
 	TrustedProxies  []*net.IPNet
 	Static          fs.FS  // the demo page
 	Mode            string // worker or exec, for /workers
+	Pprof           bool   // serve /debug/pprof/ with the operators' endpoints
 	// HealthChecks add to the runner's health in /health (the log file, ...).
 	HealthChecks []func() aggregator.Health
 }
@@ -83,19 +86,83 @@ func New(cfg Config, runner aggregator.Runner, log *zap.Logger, reg *prometheus.
 // Stats returns the server's counters.
 func (s *Server) Stats() *Stats { return s.stats }
 
-// Handler routes the server's endpoints.
+// Handler routes the main port: the public endpoints, and the operators'
+// ones (/workers, /metrics, /debug/pprof/) for local clients only (see
+// localOnly). They are registered as handlers, not matched as paths in
+// front, so every spelling that reaches one (/%6Detrics, //metrics) meets
+// the guard.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.HandleFunc("/echo", s.serveEcho)
 	mux.HandleFunc("/stats", s.serveStats)
 	mux.HandleFunc("/health", s.serveHealth)
-	mux.HandleFunc("/workers", s.serveWorkers)
-	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	s.opsRoutes(mux, s.localOnly)
 	if s.cfg.Static != nil {
 		mux.Handle("/", http.FileServerFS(s.cfg.Static))
 	}
 	return mux
+}
+
+// OpsHandler routes the operators' listener (aggregator.ops.port): the
+// operators' endpoints, /health and /stats, without the loopback guard:
+// the listener's address is its guard.
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/stats", s.serveStats)
+	mux.HandleFunc("/health", s.serveHealth)
+	s.opsRoutes(mux, func(h http.Handler) http.Handler { return h })
+	return mux
+}
+
+// opsRoutes registers the operators' endpoints, each wrapped by guard.
+func (s *Server) opsRoutes(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
+	mux.Handle("/workers", guard(http.HandlerFunc(s.serveWorkers)))
+	mux.Handle("/metrics", guard(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	if s.cfg.Pprof {
+		mux.Handle("/debug/pprof/", guard(http.HandlerFunc(pprof.Index))) // and the named profiles
+		mux.Handle("/debug/pprof/cmdline", guard(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", guard(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", guard(http.HandlerFunc(pprof.Trace)))
+	}
+}
+
+// localOnly lets a request through only from a loopback peer that came
+// without proxy headers: a local operator, Prometheus or `aggregator
+// workers`, never a client through a proxy on this host (the shipped
+// nginx sets X-Forwarded-For and X-Real-IP on every location), nor a
+// remote peer when server.address is not local. Others get 403.
+func (s *Server) localOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopback(r.RemoteAddr) || proxied(r.Header) {
+			s.metrics.opsRefused.Inc()
+			http.Error(w, "forbidden: an operators' endpoint, answered on this port to local clients only "+
+				"(or on aggregator.ops.port)", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// loopback says whether addr (host:port) is a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// proxied says whether a request carries any header a proxy adds.
+func proxied(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, "X-Forwarded-") || k == "X-Real-Ip" || k == "Forwarded" || k == "Via" {
+			return true
+		}
+	}
+	return false
 }
 
 // runTask runs a started task's PHP call and reports its end to the session.
@@ -124,8 +191,18 @@ func (s *Server) runTask(t *task) {
 	res, err = s.runner.Run(t.ctx, job)
 }
 
-// serveWS upgrades the connection and runs its session.
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+// serveWS upgrades the connection and runs its search session.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) { s.serveSession(w, r, false) }
+
+// serveEcho is the first implementation's proof of concept, kept for the
+// demo page: a session that sends each text message back. It is bounded
+// like a search: it counts against aggregator.limit.sessions and in /stats,
+// has the same read limit, pings, send queue and UTF-8 check, lasts at
+// most aggregator.timeout.session, and gets 1001 on shutdown.
+func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) { s.serveSession(w, r, true) }
+
+// serveSession upgrades the connection and runs its session.
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool) {
 	if !s.enter() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
@@ -148,12 +225,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", remote))
 		return
 	}
-	sess := newSession(s, conn)
+	sess := newSession(s, conn, echo)
 	s.stats.sessionStarted()
 	s.metrics.sessionsTotal.Inc()
 	s.metrics.sessionsAlive.Inc()
 	sess.log.Info("session opened", zap.String("remote", remote),
-		zap.String("origin", r.Header.Get("Origin")))
+		zap.String("origin", r.Header.Get("Origin")), zap.String("path", r.URL.Path))
 	sess.run()
 }
 
@@ -189,28 +266,6 @@ func pick(fields []field, keys []string) json.RawMessage {
 		return nil
 	}
 	return encodeFields(out)
-}
-
-// serveEcho is the first implementation's proof of concept: it echoes each
-// text message back.
-func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) {
-	conn, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	conn.SetReadLimit(s.cfg.MaxRequestSize)
-	for {
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-		mt, data, err := conn.ReadMessage()
-		if err != nil {
-			return
-		}
-		_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
-		if err := conn.WriteMessage(mt, data); err != nil {
-			return
-		}
-	}
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {

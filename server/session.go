@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/theaspect/aggregator"
@@ -46,6 +48,7 @@ func (t *task) name() string {
 // Events a session's loop receives.
 type (
 	evMessage  struct{ data []byte } // the browser sent a message
+	evBadUTF8  struct{}              // the browser sent a text frame that is not UTF-8
 	evGone     struct{ err error }   // the browser closed, or the socket broke
 	evTaskDone struct {              // a task's PHP call ended
 		t   *task
@@ -54,12 +57,14 @@ type (
 	}
 )
 
-// session is one websocket and its search. Its loop goroutine owns the
-// fields marked "owned by the loop"; other goroutines talk to it through
-// events. queued belongs to the server's queue (guarded by its mutex), out
-// to the connection's writer, ctx/cancel end its tasks.
+// session is one websocket and its search (or, for /echo, its echo). Its
+// loop goroutine owns the fields marked "owned by the loop"; other
+// goroutines talk to it through events. queued belongs to the server's
+// queue (guarded by its mutex), out to the connection's writer, ctx/cancel
+// end its tasks.
 type session struct {
 	id     string
+	echo   bool // sends each message back instead of searching
 	srv    *Server
 	conn   *websocket.Conn
 	out    *outbox
@@ -78,11 +83,11 @@ type session struct {
 	ended   bool
 }
 
-func newSession(srv *Server, conn *websocket.Conn) *session {
+func newSession(srv *Server, conn *websocket.Conn, echo bool) *session {
 	id := strconv.FormatInt(srv.sessionSeq.Add(1), 10)
 	ctx, cancel := context.WithCancel(srv.ctx)
 	return &session{
-		id: id, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue),
+		id: id, echo: echo, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue, srv.cfg.SendQueueBytes),
 		events: make(chan any, 16), done: make(chan struct{}), ctx: ctx, cancel: cancel,
 		log:   srv.log.With(zap.String("session", id)),
 		tasks: make(map[int64]*task),
@@ -117,12 +122,18 @@ func (s *session) readLoop(done chan<- struct{}) {
 	_ = c.SetReadDeadline(time.Now().Add(pongWait))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
-		_, data, err := c.ReadMessage()
+		mt, data, err := c.ReadMessage()
 		if err != nil {
 			s.post(evGone{err})
 			return
 		}
 		_ = c.SetReadDeadline(time.Now().Add(pongWait))
+		if mt == websocket.TextMessage && !utf8.Valid(data) {
+			// Reading goes on, so the browser's answer to our close
+			// frame ends the connection cleanly.
+			s.post(evBadUTF8{})
+			continue
+		}
 		s.post(evMessage{data})
 	}
 }
@@ -139,12 +150,23 @@ func (s *session) loop() {
 			switch ev := ev.(type) {
 			case evMessage:
 				s.onMessage(ev.data)
+			case evBadUTF8:
+				// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+				// connection with 1007. Processing it would echo the bytes
+				// in _params, an invalid frame that kills a browser's socket.
+				s.log.Warn("text frame is not UTF-8, closed with 1007", zap.Int("tasks_left", len(s.tasks)))
+				s.end(websocket.CloseInvalidFramePayloadData, "invalid UTF-8", "bad_utf8", string(aggregator.ESessionClosed))
 			case evTaskDone:
 				s.onTaskDone(ev)
 			case evGone:
 				s.onGone(ev.err)
 			}
 		case <-timer.C:
+			if s.echo {
+				s.log.Info("echo session time is up")
+				s.end(websocket.CloseNormalClosure, "time is up", "timeout", "")
+				continue
+			}
 			s.log.Warn("session timed out", zap.String("code", string(aggregator.ESessionTimeout)),
 				zap.Int("tasks_left", len(s.tasks)))
 			s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionTimeout, Params: s.params})
@@ -172,6 +194,10 @@ func (s *session) recoverBug() {
 
 // onMessage handles the browser's request (or a second one).
 func (s *session) onMessage(data []byte) {
+	if s.echo {
+		s.sendRaw(data)
+		return
+	}
 	if s.started {
 		s.log.Info("second request on one socket", zap.String("code", string(aggregator.ESessionReused)))
 		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionReused, Params: s.params})
@@ -202,8 +228,11 @@ type request struct {
 // scripts of the first implementation read them there.
 func parseRequest(data []byte, required, faulty []string) (request, aggregator.Code, []string) {
 	var r request
+	if !json.Valid(data) {
+		return r, aggregator.ERequestJSON, nil
+	}
 	fields, err := objectFields(data)
-	if err != nil || !json.Valid(data) {
+	if err != nil {
 		return r, aggregator.ERequestJSON, nil
 	}
 	r.params = pick(fields, faulty)
@@ -381,9 +410,19 @@ func (s *session) sendRaw(m []byte) bool {
 	if s.ended {
 		return false
 	}
-	if !s.out.push(m) {
-		s.srv.metrics.limitHits.WithLabelValues("send_queue").Inc()
-		s.log.Warn("browser does not read: send queue full, closing", zap.Int("limit", s.srv.cfg.SendQueue))
+	// Every part of a message is valid UTF-8 already (requests are
+	// checked, PHP's answers repaired, strings encoded by encoding/json);
+	// this is the last guard, as an invalid text frame kills the socket.
+	m = validUTF8(m)
+	if full := s.out.push(m); full != "" {
+		s.srv.metrics.limitHits.WithLabelValues(full).Inc()
+		n, bytes := s.out.queued()
+		limit := fmt.Sprintf("aggregator.limit.send-queue=%d", s.srv.cfg.SendQueue)
+		if full == fullBytes {
+			limit = fmt.Sprintf("aggregator.limit.send-queue-bytes=%d", s.srv.cfg.SendQueueBytes)
+		}
+		s.log.Warn("browser does not read: send queue full, closing", zap.String("limit", limit),
+			zap.Int("queued", n), zap.Int("queued_bytes", bytes), zap.Int("message_bytes", len(m)))
 		s.end(websocket.ClosePolicyViolation, "send queue full", "slow_client", string(aggregator.ESessionClosed))
 		return false
 	}

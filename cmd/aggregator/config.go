@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/magiconair/properties"
@@ -23,12 +24,16 @@ var defaults = map[string]string{
 	"server.port":                         "8000",
 	"server.address":                      "127.0.0.1",
 	"server.trusted-proxies":              "127.0.0.1,::1",
+	"aggregator.ops.address":              "127.0.0.1",
+	"aggregator.ops.port":                 "",
+	"aggregator.ops.pprof":                "false",
 	"logging.level.me.blzr.aggregator":    "INFO",
 	"aggregator.script.items":             "php -d display_errors=stderr script/items.php",
 	"aggregator.script.suppliers":         "php -d display_errors=stderr script/suppliers.php",
 	"aggregator.script.prepend":           "src/prepend.php",
 	"aggregator.timeout.script":           "5",
 	"aggregator.timeout.session":          "30",
+	"aggregator.timeout.idle":             "60",
 	"aggregator.pool.executor":            "20",
 	"aggregator.pool.concurrency":         "1",
 	"aggregator.pool.mode":                "worker",
@@ -51,10 +56,12 @@ var defaults = map[string]string{
 	"aggregator.log.max-files":            "10",
 	"aggregator.log.console":              "true",
 	"aggregator.limit.sessions":           "20000",
+	"aggregator.limit.connections":        "0",
 	"aggregator.limit.request-size":       "65536",
 	"aggregator.limit.output-size":        "16777216",
 	"aggregator.limit.session-tasks":      "10000",
 	"aggregator.limit.send-queue":         "100000",
+	"aggregator.limit.send-queue-bytes":   "0",
 	"aggregator.fetch.max-conns-per-host": "1024",
 	"aggregator.ws.allowed-origins":       "",
 }
@@ -64,6 +71,9 @@ type Config struct {
 	Address        string
 	Port           int
 	TrustedProxies []*net.IPNet
+	OpsAddress     string // the operators' listener; see OpsPort
+	OpsPort        int    // -1: no operators' listener (the default)
+	Pprof          bool   // serve /debug/pprof/ with the operators' endpoints
 	LogLevel       string
 	LogFile        string
 	LogMaxSize     int
@@ -77,6 +87,7 @@ type Config struct {
 	WorkerHandlers  string
 	ScriptTimeout   time.Duration
 	SessionTimeout  time.Duration
+	IdleTimeout     time.Duration // an idle keep-alive HTTP connection is closed after it
 	Executors       int
 	Concurrency     int // jobs one worker runs at once (worker mode)
 	SessionLimit    int
@@ -95,10 +106,13 @@ type Config struct {
 	InfoField      string
 
 	MaxSessions     int
+	MaxConnections  int // TCP connections served at once on the main port
+	FileLimit       int // RLIMIT_NOFILE, 0 when unknown
 	MaxRequestSize  int
 	MaxOutputSize   int
 	MaxSessionTasks int
 	SendQueue       int
+	SendQueueBytes  int
 	AllowedOrigins  []string
 
 	FetchConnsPerHost int // connections fetch() opens to one supplier host at once
@@ -350,11 +364,50 @@ func (r *reader) prepend(key string) string {
 	return abs
 }
 
+// fdHeadroom is how many file descriptors the process needs besides its
+// connections: 4 per PHP process (three pipes and a pidfd), 1 per job in
+// flight (a fetch() connection to a supplier), and 128 for the log files,
+// listeners, the poller, the accept loop's reserve, DNS and the like.
+func fdHeadroom(c *Config) int { return 128 + 4*c.Executors + c.Capacity() }
+
+// fileLimit is RLIMIT_NOFILE (Go has raised the soft limit to the hard
+// one at start), or 0 when unknown.
+func fileLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 0
+	}
+	return int(rl.Cur)
+}
+
+// connections sets aggregator.limit.connections' default, 0: what nofile
+// (RLIMIT_NOFILE) leaves after fdHeadroom, but at least a quarter of it,
+// so a tiny limit still serves; 10,000 when the limit is unknown. Running
+// out of descriptors anyway is survived (the accept loop sheds load), so
+// a cap or a limit that looks too small is only warned about.
+func (r *reader) connections(c *Config, nofile int) {
+	const key = "aggregator.limit.connections"
+	room := nofile - fdHeadroom(c)
+	switch {
+	case c.MaxConnections == 0 && nofile == 0:
+		c.MaxConnections = 10000
+	case c.MaxConnections == 0:
+		c.MaxConnections = max(room, nofile/4, 1)
+	case nofile > 0 && c.MaxConnections > room:
+		r.warnings = append(r.warnings, fmt.Sprintf("%s=%d leaves less than %d of RLIMIT_NOFILE=%d for PHP's pipes and the log files: "+
+			"running out is answered with 503, but raise LimitNOFILE or lower the key", key, c.MaxConnections, fdHeadroom(c), nofile))
+	}
+	c.FileLimit = nofile
+}
+
 func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	r := &reader{v: v, files: checkFiles}
 	c := &Config{
 		Address:        r.str("server.address"),
 		Port:           r.int("server.port", 0),
+		OpsAddress:     r.str("aggregator.ops.address"),
+		OpsPort:        -1,
+		Pprof:          r.bool("aggregator.ops.pprof"),
 		LogLevel:       strings.ToUpper(r.str("logging.level.me.blzr.aggregator")),
 		LogFile:        r.str("aggregator.log.file"),
 		LogMaxSize:     r.int("aggregator.log.max-size", 1),
@@ -364,6 +417,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		WorkerHandlers: r.str("aggregator.worker.handlers"),
 		ScriptTimeout:  r.seconds("aggregator.timeout.script"),
 		SessionTimeout: r.seconds("aggregator.timeout.session"),
+		IdleTimeout:    r.seconds("aggregator.timeout.idle"),
 		Executors:      r.int("aggregator.pool.executor", 1),
 		Concurrency:    r.int("aggregator.pool.concurrency", 1),
 		SessionLimit:   r.int("aggregator.pool.session-limit", 0),
@@ -380,16 +434,29 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		InfoField:      r.str("aggregator.fields.info"),
 
 		MaxSessions:     r.int("aggregator.limit.sessions", 1),
+		MaxConnections:  r.int("aggregator.limit.connections", 0),
 		MaxRequestSize:  r.int("aggregator.limit.request-size", 2),
 		MaxOutputSize:   r.int("aggregator.limit.output-size", 2),
 		MaxSessionTasks: r.int("aggregator.limit.session-tasks", 1),
 		SendQueue:       r.int("aggregator.limit.send-queue", 1),
+		SendQueueBytes:  r.int("aggregator.limit.send-queue-bytes", 0),
 		AllowedOrigins:  r.list("aggregator.ws.allowed-origins"),
 
 		FetchConnsPerHost: r.int("aggregator.fetch.max-conns-per-host", 0),
 	}
 	if c.Port > 65535 {
 		r.fail("server.port", "must be at most 65535, got %d", c.Port)
+	}
+	if r.str("aggregator.ops.port") != "" {
+		switch c.OpsPort = r.int("aggregator.ops.port", 0); {
+		case c.OpsPort > 65535:
+			r.fail("aggregator.ops.port", "must be at most 65535, got %d", c.OpsPort)
+		case c.OpsPort != 0 && c.OpsPort == c.Port:
+			r.fail("aggregator.ops.port", "must differ from server.port (%d)", c.Port)
+		}
+	}
+	if net.ParseIP(c.OpsAddress) == nil && c.OpsAddress != "localhost" {
+		r.fail("aggregator.ops.address", "not an IP address: %q", c.OpsAddress)
 	}
 	if net.ParseIP(c.Address) == nil && c.Address != "localhost" && c.Address != "" {
 		r.fail("server.address", "not an IP address: %q", c.Address)
@@ -444,6 +511,16 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		// of one session at once, one of them sleeping) changes its outcome.
 		c.SessionLimit = min(c.Capacity(), max(4, c.Capacity()/4))
 	}
+	switch {
+	case c.SendQueueBytes == 0:
+		// Room for one item of the largest answer, and as much again for
+		// the messages around it: a browser that reads is never cut off.
+		c.SendQueueBytes = 2 * c.MaxOutputSize
+	case c.SendQueueBytes < c.MaxOutputSize:
+		r.fail("aggregator.limit.send-queue-bytes", "must be 0 (twice aggregator.limit.output-size) or at least aggregator.limit.output-size (%d), got %d",
+			c.MaxOutputSize, c.SendQueueBytes)
+	}
+	r.connections(c, fileLimit())
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -91,12 +91,19 @@ func TestShippedProperties(t *testing.T) {
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	for arg, key := range map[string]string{
-		"-Daggregator.pool.mode=fast":         "aggregator.pool.mode",
-		"-Daggregator.timeout.session=-1":     "aggregator.timeout.session",
-		"-Daggregator.pool.executor=x":        "aggregator.pool.executor",
-		"-Dserver.trusted-proxies=nonsense":   "server.trusted-proxies",
-		"-Daggregator.fields.request=":        "aggregator.fields.request",
-		"-Daggregator.worker.command=nophp-x": "aggregator.worker.command",
+		"-Daggregator.pool.mode=fast":              "aggregator.pool.mode",
+		"-Daggregator.timeout.session=-1":          "aggregator.timeout.session",
+		"-Daggregator.pool.executor=x":             "aggregator.pool.executor",
+		"-Dserver.trusted-proxies=nonsense":        "server.trusted-proxies",
+		"-Daggregator.fields.request=":             "aggregator.fields.request",
+		"-Daggregator.worker.command=nophp-x":      "aggregator.worker.command",
+		"-Daggregator.limit.send-queue-bytes=1000": "aggregator.limit.send-queue-bytes",
+		"-Daggregator.ops.port=x":                  "aggregator.ops.port",
+		"-Daggregator.ops.port=8000":               "aggregator.ops.port", // server.port's
+		"-Daggregator.ops.address=ops.example":     "aggregator.ops.address",
+		"-Daggregator.ops.pprof=maybe":             "aggregator.ops.pprof",
+		"-Daggregator.limit.connections=-1":        "aggregator.limit.connections",
+		"-Daggregator.timeout.idle=0":              "aggregator.timeout.idle",
 	} {
 		a, err := ParseArgs([]string{arg})
 		if err != nil {
@@ -190,6 +197,30 @@ func TestEditDistance(t *testing.T) {
 	}{{"", "", 0}, {"a", "", 1}, {"kitten", "sitting", 3}, {"handler", "handlers", 1}, {"prot", "port", 2}} {
 		if got := editDistance(c.a, c.b); got != c.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
+		}
+	}
+}
+
+// TestConfigConnections: aggregator.limit.connections' default is what
+// RLIMIT_NOFILE leaves after PHP's pipes and the log files, at least a
+// quarter of it; an explicit value past that is warned about, not refused.
+func TestConfigConnections(t *testing.T) {
+	for _, tc := range []struct {
+		set, nofile, want int
+		warns             bool
+	}{
+		{0, 65536, 65536 - (128 + 4*20 + 20), false},
+		{0, 256, 64, false}, // 256 - 228 is less than a quarter
+		{0, 0, 10000, false},
+		{1000, 65536, 1000, false},
+		{60000, 1024, 60000, true},
+	} {
+		c := &Config{Executors: 20, Concurrency: 1, MaxConnections: tc.set}
+		r := &reader{}
+		r.connections(c, tc.nofile)
+		if c.MaxConnections != tc.want || (len(r.warnings) > 0) != tc.warns || r.err != nil {
+			t.Errorf("set %d, RLIMIT_NOFILE %d: got %d, warnings %v, error %v; want %d, warning %v",
+				tc.set, tc.nofile, c.MaxConnections, r.warnings, r.err, tc.want, tc.warns)
 		}
 	}
 }

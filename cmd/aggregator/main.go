@@ -29,6 +29,17 @@ import (
 // shutdownWait bounds how long a stop waits for sessions to send their close frames.
 const shutdownWait = 5 * time.Second
 
+// Timeouts of plain HTTP requests (websockets set their own).
+const (
+	// readHeaderTimeout: a client has this long to send its request's head.
+	readHeaderTimeout = 10 * time.Second
+	// readTimeout: ... and its whole request; ours are GETs without a body.
+	readTimeout = 30 * time.Second
+	// writeTimeout: the longest answer (/metrics, the page) is written well
+	// within it; a client that reads slower is dropped.
+	writeTimeout = 60 * time.Second
+)
+
 const usage = `usage: aggregator [-c application.properties] [-Dkey=value ...] [COMMAND ...]
 
 With no command, serves the aggregator (see README.md and docs/). Configuration comes
@@ -54,10 +65,15 @@ type Main struct {
 	Runner aggregator.Runner
 	Server *server.Server
 	Addr   net.Addr
+	// OpsAddr is the operators' listener's address; nil when it is off.
+	OpsAddr net.Addr
+	// Instance is this run's random id, at the end of every log line.
+	Instance string
 	// Command is a sub-command and its words; empty to serve.
 	Command []string
 
 	http      *http.Server
+	opsHTTP   *http.Server // the operators' listener, when aggregator.ops.port is set
 	closeLog  func()
 	stopWatch func()
 }
@@ -82,13 +98,19 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 // the server accepts connections.
 func (m *Main) Run() error {
 	c := m.Config
-	log, closeLog, err := newLogger(c)
+	m.Instance = newInstanceID()
+	log, logHealth, closeLog, err := newLogger(c, m.Instance)
 	if err != nil {
 		return err
 	}
 	m.Log, m.closeLog = log, closeLog
 	for _, w := range c.Warnings {
 		log.Warn(w)
+	}
+	if c.MaxConnections < c.MaxSessions && c.FileLimit > 0 {
+		log.Warn("fewer connections than sessions: raise LimitNOFILE to serve aggregator.limit.sessions",
+			zap.String("limit", fmt.Sprintf("aggregator.limit.connections=%d", c.MaxConnections)),
+			zap.Int("rlimit_nofile", c.FileLimit), zap.Int("sessions", c.MaxSessions))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -114,10 +136,13 @@ func (m *Main) Run() error {
 		MaxRequestSize:  int64(c.MaxRequestSize),
 		MaxSessionTasks: c.MaxSessionTasks,
 		SendQueue:       c.SendQueue,
+		SendQueueBytes:  c.SendQueueBytes,
 		AllowedOrigins:  c.AllowedOrigins,
 		TrustedProxies:  c.TrustedProxies,
 		Static:          frontend.FS(),
 		Mode:            c.Mode,
+		Pprof:           c.Pprof,
+		HealthChecks:    []func() aggregator.Health{logHealth},
 	}, m.Runner, log, reg)
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.Address, strconv.Itoa(c.Port)))
@@ -126,15 +151,66 @@ func (m *Main) Run() error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.Addr = ln.Addr()
-	m.http = &http.Server{Handler: m.Server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.http = &http.Server{
+		Handler: m.Server.Handler(),
+		// A websocket's deadlines are cleared at the upgrade and then set
+		// by its session, so these bound only plain HTTP: the request
+		// (GETs, no bodies), the answer, and a keep-alive connection idle
+		// between requests.
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
 	go func() {
-		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.http.Serve(m.Server.Listen(ln, "main", c.MaxConnections, "aggregator.limit.connections")); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", zap.Error(err))
 		}
 	}()
-	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.String("mode", c.Mode),
+	if c.OpsPort >= 0 {
+		if err := m.serveOps(); err != nil {
+			m.http.Close()
+			m.Runner.Close()
+			return err
+		}
+	}
+	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.Int("pid", os.Getpid()),
+		zap.String("version", buildVersion()), zap.String("mode", c.Mode),
 		zap.Int("executors", c.Executors), zap.Int("concurrency", c.Concurrency), zap.Duration("script_timeout", c.ScriptTimeout),
-		zap.Duration("session_timeout", c.SessionTimeout))
+		zap.Duration("session_timeout", c.SessionTimeout), zap.Int("max_connections", c.MaxConnections))
+	return nil
+}
+
+// opsConnections caps the operators' listener: a scrape and a few
+// operators, kept apart from the public cap so that they get in when the
+// main port is full.
+const opsConnections = 64
+
+// serveOps starts the operators' listener (aggregator.ops.address and
+// .port): /metrics, /workers, /health, /stats and, when enabled,
+// /debug/pprof/, for whoever can reach that address.
+func (m *Main) serveOps() error {
+	c := m.Config
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.OpsAddress, strconv.Itoa(c.OpsPort)))
+	if err != nil {
+		return fmt.Errorf("listen on aggregator.ops.address:aggregator.ops.port: %w", err)
+	}
+	m.OpsAddr = ln.Addr()
+	m.opsHTTP = &http.Server{
+		Handler:           m.Server.OpsHandler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ErrorLog:          zap.NewStdLog(m.Log.Named("ops")),
+		// No WriteTimeout: a CPU profile or trace writes for as long as asked.
+	}
+	go func() {
+		if err := m.opsHTTP.Serve(m.Server.Listen(ln, "ops", opsConnections, "the operators' listener's cap")); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("ops http server stopped", zap.Error(err))
+		}
+	}()
+	m.Log.Info("ops listening", zap.String("addr", m.OpsAddr.String()), zap.Bool("pprof", c.Pprof))
 	return nil
 }
 
@@ -168,6 +244,9 @@ func (m *Main) Close() error {
 	defer cancel()
 	if m.http != nil {
 		go m.http.Shutdown(ctx) // stops accepting; hijacked sockets are the sessions'
+	}
+	if m.opsHTTP != nil {
+		go m.opsHTTP.Shutdown(ctx)
 	}
 	if m.Server != nil {
 		m.Server.Shutdown(ctx)

@@ -17,16 +17,21 @@ import (
 
 func init() { commands["workers"] = runWorkers }
 
-// runWorkers asks the running server (server.address:server.port, or -url)
-// for its PHP processes and prints them as a table.
+// runWorkers asks the running server (aggregator.ops.address:port when
+// that listener is on, else server.address:server.port, or -url) for its
+// PHP processes and prints them as a table. On the main port /workers
+// answers local clients only, which this command is.
 func runWorkers(c *Config, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("workers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	host := c.Address
+	host, port := c.Address, c.Port
+	if c.OpsPort > 0 {
+		host, port = c.OpsAddress, c.OpsPort
+	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	url := fs.String("url", "http://"+net.JoinHostPort(host, strconv.Itoa(c.Port)), "the server's base URL")
+	url := fs.String("url", "http://"+net.JoinHostPort(host, strconv.Itoa(port)), "the server's base URL")
 	asJSON := fs.Bool("json", false, "print the server's JSON as it is")
 	if err := fs.Parse(args); err != nil {
 		return 2
