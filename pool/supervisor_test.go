@@ -385,30 +385,44 @@ func TestSupervisorReset(t *testing.T) {
 	}
 }
 
+// TestSupervisorStrayOutput: what a handler echoes and writes to stderr
+// lands in the log tagged with its job's session and task, every time
+// (stray stdout travels with the result; stderr written before the result
+// is read before the job ends), and in its Result as data.
 func TestSupervisorStrayOutput(t *testing.T) {
 	t.Parallel()
 	log, logs := observedLog()
 	cfg := workerConfig(t, "stray.php")
 	cfg.Log = log
 	s := startSupervisor(t, cfg)
-	in := `{"session":"s1","x":"y"}`
-	res, err := s.Run(context.Background(), &Job{Kind: Items, Input: []byte(in), Session: "s1", Task: 7, Class: "cls"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(res.Output) != in {
-		t.Errorf("answer %q, want %q", res.Output, in)
+	const jobs = 60
+	for i := 1; i <= jobs; i++ {
+		in := fmt.Sprintf(`{"i":%d}`, i)
+		res, err := s.Run(context.Background(), &Job{Kind: Items, Input: []byte(in), Session: "s1", Task: int64(i), Class: "cls"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(res.Output) != in {
+			t.Errorf("answer %q, want %q", res.Output, in)
+		}
+		if !slices.Contains(res.Stderr, "stdout: stray output") || !slices.Contains(res.Stderr, "stray error") {
+			t.Errorf("job %d: Result.Stderr %q lacks its output", i, res.Stderr)
+		}
 	}
 	for msg, line := range map[string]string{"php stdout": "stray output", "php stderr": "stray error"} {
-		eventually(t, 5*time.Second, "no log line "+msg+" "+line, func() bool {
-			for _, e := range logs.FilterMessage(msg).All() {
-				m := e.ContextMap()
-				if m["line"] == line && m["pid"] == int64(res.PID) {
-					return true
-				}
+		entries := logs.FilterMessage(msg).FilterField(zap.String("line", line)).All()
+		tasks := map[int64]bool{}
+		for _, e := range entries {
+			m := e.ContextMap()
+			if m["session"] != "s1" || m["pid"] == nil {
+				t.Errorf("%s line without its job's tags: %v", msg, m)
 			}
-			return false
-		})
+			task, _ := m["task"].(int64)
+			tasks[task] = true
+		}
+		if len(entries) != jobs || len(tasks) != jobs {
+			t.Errorf("%d %s lines for %d tasks, want one for each of %d jobs", len(entries), msg, len(tasks), jobs)
+		}
 	}
 }
 
