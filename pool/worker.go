@@ -471,12 +471,8 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 			res.Exception, err = handlerFailed(log, c.job, f)
 		}
 	}
-	switch {
-	case c.over:
-		log.Debug("a cancelled job left PHP", zap.Duration("after", time.Since(c.start)))
-	default:
-		c.answer <- answer{res: res, err: err}
-	}
+	// The worker closes to new jobs before the answer goes out: the caller's
+	// next job must not land on a worker that has had its max-jobs.
 	switch {
 	case fatal: // PHP is on its way out
 		w.kill(ReasonFatal)
@@ -484,6 +480,12 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 		w.askRecycle(ReasonMaxJobs)
 	case w.env.maxMemory > 0 && memory > w.env.maxMemory:
 		w.askRecycle(ReasonMaxMemory)
+	}
+	switch {
+	case c.over:
+		log.Debug("a cancelled job left PHP", zap.Duration("after", time.Since(c.start)))
+	default:
+		c.answer <- answer{res: res, err: err}
 	}
 	if stop {
 		w.sendStop()
