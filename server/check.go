@@ -31,8 +31,8 @@ func SuppliersInput(request []byte, requestFields []string) ([]byte, aggregator.
 // a session does (the element, re-encoded), and returns its class and info
 // field (echoed to the browser as _info).
 func ItemsInput(elem []byte, infoField string) (input []byte, class string, info json.RawMessage, err error) {
-	fields, err := objectFields(elem)
-	if err != nil || !json.Valid(elem) {
+	fields, err := parseObject(elem)
+	if err != nil {
 		return nil, "", nil, fmt.Errorf("a supplier element must be a JSON object")
 	}
 	input, class, info = itemsTask(fields, infoField)

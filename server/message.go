@@ -3,8 +3,8 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/theaspect/aggregator"
@@ -34,104 +34,137 @@ type head struct {
 	Info    json.RawMessage `json:"_info,omitempty"`
 }
 
+// encode writes the head as json.Marshal wrote the struct: fields in
+// order, empty ones left out, _params and _info compacted with <, > and &
+// escaped.
 func (h head) encode() []byte {
-	b, err := json.Marshal(h)
-	if err != nil { // only a bad RawMessage could do this; they are validated
-		panic(fmt.Sprintf("encode message head: %v", err))
-	}
-	return b
+	return h.appendTo(make([]byte, 0, 80+len(h.Session)+len(h.Message)+len(h.Params)+len(h.Info)))
 }
 
-// field is one key and raw value of a JSON object, in input order.
-type field struct {
-	Key   string
-	Value json.RawMessage
+func (h head) appendTo(b []byte) []byte {
+	b = append(b, `{"_session":`...)
+	b = appendString(b, h.Session)
+	b = append(b, `,"_task":`...)
+	b = appendString(b, h.Task)
+	if h.ID != 0 {
+		b = append(b, `,"_id":`...)
+		b = strconv.AppendInt(b, h.ID, 10)
+	}
+	b = append(b, `,"_status":`...)
+	b = appendString(b, h.Status)
+	if h.Error != "" {
+		b = append(b, `,"_error":`...)
+		b = appendString(b, string(h.Error))
+	}
+	if h.Message != "" {
+		b = append(b, `,"_message":`...)
+		b = appendString(b, h.Message)
+	}
+	if len(h.Params) > 0 {
+		b = append(b, `,"_params":`...)
+		b = appendRaw(b, h.Params)
+	}
+	if len(h.Info) > 0 {
+		b = append(b, `,"_info":`...)
+		b = appendRaw(b, h.Info)
+	}
+	return append(b, '}')
 }
 
-// objectFields splits a JSON object into its fields, keeping their order
-// (a map would sort them).
-func objectFields(obj []byte) ([]field, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errNotObject
-	}
-	var fields []field
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		fields = append(fields, field{key, v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	return fields, nil
+// keyField makes a field of a key and a raw value of our own.
+func keyField(key string, value []byte) field {
+	q := appendString(nil, key)
+	return field{raw: q, quoted: q, escaped: string(q[1:len(q)-1]) != key, Value: value}
 }
 
-var errNotObject = errors.New("not a JSON object")
-
-// ourKeys are the fields the service writes; an item's own field of the same
-// name is dropped so ours win (SPEC §4).
-var ourKeys = map[string]bool{"_session": true, "_task": true, "_id": true, "_status": true,
-	"_error": true, "_params": true, "_info": true}
+// isOurs says the field's key is one the service writes in a SENDING
+// message: the item's own field of that name is dropped so ours win (SPEC §4).
+func isOurs(f *field) bool {
+	k := f.raw[1 : len(f.raw)-1]
+	if f.escaped {
+		k = []byte(f.name())
+	}
+	switch string(k) {
+	case "_session", "_task", "_id", "_status", "_error", "_params", "_info":
+		return true
+	}
+	return false
+}
 
 // itemMessage is a SENDING message: the item's own fields, then ours
 // (headTail: the encoded head without its '{').
 func itemMessage(item []field, headTail []byte) []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	if writeFields(&b, item, ourKeys) > 0 {
-		b.WriteByte(',')
+	return appendItemMessage(make([]byte, 0, itemMessageSize(item, headTail)), item, headTail)
+}
+
+// itemMessageSize is at least the length of an item's message.
+func itemMessageSize(item []field, headTail []byte) int {
+	n := 2 + len(headTail)
+	for i := range item {
+		n += len(item[i].quoted) + len(item[i].Value) + 2
 	}
-	b.Write(headTail)
-	return b.Bytes()
+	return n
+}
+
+func appendItemMessage(b []byte, item []field, headTail []byte) []byte {
+	b = append(b, '{')
+	n := len(b)
+	b = appendFields(b, item, true)
+	if len(b) > n {
+		b = append(b, ',')
+	}
+	return append(b, headTail...)
 }
 
 // itemsTask is what an items task is made of from one supplier element: its
 // input (the element, re-encoded), class (for logs) and info field (_info).
 func itemsTask(elem []field, infoField string) (input []byte, class string, info json.RawMessage) {
-	_ = json.Unmarshal(lookup(elem, "class"), &class)
-	return encodeFields(elem), class, lookup(elem, infoField)
+	return encodeFields(elem), stringValue(lookup(elem, "class")), lookup(elem, infoField)
+}
+
+// stringValue is a JSON string value decoded; "" for any other value.
+func stringValue(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner)
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
 }
 
 // encodeFields writes fields as a JSON object.
 func encodeFields(fields []field) json.RawMessage {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	writeFields(&b, fields, nil)
-	b.WriteByte('}')
-	return b.Bytes()
+	n := 2
+	for i := range fields {
+		n += len(fields[i].quoted) + len(fields[i].Value) + 2
+	}
+	b := append(make([]byte, 0, n), '{')
+	b = appendFields(b, fields, false)
+	return append(b, '}')
 }
 
-// writeFields writes fields as comma-separated "key":value pairs, leaving
-// out the keys in skip; it returns how many it wrote.
-func writeFields(b *bytes.Buffer, fields []field, skip map[string]bool) int {
-	n := 0
-	for _, f := range fields {
-		if skip[f.Key] {
+// appendFields writes fields as comma-separated "key":value pairs, leaving
+// out ours (isOurs) when skipOurs.
+func appendFields(b []byte, fields []field, skipOurs bool) []byte {
+	first := true
+	for i := range fields {
+		f := &fields[i]
+		if skipOurs && isOurs(f) {
 			continue
 		}
-		if n > 0 {
-			b.WriteByte(',')
+		if !first {
+			b = append(b, ',')
 		}
-		k, _ := json.Marshal(f.Key)
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(f.Value)
-		n++
+		first = false
+		b = append(b, f.quoted...)
+		b = append(b, ':')
+		b = append(b, f.Value...)
 	}
-	return n
+	return b
 }
 
 // validUTF8 replaces invalid UTF-8 so a message can go out as a text frame
@@ -159,72 +192,49 @@ func checkOutput(kind aggregator.Kind, out []byte, itemsField, suppliersField st
 	return parseOutput(out, itemsField, suppliersField, aggregator.EItemsJSON, aggregator.EItemsResponse)
 }
 
+var null = []byte("null")
+
 // parseOutput checks a script's answer: a JSON object (else jsonCode) with
 // an array of objects under listKey (else respCode), and, for items, an
-// optional array of nested suppliers under suppliersKey.
+// optional array of nested suppliers under suppliersKey. One pass checks
+// the whole answer and splits those arrays; when a key comes twice, the
+// last one counts.
 func parseOutput(out []byte, listKey, suppliersKey string, jsonCode, respCode aggregator.Code) (output, aggregator.Code, error) {
 	var res output
 	out = validUTF8(bytes.TrimSpace(out))
-	fields, err := objectFields(out)
-	if err != nil || !json.Valid(out) {
-		if err == nil {
-			err = errors.New("invalid JSON")
-		}
+	list, nested := wanted{key: listKey}, wanted{key: suppliersKey}
+	want := []*wanted{&list, &nested}
+	if listKey == suppliersKey {
+		want = want[:1]
+	}
+	if _, err := parseTop(out, want); err != nil {
 		return res, jsonCode, fmt.Errorf("output is not a JSON object: %v", err)
 	}
-	var list, nested json.RawMessage
-	for _, f := range fields {
-		switch f.Key {
-		case listKey:
-			list = f.Value
-		case suppliersKey:
-			nested = f.Value
-		}
-	}
-	if list == nil {
+	if !list.found {
 		return res, respCode, fmt.Errorf("output has no %q field", listKey)
 	}
-	objs, err := arrayOfObjects(list)
-	if err != nil {
-		return res, respCode, fmt.Errorf("field %q: %v", listKey, err)
+	if list.bad != nil {
+		return res, respCode, fmt.Errorf("field %q: %v", listKey, list.bad)
 	}
 	if listKey == suppliersKey {
-		res.Suppliers = objs
+		res.Suppliers = list.elems
 		return res, "", nil
 	}
-	res.Items = objs
-	if nested != nil && !bytes.Equal(nested, []byte("null")) {
-		sup, err := arrayOfObjects(nested)
-		if err != nil {
-			return res, respCode, fmt.Errorf("field %q: %v", suppliersKey, err)
+	res.Items = list.elems
+	if nested.found && !bytes.Equal(nested.value, null) {
+		if nested.bad != nil {
+			return res, respCode, fmt.Errorf("field %q: %v", suppliersKey, nested.bad)
 		}
-		res.Suppliers = sup
+		res.Suppliers = nested.elems
 	}
 	return res, "", nil
 }
 
-// arrayOfObjects splits a JSON array of objects.
-func arrayOfObjects(raw json.RawMessage) ([][]field, error) {
-	var elems []json.RawMessage
-	if err := json.Unmarshal(raw, &elems); err != nil || elems == nil {
-		return nil, errors.New("expected an array of objects")
-	}
-	out := make([][]field, 0, len(elems))
-	for i, e := range elems {
-		f, err := objectFields(e)
-		if err != nil {
-			return nil, fmt.Errorf("element %d is not an object", i)
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
-// lookup returns the value of key in fields, or nil.
+// lookup returns the value of key in fields (its first occurrence), or nil.
 func lookup(fields []field, key string) json.RawMessage {
-	for _, f := range fields {
-		if f.Key == key {
-			return f.Value
+	for i := range fields {
+		if fields[i].is(key) {
+			return fields[i].Value
 		}
 	}
 	return nil

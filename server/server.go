@@ -182,7 +182,7 @@ func pick(fields []field, keys []string) json.RawMessage {
 	var out []field
 	for _, k := range keys {
 		if v := lookup(fields, k); v != nil {
-			out = append(out, field{k, v})
+			out = append(out, keyField(k, v))
 		}
 	}
 	if out == nil {

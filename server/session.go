@@ -200,8 +200,8 @@ type request struct {
 // scripts of the first implementation read them there.
 func parseRequest(data []byte, required, faulty []string) (request, aggregator.Code, []string) {
 	var r request
-	fields, err := objectFields(data)
-	if err != nil || !json.Valid(data) {
+	fields, err := parseObject(data)
+	if err != nil {
 		return r, aggregator.ERequestJSON, nil
 	}
 	r.params = pick(fields, faulty)
@@ -213,12 +213,12 @@ func parseRequest(data []byte, required, faulty []string) (request, aggregator.C
 			missing = append(missing, k)
 			continue
 		}
-		allowed = append(allowed, field{k, v})
+		allowed = append(allowed, keyField(k, v))
 	}
 	if len(missing) > 0 {
 		return r, aggregator.EIllegalRequest, missing
 	}
-	r.input = encodeFields(append(allowed, field{"params", encodeFields(allowed)}))
+	r.input = encodeFields(append(allowed, keyField("params", encodeFields(allowed))))
 	return r, "", nil
 }
 
