@@ -142,7 +142,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	conn, err := s.upgrade(w, r)
 	if err != nil {
 		s.alive.Add(-1)
 		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", remote))
