@@ -23,10 +23,12 @@ func newLogger(c *Config) (*zap.Logger, func(), error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	enc.EncodeLevel = zapcore.CapitalLevelEncoder
-	cores := []zapcore.Core{zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(rot), level)}
+	// One core writing to both: each line is encoded once, and a logger
+	// With fields (one per session) clones one core, not two.
+	out := zapcore.AddSync(rot)
 	if c.LogConsole {
-		cores = append(cores, zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), level))
+		out = zapcore.NewMultiWriteSyncer(out, zapcore.Lock(os.Stderr))
 	}
-	log := zap.New(zapcore.NewTee(cores...))
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), out, level))
 	return log, func() { _ = log.Sync(); _ = rot.Close() }, nil
 }
