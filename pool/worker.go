@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,8 @@ const (
 	maxJobLines = 200
 	// maxStrayOutput is what worker.php keeps of a job's echo (Worker::MAX_JOB_OUTPUT).
 	maxStrayOutput = 65536
+	// readBuffer buffers what a worker sends.
+	readBuffer = 8 << 10
 )
 
 // workerEnv is what the workers of one supervisor share.
@@ -352,12 +355,14 @@ func (w *worker) send(f *frame.Frame) error {
 func (w *worker) readLoop() {
 	var victim uint32 // a job whose answer broke the stream
 	var cause error
+	// Buffered: a frame (header, options, payload) usually comes in one read(2).
+	in := bufio.NewReaderSize(w.fromPHP, readBuffer)
 	for {
 		limit := w.env.outputLimit
 		if limit > 0 {
 			limit += maxStrayOutput
 		}
-		f, err := readFrame(w.fromPHP, limit)
+		f, err := readFrame(in, limit)
 		if err != nil {
 			cause = err
 			if errors.Is(err, errFrameTooLarge) {
@@ -452,10 +457,14 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 	c.slowEnd()
 
 	out, stray := payload[:len(payload)-int(o[3])], payload[len(payload)-int(o[3]):]
-	log := w.logger().With(jobFields(c.job)...)
-	for _, l := range lines(stray) {
-		log.Warn("php stdout", zap.String("line", l))
-		stderr = append(stderr, "stdout: "+l)
+	// The job's logger is made only for a line that is written.
+	log := func() *zap.Logger { return w.logger().With(jobFields(c.job)...) }
+	if len(stray) > 0 {
+		l := log()
+		for _, line := range lines(stray) {
+			l.Warn("php stdout", zap.String("line", line))
+			stderr = append(stderr, "stdout: "+line)
+		}
 	}
 	res := aggregator.Result{Output: out, PID: w.pid, Duration: time.Since(c.start), Stderr: stderr}
 	var err error
@@ -468,7 +477,7 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 		fatal = f.Fatal
 		res.Output = nil
 		if f.Class != "Aggregator\\Cancelled" || !c.over {
-			res.Exception, err = handlerFailed(log, c.job, f)
+			res.Exception, err = handlerFailed(log(), c.job, f)
 		}
 	}
 	// The worker closes to new jobs before the answer goes out: the caller's
@@ -483,7 +492,9 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 	}
 	switch {
 	case c.over:
-		log.Debug("a cancelled job left PHP", zap.Duration("after", time.Since(c.start)))
+		if ce := w.logger().Check(zap.DebugLevel, "a cancelled job left PHP"); ce != nil {
+			ce.Write(jobFields(c.job, zap.Duration("after", time.Since(c.start)))...)
+		}
 	default:
 		c.answer <- answer{res: res, err: err}
 	}
