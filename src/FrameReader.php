@@ -40,10 +40,15 @@ final class FrameReader
         if ($header === null) {
             return null;
         }
-        $fields = Frame::parseHeader($header);
-        $options = Frame::parseOptions($this->readExactly($fields['options'] * 4, 'frame options'));
-        $payload = $this->readExactly($fields['length'], 'frame payload');
-        return new Frame($fields['flags'], $payload, $options);
+        // Frame::parseHeader()'s checks, inline (this runs for every job):
+        // a header that fails any goes to it for the exception.
+        $h = unpack('Cfirst/Cflags/Vlength/Vcrc', $header);
+        $words = ($h['first'] & 0x0F) - 3;
+        if ($h['crc'] !== crc32(substr($header, 0, 6)) || ($h['first'] >> 4) !== Frame::VERSION || $words < 0) {
+            Frame::parseHeader($header);
+        }
+        $options = $words === 0 ? [] : array_values(unpack('V*', $this->readExactly($words * 4, 'frame options')));
+        return new Frame($h['flags'], $this->readExactly($h['length'], 'frame payload'), $options);
     }
 
     /**
@@ -76,8 +81,19 @@ final class FrameReader
      */
     private function readExactly(int $length, string $what, bool $eofAllowed = false): ?string
     {
-        $parts = [];
-        $got = 0;
+        if ($length === 0) {
+            return '';
+        }
+        // Usually one fread() from the stream's buffer has it all.
+        $first = fread($this->stream, min($length, self::CHUNK));
+        if ($first === false) {
+            throw new FrameException("read error while reading the $what (0 of $length bytes read)");
+        }
+        if (strlen($first) === $length) {
+            return $first;
+        }
+        $parts = $first === '' ? [] : [$first];
+        $got = strlen($first);
         while ($got < $length) {
             $part = fread($this->stream, min($length - $got, self::CHUNK));
             if ($part === false) {

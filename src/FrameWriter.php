@@ -27,6 +27,9 @@ final class FrameWriter
         $this->stream = $stream;
     }
 
+    /** Payloads up to this size go out in one write with their header. */
+    private const JOIN = 1 << 16;
+
     /**
      * Write one frame and flush it.
      *
@@ -34,9 +37,28 @@ final class FrameWriter
      */
     public function write(Frame $frame): void
     {
-        // Header and payload go out separately so a large payload is never copied.
-        $this->writeAll($frame->encodeHeader());
-        $this->writeAll($frame->payload);
+        $this->send($frame->flags, $frame->payload, $frame->options);
+    }
+
+    /**
+     * Write a frame of these fields (valid: flags 0-255, at most 12 uint32
+     * options) without making a Frame: the worker's result frames.
+     *
+     * @param int[] $options
+     * @throws FrameException when the stream is closed or broken
+     * @internal
+     */
+    public function send(int $flags, string $payload, array $options): void
+    {
+        $header = Frame::header($flags, strlen($payload), $options);
+        if (strlen($payload) <= self::JOIN) {
+            // One write(2): the aggregator wakes once per frame, not twice.
+            $this->writeAll($header . $payload);
+        } else {
+            // A large payload is not copied; it goes out after its header.
+            $this->writeAll($header);
+            $this->writeAll($payload);
+        }
         fflush($this->stream);
     }
 
@@ -45,9 +67,9 @@ final class FrameWriter
     {
         $length = strlen($bytes);
         $written = 0;
+        error_clear_last();
         while ($written < $length) {
             $chunk = $written === 0 && $length <= self::CHUNK ? $bytes : substr($bytes, $written, self::CHUNK);
-            error_clear_last();
             $count = @fwrite($this->stream, $chunk);
             if ($count === false || $count === 0) {
                 $reason = error_get_last()['message'] ?? 'unknown error';

@@ -131,7 +131,7 @@ final class Worker
                 'file' => '', 'line' => 0, 'trace' => '', 'fatal' => true];
         }
         try {
-            $this->writer->write(self::resultFrame($job->id, Frame::CODEC_JSON | Frame::ERROR, self::errorPayload($failure), ''));
+            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, self::errorPayload($failure), '');
         } catch (\Throwable) {
             // The aggregator will see the process die instead.
         }
@@ -300,7 +300,7 @@ final class Worker
         unset($this->jobs[$job->id]);
         $this->idle[] = $job->fiber;
         $job->fiber = null;
-        $this->writer->write(self::resultFrame($job->id, $done->flags, $done->payload, $job->output));
+        $this->sendResult($job->id, $done->flags, $done->payload, $job->output);
         $this->reset();
     }
 
@@ -391,12 +391,12 @@ final class Worker
     }
 
     /**
-     * A result frame: options [JOB, id, memory, bytes of stray output];
+     * Send a result frame: options [JOB, id, memory, bytes of stray output];
      * the payload is the answer (or ERROR JSON) followed by that output.
      */
-    private static function resultFrame(int $id, int $flags, string $payload, string $output): Frame
+    private function sendResult(int $id, int $flags, string $payload, string $output): void
     {
-        return new Frame($flags, $payload . $output, [self::JOB, $id, self::memory(), strlen($output)]);
+        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [self::JOB, $id, self::memory(), strlen($output)]);
     }
 
     /** @param array<string, mixed> $failure */
