@@ -103,7 +103,13 @@ func writeLoop(c *websocket.Conn, out *outbox, readerDone <-chan struct{}) {
 			}
 			_ = c.SetWriteDeadline(time.Now().Add(writeWait))
 			for _, m := range msgs {
-				if err := c.WriteMessage(websocket.TextMessage, m); err != nil {
+				var err error
+				if held != nil {
+					err = held.writeText(m)
+				} else {
+					err = c.WriteMessage(websocket.TextMessage, m)
+				}
+				if err != nil {
 					out.kill()
 					return
 				}

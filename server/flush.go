@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"sync"
@@ -79,6 +80,50 @@ func (c *flushConn) Write(p []byte) (int, error) {
 	}
 	*c.buf = append(*c.buf, p...)
 	return len(p), nil
+}
+
+// writeText queues one text message as a websocket frame, as gorilla's
+// WriteMessage writes it on a server connection without compression (FIN,
+// opcode 1, unmasked, the shortest length encoding), without going through
+// gorilla's message writer: no pooled buffer taken and returned per
+// message, no copy into it. The connection must be held; a frame is never
+// split by another writer (Write takes the same lock).
+func (c *flushConn) writeText(msg []byte) error {
+	var head [10]byte
+	n := len(msg)
+	h := head[:2]
+	head[0] = 0x81 // FIN, text
+	switch {
+	case n <= 125:
+		head[1] = byte(n)
+	case n <= 0xFFFF:
+		head[1] = 126
+		h = binary.BigEndian.AppendUint16(head[:2], uint16(n))
+	default:
+		head[1] = 127
+		h = binary.BigEndian.AppendUint64(head[:2], uint64(n))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if len(*c.buf)+len(h)+n > flushChunk {
+		if err := c.writeKept(); err != nil {
+			return err
+		}
+		if len(h)+n >= flushChunk {
+			*c.buf = append(*c.buf, h...)
+			if err := c.writeKept(); err != nil {
+				return err
+			}
+			_, err := c.write(msg)
+			return err
+		}
+	}
+	*c.buf = append(*c.buf, h...)
+	*c.buf = append(*c.buf, msg...)
+	return nil
 }
 
 // SetWriteDeadline: gorilla sets one before each frame; while the
