@@ -300,8 +300,7 @@ func (w *worker) begin(ctx context.Context, job *aggregator.Job) (c *call, reads
 	if w.lastID == 0 {
 		w.lastID = 1
 	}
-	c = &call{id: w.lastID, job: job, ctx: ctx, start: time.Now(), answer: make(chan answer, 1),
-		fetches: map[uint32]*fetchCall{}}
+	c = &call{id: w.lastID, job: job, ctx: ctx, start: time.Now(), answer: make(chan answer, 1)}
 	c.slowEnd = w.bt.slowlog(w.proc, w.env.slowlog, job, c.id, c.start)
 	w.calls[c.id] = c
 	if !reads {
@@ -759,6 +758,9 @@ func (w *worker) fetchCall(o []uint32, payload []byte) error {
 	if c == nil || c.over {
 		w.mu.Unlock()
 		return nil // the job is being cancelled
+	}
+	if c.fetches == nil { // most jobs make no call: the map is made for the first
+		c.fetches = map[uint32]*fetchCall{}
 	}
 	c.fetches[fc.id] = fc
 	w.mu.Unlock()
