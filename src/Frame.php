@@ -53,6 +53,25 @@ final class Frame
         }
     }
 
+    /** @var \ReflectionClass<self>|null for trusted() */
+    private static ?\ReflectionClass $class = null;
+
+    /**
+     * A frame of fields already known to be valid (FrameReader: read off
+     * the wire), without the constructor's checks: a worker reads one per job.
+     *
+     * @param int[] $options
+     * @internal
+     */
+    public static function trusted(int $flags, string $payload, array $options): self
+    {
+        $frame = (self::$class ??= new \ReflectionClass(self::class))->newInstanceWithoutConstructor();
+        $frame->flags = $flags;
+        $frame->payload = $payload;
+        $frame->options = $options;
+        return $frame;
+    }
+
     /** Whether every bit of $flag is set. */
     public function has(int $flag): bool
     {

@@ -31,7 +31,8 @@ final class FrameWriter
     private const JOIN = 1 << 16;
 
     /**
-     * Write one frame and flush it.
+     * Write one frame. PHP streams do not buffer writes: it is on its way
+     * (in the pipe) when this returns.
      *
      * @throws FrameException when the stream is closed or broken
      */
@@ -53,23 +54,30 @@ final class FrameWriter
         $header = Frame::header($flags, strlen($payload), $options);
         if (strlen($payload) <= self::JOIN) {
             // One write(2): the aggregator wakes once per frame, not twice.
-            $this->writeAll($header . $payload);
+            $bytes = $header . $payload;
+            error_clear_last();
+            $count = @fwrite($this->stream, $bytes);
+            if ($count !== strlen($bytes)) {
+                $this->writeAll($bytes, $count === false ? 0 : $count);
+            }
         } else {
             // A large payload is not copied; it goes out after its header.
             $this->writeAll($header);
             $this->writeAll($payload);
         }
-        fflush($this->stream);
     }
 
-    /** @throws FrameException */
-    private function writeAll(string $bytes): void
+    /**
+     * Write $bytes from offset $written on.
+     *
+     * @throws FrameException
+     */
+    private function writeAll(string $bytes, int $written = 0): void
     {
         $length = strlen($bytes);
-        $written = 0;
-        error_clear_last();
         while ($written < $length) {
             $chunk = $written === 0 && $length <= self::CHUNK ? $bytes : substr($bytes, $written, self::CHUNK);
+            error_clear_last();
             $count = @fwrite($this->stream, $chunk);
             if ($count === false || $count === 0) {
                 $reason = error_get_last()['message'] ?? 'unknown error';

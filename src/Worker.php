@@ -244,7 +244,11 @@ final class Worker
             } finally {
                 $this->current = null;
             }
-            $this->collectOutput($job);
+            // What the job echoed, if anything (one call when nothing was).
+            $buffered = ob_get_length();
+            if ($buffered === false || $buffered > 0) {
+                $this->collectOutput($job);
+            }
             if ($signal instanceof JobDone) {
                 $this->finish($job, $signal);
                 return;
@@ -276,8 +280,17 @@ final class Worker
     private function execute(Job $job): JobDone
     {
         try {
-            $handler = $this->handlers->forKind($job->kind);
-            return new JobDone(Frame::CODEC_RAW, self::encodeAnswer($handler(self::decodeInput($job->input))));
+            $handler = match ($job->kind) {
+                Handlers::KIND_SUPPLIERS => $this->handlers->suppliers,
+                Handlers::KIND_ITEMS => $this->handlers->items,
+                default => $this->handlers->forKind($job->kind), // throws
+            };
+            $input = json_decode($job->input, true, 512, JSON_THROW_ON_ERROR);
+            if (!is_array($input)) {
+                self::decodeInput($job->input); // throws what it says
+            }
+            $answer = $handler($input);
+            return new JobDone(Frame::CODEC_RAW, is_string($answer) ? $answer : self::encodeAnswer($answer));
         } catch (\Throwable $e) {
             return new JobDone(Frame::CODEC_JSON | Frame::ERROR, self::errorPayload(Report::describe($e)));
         }
@@ -301,7 +314,9 @@ final class Worker
         $this->idle[] = $job->fiber;
         $job->fiber = null;
         $this->sendResult($job->id, $done->flags, $done->payload, $job->output);
-        $this->reset();
+        if ($this->handlers->reset !== null) {
+            $this->reset();
+        }
     }
 
     /** Keep what the job echoed (up to MAX_JOB_OUTPUT) for its result frame. */
@@ -396,7 +411,8 @@ final class Worker
      */
     private function sendResult(int $id, int $flags, string $payload, string $output): void
     {
-        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [self::JOB, $id, self::memory(), strlen($output)]);
+        $memory = min(memory_get_usage(true), Frame::MAX_UINT32); // self::memory(), inline: once per job
+        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [self::JOB, $id, $memory, strlen($output)]);
     }
 
     /** @param array<string, mixed> $failure */
