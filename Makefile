@@ -1,7 +1,7 @@
 # make run   - install what is missing, build, serve the demo on 127.0.0.1:8000
 # make test  - install what is missing, run every test (Go, PHP, integration)
 # make build - bin/aggregator
-# make bench - benchmarks (see README)
+# make bench - benchmarks (see README; ONLY=ceiling,php,... for some)
 
 GO       ?= go
 BIN      := bin/aggregator
@@ -39,11 +39,12 @@ deploy-test:
 test: test-deps vet php-test deploy-test
 	$(GO) test -count=1 -timeout 14m ./...
 
-# bench: the pool against a raw goridge relay and exec mode (Go benchmarks),
-# then whole sessions through the real binary (cmd/aggbench). Results: README.
+# bench: cmd/aggbench, every part (~8 minutes): the replay ceiling, the PHP
+# side (the pool's Go benchmarks, bench/rrpeer), suppliers with real latency,
+# 10,000 calls in flight, throughput, the fair queue, memory. Results: README.
+# ONLY=ceiling,php picks parts.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./pool/
-	$(GO) run ./cmd/aggbench
+	$(GO) run ./cmd/aggbench $(if $(ONLY),-only $(ONLY))
 
 # dist: a release tarball for `deploy/aggregatorctl deploy`.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-var phpRounds = 3 // each benchmark runs this many times, interleaved with the others
+var phpRounds = 5 // each benchmark runs this many times, interleaved with the others
 
 // benchResult is one Go benchmark run.
 type benchResult struct {
