@@ -70,6 +70,7 @@ type worker struct {
 	in      *bufio.Reader // buffered: a frame usually comes in one read(2)
 	wake    chan struct{} // readLoop's turn to read (reader set to readerLoop)
 	wmu     sync.Mutex    // one frame at a time on toPHP
+	wbuf    []byte        // a job frame being written, under wmu
 	open    atomic.Bool   // takes new jobs
 	gone    chan struct{} // closed once the process exited and every job in flight has its answer
 	recycle chan struct{} // closed when the worker asks its slot to replace it
@@ -258,7 +259,7 @@ func (w *worker) exec(ctx context.Context, job *aggregator.Job) (aggregator.Resu
 		w.freed(w)
 		return aggregator.Result{}, errCancelled(), true
 	}
-	if err := w.send(newFrame(flagRaw, job.Input, typeJob, c.id, uint32(job.Kind))); err != nil {
+	if err := w.sendJob(c.id, job); err != nil {
 		if reads {
 			w.releaseReader()
 		}
@@ -315,8 +316,9 @@ func (w *worker) begin(ctx context.Context, job *aggregator.Job) (c *call, reads
 func (w *worker) readOwn(ctx context.Context, c *call) (answer, bool) {
 	stop := context.AfterFunc(ctx, func() { _ = w.fromPHP.SetReadDeadline(aLongTimeAgo) })
 	defer func() {
-		stop()
-		_ = w.fromPHP.SetReadDeadline(time.Time{})
+		if !stop() { // it ran (or runs): its deadline must not stay
+			_ = w.fromPHP.SetReadDeadline(time.Time{})
+		}
 		w.releaseReader()
 	}()
 	for {
@@ -509,6 +511,20 @@ func (w *worker) othersWaitLocked(c *call) bool {
 		}
 	}
 	return true
+}
+
+// sendJob writes a job frame [typeJob, id, kind] to the worker: the bytes
+// newFrame gives, encoded into a buffer the worker keeps (most jobs are
+// small), with no frame built.
+func (w *worker) sendJob(id uint32, job *aggregator.Job) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	b := appendFrame(w.wbuf[:0], flagRaw, job.Input, typeJob, id, uint32(job.Kind))
+	_, err := w.toPHP.Write(b)
+	if cap(b) <= 64<<10 {
+		w.wbuf = b
+	}
+	return err
 }
 
 // send writes one frame to the worker.
