@@ -6,9 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/roadrunner-server/goridge/v3/pkg/frame"
 	"github.com/roadrunner-server/goridge/v3/pkg/pipe"
@@ -18,12 +22,15 @@ import (
 var benchInput = []byte(`{"code":"normal","brand":"x","apikey":"1","analog":1}`)
 
 // spread runs b.N jobs on n goroutines, each calling job until the jobs
-// are used up, and reports jobs/s.
-func spread(b *testing.B, n int, job func(g int) error) {
+// are used up, and reports jobs/s and the CPU time per job of this process
+// (the Go side) and of the PHP processes pids lists: on a shared machine
+// the time a job takes varies with the neighbours, its CPU much less.
+func spread(b *testing.B, n int, pids func() []int, job func(g int) error) {
 	b.Helper()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
+	goCPU, phpCPU := selfCPU(), procsCPU(pids())
 	b.ResetTimer()
 	for g := 0; g < n; g++ {
 		wg.Add(1)
@@ -39,21 +46,63 @@ func spread(b *testing.B, n int, job func(g int) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	goCPU, phpCPU = selfCPU()-goCPU, procsCPU(pids())-phpCPU
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	b.ReportMetric(goCPU.Seconds()*1e6/float64(b.N), "go-µs/job")
+	b.ReportMetric(phpCPU.Seconds()*1e6/float64(b.N), "php-µs/job")
 }
 
-// rawWorker is a `php worker.php echo.php` process driven straight through a
-// goridge pipe relay, with none of the supervisor's logic.
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procsCPU is the CPU time (utime+stime of /proc/PID/stat) the processes used.
+func procsCPU(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100
+}
+
+// workerPIDs lists a supervisor's PHP processes.
+func workerPIDs(s *Supervisor) func() []int {
+	return func() []int {
+		var pids []int
+		for _, p := range s.Info() {
+			pids = append(pids, p.PID)
+		}
+		return pids
+	}
+}
+
+// rawWorker is a PHP process answering protocol 2 (`php worker.php
+// echo.php`, or the minimal loop) driven straight through a goridge pipe
+// relay, with none of the supervisor's logic.
 type rawWorker struct {
 	cmd   *exec.Cmd
 	relay *pipe.Relay
+	id    uint32 // the last job id sent
 }
 
-func startRawWorker(b *testing.B) *rawWorker {
+// startRawWorker starts script (a path from the repository's root) with
+// the echo handlers.
+func startRawWorker(b *testing.B, script string) *rawWorker {
 	root := repoRoot(b)
 	jobR, jobW, err := os.Pipe()
 	if err != nil {
@@ -63,7 +112,7 @@ func startRawWorker(b *testing.B) *rawWorker {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command("php", "-d", "display_errors=stderr", filepath.Join(root, "worker.php"), fixture(b, "echo.php"))
+	cmd := exec.Command("php", "-d", "display_errors=stderr", filepath.Join(root, script), fixture(b, "echo.php"))
 	cmd.Dir = root
 	// PHP's complaints, if any, without the worker's backtrace-ready marker.
 	cmd.Stderr = newLineWriter(func(line string) {
@@ -90,7 +139,8 @@ func startRawWorker(b *testing.B) *rawWorker {
 }
 
 func (w *rawWorker) echo() error {
-	if err := w.relay.Send(newFrame(flagRaw, benchInput, uint32(Suppliers))); err != nil {
+	w.id++
+	if err := w.relay.Send(newFrame(flagRaw, benchInput, typeJob, w.id, uint32(Suppliers))); err != nil {
 		return err
 	}
 	f := frame.NewFrame()
@@ -103,15 +153,30 @@ func (w *rawWorker) echo() error {
 	return nil
 }
 
-// BenchmarkRawRelay is the floor: goridge relays to N PHP echo workers.
-func BenchmarkRawRelay(b *testing.B) {
+// BenchmarkRawRelay is the floor of the pool's Go side: goridge relays to
+// N worker.php echo workers.
+func BenchmarkRawRelay(b *testing.B) { benchRaw(b, "worker.php") }
+
+// BenchmarkMinimalLoop is the floor of worker.php: the same relays to a PHP
+// loop that only reads the frame, calls the handler and writes the answer
+// (testdata/minimal_loop.php).
+func BenchmarkMinimalLoop(b *testing.B) { benchRaw(b, "pool/testdata/minimal_loop.php") }
+
+func benchRaw(b *testing.B, script string) {
 	for _, n := range []int{1, 4} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			ws := make([]*rawWorker, n)
 			for i := range ws {
-				ws[i] = startRawWorker(b)
+				ws[i] = startRawWorker(b, script)
 			}
-			spread(b, n, func(g int) error { return ws[g].echo() })
+			pids := func() []int {
+				var pids []int
+				for _, w := range ws {
+					pids = append(pids, w.cmd.Process.Pid)
+				}
+				return pids
+			}
+			spread(b, n, pids, func(g int) error { return ws[g].echo() })
 		})
 	}
 }
@@ -124,7 +189,7 @@ func BenchmarkSupervisor(b *testing.B) {
 			cfg.Workers = n
 			s := startSupervisor(b, cfg)
 			ctx := context.Background()
-			spread(b, n, func(int) error {
+			spread(b, n, workerPIDs(s), func(int) error {
 				res, err := s.Run(ctx, &Job{Kind: Suppliers, Input: benchInput})
 				if err == nil && len(res.Output) != len(benchInput) {
 					err = fmt.Errorf("answer %q", res.Output)
@@ -142,7 +207,7 @@ func BenchmarkExec(b *testing.B) {
 	cfg.Suppliers = []string{"php", "-d", "display_errors=stderr", fixture(b, "exec_echo.php")}
 	e := newExec(b, cfg)
 	ctx := context.Background()
-	spread(b, 4, func(int) error {
+	spread(b, 4, func() []int { return nil }, func(int) error {
 		res, err := e.Run(ctx, &Job{Kind: Suppliers, Input: benchInput})
 		if err == nil && len(res.Output) != len(benchInput)+1 { // exec adds a newline to stdin
 			err = fmt.Errorf("answer %q", res.Output)

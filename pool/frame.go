@@ -1,9 +1,11 @@
 package pool
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 
 	"github.com/roadrunner-server/goridge/v3/pkg/frame"
@@ -45,6 +47,22 @@ func newFrame(flags byte, payload []byte, options ...uint32) *frame.Frame {
 	f.WritePayload(payload)
 	f.WriteCRC(f.Header())
 	return f
+}
+
+// appendFrame appends the bytes of newFrame(flags, payload, options...) to
+// b: version 1, header length 3 + options, flags, payload length and the
+// CRC32 (IEEE) of bytes 0-5, little endian; stream flags 0; the options;
+// the payload.
+func appendFrame(b []byte, flags byte, payload []byte, options ...uint32) []byte {
+	start := len(b)
+	b = append(b, frame.Version1<<4|byte(3+len(options)), flags)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:start+6]))
+	b = append(b, 0, 0)
+	for _, o := range options {
+		b = binary.LittleEndian.AppendUint32(b, o)
+	}
+	return append(b, payload...)
 }
 
 // controlFrame builds a CONTROL frame with a JSON payload.

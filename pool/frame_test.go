@@ -285,3 +285,18 @@ func head(b []byte) []byte {
 	}
 	return b
 }
+
+// TestAppendFrameIsNewFrame: a job frame written from its fields is the
+// frame goridge builds, byte for byte.
+func TestAppendFrameIsNewFrame(t *testing.T) {
+	for _, payload := range [][]byte{nil, []byte("{}"), []byte(`{"code":"3310","brand":"ctr"}`), bytes.Repeat([]byte("x"), 70000)} {
+		for _, opts := range [][]uint32{nil, {typeJob}, {typeJob, 7, uint32(Items)}, {typeFetch, 1 << 31, 0xFFFFFFFF, 12}} {
+			for _, flags := range []byte{flagRaw, flagRaw | flagError, flagControl | flagJSON} {
+				want := newFrame(flags, payload, opts...).Bytes()
+				if got := appendFrame([]byte("prefix"), flags, payload, opts...)[6:]; !bytes.Equal(got, want) {
+					t.Fatalf("flags %#x options %v, %d bytes: got % x, want % x", flags, opts, len(payload), got[:min(len(got), 32)], want[:min(len(want), 32)])
+				}
+			}
+		}
+	}
+}

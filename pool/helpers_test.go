@@ -107,6 +107,15 @@ func waitFull(t testing.TB, s *Supervisor, n int) {
 	})
 }
 
+// waitReplaced waits until the worker pid has left the pool and the pool
+// is full again. A dead worker (a zombie, to waitDead) is listed until its
+// reader has seen its stream end and the process has been reaped.
+func waitReplaced(t testing.TB, s *Supervisor, pid, n int, what string) {
+	t.Helper()
+	eventually(t, 15*time.Second, what+" is still listed", func() bool { return !slices.Contains(pids(s), pid) })
+	waitFull(t, s, n)
+}
+
 // pids lists the pids of the live workers, sorted.
 func pids(r Runner) []int {
 	var out []int

@@ -36,7 +36,8 @@ type process struct {
 	exited chan struct{} // closed once it exited, its group was killed and its output was read
 	err    error         // how it exited (cmd.Wait's error); read after exited
 
-	errPipe *os.File     // our end of its stderr, for pendingStderr
+	errPipe *os.File // our end of its stderr, for pendingStderr
+	errRaw  syscall.RawConn
 	errMu   sync.Mutex   // held while a chunk of stderr is being handled
 	errRead atomic.Int64 // bytes of stderr read and handled
 }
@@ -83,6 +84,7 @@ func startProcess(s procSpec) (*process, error) {
 		return nil, err
 	}
 	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), errPipe: errR}
+	p.errRaw, _ = errR.SyscallConn()
 	var drained sync.WaitGroup
 	drained.Add(2)
 	go func() { defer drained.Done(); copyOut(outR, s.stdout, nil) }()
@@ -139,9 +141,12 @@ func copyOut(r *os.File, w io.Writer, p *process) {
 // calling this when the frame arrives ties them to the job.
 func (p *process) settleStderr(wait time.Duration) {
 	var pending int
-	err := controlFD(p.errPipe, func(fd uintptr) {
-		pending, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD: bytes in the pipe
-	})
+	err := os.ErrInvalid
+	if p.errRaw != nil {
+		err = p.errRaw.Control(func(fd uintptr) {
+			pending, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD: bytes in the pipe
+		})
+	}
 	p.errMu.Lock() // a chunk being handled is done once we hold it
 	target := p.errRead.Load() + int64(pending)
 	p.errMu.Unlock()
@@ -152,15 +157,6 @@ func (p *process) settleStderr(wait time.Duration) {
 	for p.errRead.Load() < target && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Microsecond)
 	}
-}
-
-// controlFD runs f with the file's descriptor.
-func controlFD(f *os.File, fn func(fd uintptr)) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	return rc.Control(fn)
 }
 
 // kill SIGKILLs the process group.

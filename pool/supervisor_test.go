@@ -108,7 +108,7 @@ func TestSupervisorTimeout(t *testing.T) {
 		t.Errorf("result pid %d, want the worker %d", res.PID, before)
 	}
 	waitDead(t, before, "the timed-out worker")
-	waitFull(t, s, 1)
+	waitReplaced(t, s, before, 1, "the timed-out worker")
 	if after := pids(s)[0]; after == before {
 		t.Errorf("the pool still has pid %d", after)
 	}
@@ -166,10 +166,7 @@ func TestSupervisorExit(t *testing.T) {
 		t.Errorf("result pid %d (want %d), exception %+v", res.PID, before, res.Exception)
 	}
 	waitDead(t, before, "the exited worker")
-	waitFull(t, s, 1)
-	if pids(s)[0] == before {
-		t.Error("the exited worker is still listed")
-	}
+	waitReplaced(t, s, before, 1, "the exited worker")
 	mustRun(t, s, Suppliers, `{"crash":false}`)
 	eventually(t, 5*time.Second, "the exit is not counted and logged", func() bool {
 		return counter(t, reg, "aggregator_worker_restarts_total", "fatal") == 1 &&
@@ -602,10 +599,7 @@ func TestSupervisorHealthCheck(t *testing.T) {
 	}
 	killAtEnd(t, before[0])
 	waitDead(t, before[0], "the frozen worker")
-	waitFull(t, s, 1)
-	if pids(s)[0] == before[0] {
-		t.Error("the frozen worker is still listed")
-	}
+	waitReplaced(t, s, before[0], 1, "the frozen worker")
 	mustRun(t, s, Items, `{"a":2}`)
 	if n := counter(t, reg, "aggregator_worker_restarts_total", "health"); n != 1 {
 		t.Errorf("%v health restarts, want 1", n)

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,8 @@ const (
 	maxJobLines = 200
 	// maxStrayOutput is what worker.php keeps of a job's echo (Worker::MAX_JOB_OUTPUT).
 	maxStrayOutput = 65536
+	// readBuffer buffers what a worker sends: a frame usually comes in one read(2).
+	readBuffer = 8 << 10
 )
 
 // workerEnv is what the workers of one supervisor share.
@@ -62,8 +65,12 @@ type worker struct {
 	started time.Time
 	bt      *backtraces
 	toPHP   *os.File      // fd 3 of the worker
-	fromPHP *os.File      // fd 4 of the worker; read only by readLoop
+	fromPHP *os.File      // fd 4 of the worker; read only by its reader (see type reader)
+	src     *pipeSource   // fromPHP for in; only the reader uses them
+	in      *bufio.Reader // buffered: a frame usually comes in one read(2)
+	wake    chan struct{} // readLoop's turn to read (reader set to readerLoop)
 	wmu     sync.Mutex    // one frame at a time on toPHP
+	wbuf    []byte        // a job frame being written, under wmu
 	open    atomic.Bool   // takes new jobs
 	gone    chan struct{} // closed once the process exited and every job in flight has its answer
 	recycle chan struct{} // closed when the worker asks its slot to replace it
@@ -81,7 +88,27 @@ type worker struct {
 	memory        uint64 // what PHP reported after its last job
 	jobsDone      int64
 	stopSent      bool
+	reader        reader // who reads fromPHP now
+	pingsOut      int    // pings waiting for their pong
+	ending        bool   // the process ends (killed, or exited): read to the end of the stream
+	endErr        error  // why the stream ended, seen by a job's caller reading it
+	endVictim     uint32 // the job whose answer was over the limit, if that was why
 }
+
+// reader is who reads a worker's frames. One goroutine at a time does: the
+// caller of a job alone on its worker reads its own result (the fast path:
+// no goroutine has to hand the answer over, which costs a job more CPU than
+// the rest of its Go side), and readLoop reads whenever a frame is awaited
+// that no caller reads for (jobs of a busy worker, a cancelled job leaving,
+// a pong, the end of the stream). The role changes hands only under w.mu,
+// between frames.
+type reader int
+
+const (
+	readerNone   reader = iota // nothing awaited
+	readerLoop                 // readLoop reads
+	readerCaller               // a job's caller reads
+)
 
 // call is one job in flight on a worker.
 type call struct {
@@ -135,7 +162,7 @@ func spawn(ctx context.Context, env *workerEnv, gen uint64, freed func(*worker))
 		return nil, fail("pipe: %v", err)
 	}
 	w := &worker{env: env, gen: gen, started: time.Now(), toPHP: jobW, fromPHP: resR, freed: freed,
-		gone: make(chan struct{}), recycle: make(chan struct{}), pongs: make(chan []byte, 1),
+		gone: make(chan struct{}), recycle: make(chan struct{}), pongs: make(chan []byte, 1), wake: make(chan struct{}, 1),
 		log: env.log, state: Starting, calls: map[uint32]*call{}}
 	w.bt = newBacktraces(w.logBacktrace)
 	p, err := startProcess(procSpec{
@@ -153,6 +180,7 @@ func spawn(ctx context.Context, env *workerEnv, gen uint64, freed func(*worker))
 	w.mu.Unlock()
 	go func() {
 		<-p.exited
+		w.readToEnd()
 		w.bt.close()
 		// A child that left the process group may hold fd 4 open: then the
 		// stream never ends by itself.
@@ -181,6 +209,8 @@ func spawn(ctx context.Context, env *workerEnv, gen uint64, freed func(*worker))
 		f.crash = errors.Is(err, errExitedEarly) && p.killedBySignal()
 		return nil, f
 	}
+	w.src = &pipeSource{f: w.fromPHP}
+	w.in = bufio.NewReaderSize(w.src, readBuffer)
 	w.mu.Lock()
 	w.state = Ready
 	w.mu.Unlock()
@@ -228,12 +258,15 @@ func (w *worker) handshake() error {
 // retry says the job did not run through no fault of its own; err is then
 // what to report if no other worker can take it in time.
 func (w *worker) exec(ctx context.Context, job *aggregator.Job) (aggregator.Result, error, bool) {
-	c, ok := w.begin(ctx, job)
+	c, reads, ok := w.begin(ctx, job)
 	if !ok {
 		w.freed(w)
 		return aggregator.Result{}, errCancelled(), true
 	}
-	if err := w.send(newFrame(flagRaw, job.Input, typeJob, c.id, uint32(job.Kind))); err != nil {
+	if err := w.sendJob(c.id, job); err != nil {
+		if reads {
+			w.releaseReader()
+		}
 		w.kill(ReasonCrash)
 		// The reader answers c when it sees the process end; the job never
 		// reached PHP, so another worker may take it.
@@ -242,6 +275,11 @@ func (w *worker) exec(ctx context.Context, job *aggregator.Job) (aggregator.Resu
 	}
 	if ce := w.logger().Check(zap.DebugLevel, "job started"); ce != nil {
 		ce.Write(jobFields(job, zap.Uint32("job", c.id))...)
+	}
+	if reads {
+		if a, ok := w.readOwn(ctx, c); ok {
+			return a.res, a.err, a.retry
+		}
 	}
 	select {
 	case a := <-c.answer:
@@ -252,21 +290,159 @@ func (w *worker) exec(ctx context.Context, job *aggregator.Job) (aggregator.Resu
 }
 
 // begin registers a job; false when the worker takes no jobs any more.
-func (w *worker) begin(ctx context.Context, job *aggregator.Job) (*call, bool) {
+// reads says the job is alone on the worker and its caller reads its
+// result itself (readOwn).
+func (w *worker) begin(ctx context.Context, job *aggregator.Job) (c *call, reads, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state != Ready || !w.open.Load() {
-		return nil, false
+		return nil, false, false
+	}
+	if reads = w.reader == readerNone && len(w.calls) == 0; reads {
+		w.reader = readerCaller
 	}
 	w.lastID++
 	if w.lastID == 0 {
 		w.lastID = 1
 	}
-	c := &call{id: w.lastID, job: job, ctx: ctx, start: time.Now(), answer: make(chan answer, 1),
-		fetches: map[uint32]*fetchCall{}}
+	c = &call{id: w.lastID, job: job, ctx: ctx, start: time.Now(), answer: make(chan answer, 1)}
 	c.slowEnd = w.bt.slowlog(w.proc, w.env.slowlog, job, c.id, c.start)
 	w.calls[c.id] = c
-	return c, true
+	if !reads {
+		w.needReaderLocked()
+	}
+	return c, reads, true
+}
+
+// readOwn reads the worker's frames as its reader until c has its answer;
+// false when ctx ended first or the stream did (then the caller waits for
+// its answer as any other: readLoop takes over).
+func (w *worker) readOwn(ctx context.Context, c *call) (answer, bool) {
+	stop := context.AfterFunc(ctx, func() { _ = w.fromPHP.SetReadDeadline(aLongTimeAgo) })
+	defer func() {
+		if !stop() { // it ran (or runs): its deadline must not stay
+			_ = w.fromPHP.SetReadDeadline(time.Time{})
+		}
+		w.releaseReader()
+	}()
+	for {
+		select {
+		case a := <-c.answer:
+			return a, true
+		default:
+		}
+		f, err := w.nextFrame(func() bool { return ctx.Err() != nil })
+		if err == errInterrupted {
+			return answer{}, false
+		}
+		if err == nil {
+			err = w.dispatch(f)
+			if err != nil {
+				w.setReason(ReasonProtocol)
+			}
+		} else {
+			err = w.readFailed(f, err)
+		}
+		if err != nil {
+			w.mu.Lock()
+			if w.endErr == nil {
+				w.endErr = err
+				w.endVictim = victimOf(f, err)
+			}
+			w.mu.Unlock()
+			return answer{}, false
+		}
+	}
+}
+
+// aLongTimeAgo, as a read deadline, interrupts a read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errInterrupted: the reader was asked to stop reading (its job's time ran out).
+var errInterrupted = errors.New("interrupted")
+
+// nextFrame waits for a frame and reads it, as the worker's reader. Only
+// the wait can be interrupted (a read deadline, when interrupted says so):
+// once a frame has begun it is read to its end, so the stream never loses
+// its step.
+func (w *worker) nextFrame(interrupted func() bool) (*frame.Frame, error) {
+	for {
+		w.src.interruptible = true
+		_, err := w.in.Peek(1)
+		w.src.interruptible = false
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, err
+		}
+		// A deadline meant for another reader, or for us.
+		_ = w.fromPHP.SetReadDeadline(time.Time{})
+		if interrupted != nil && interrupted() {
+			return nil, errInterrupted
+		}
+	}
+	limit := w.env.outputLimit
+	if limit > 0 {
+		limit += maxStrayOutput
+	}
+	return readFrame(w.in, limit)
+}
+
+// pipeSource reads a worker's pipe for its bufio.Reader: while a frame is
+// read, a read deadline (set to interrupt a wait) is cleared and the read
+// goes on.
+type pipeSource struct {
+	f             *os.File
+	interruptible bool // the reader waits for a frame: a deadline ends the wait
+}
+
+func (p *pipeSource) Read(b []byte) (int, error) {
+	for {
+		n, err := p.f.Read(b)
+		if n > 0 || p.interruptible || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		_ = p.f.SetReadDeadline(time.Time{})
+	}
+}
+
+// needReaderLocked makes readLoop the reader if no one reads: a frame is
+// awaited. w.mu is held.
+func (w *worker) needReaderLocked() {
+	if w.reader != readerNone {
+		return
+	}
+	w.reader = readerLoop
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// releaseReader ends a caller's turn as the reader; readLoop takes over if
+// frames are still awaited.
+func (w *worker) releaseReader() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reader = readerNone
+	if w.readNeededLocked() {
+		w.needReaderLocked()
+	}
+}
+
+// readNeededLocked says a frame is awaited. w.mu is held.
+func (w *worker) readNeededLocked() bool {
+	return len(w.calls) > 0 || w.pingsOut > 0 || w.ending || w.endErr != nil
+}
+
+// readToEnd: the process ends; its stream is read to its end at once, so
+// the worker leaves as soon as the process is gone.
+func (w *worker) readToEnd() {
+	w.mu.Lock()
+	w.ending = true
+	w.needReaderLocked()
+	w.mu.Unlock()
 }
 
 // timeUp ends a job whose time ran out (or whose browser left): the caller
@@ -341,6 +517,20 @@ func (w *worker) othersWaitLocked(c *call) bool {
 	return true
 }
 
+// sendJob writes a job frame [typeJob, id, kind] to the worker: the bytes
+// newFrame gives, encoded into a buffer the worker keeps (most jobs are
+// small), with no frame built.
+func (w *worker) sendJob(id uint32, job *aggregator.Job) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	b := appendFrame(w.wbuf[:0], flagRaw, job.Input, typeJob, id, uint32(job.Kind))
+	_, err := w.toPHP.Write(b)
+	if cap(b) <= 64<<10 {
+		w.wbuf = b
+	}
+	return err
+}
+
 // send writes one frame to the worker.
 func (w *worker) send(f *frame.Frame) error {
 	w.wmu.Lock()
@@ -351,39 +541,69 @@ func (w *worker) send(f *frame.Frame) error {
 	return nil
 }
 
-// readLoop reads every frame the worker sends until the stream ends, then
-// waits for the process and answers every job still in flight.
+// readLoop reads the worker's frames whenever they are awaited and no
+// job's caller reads them, until the stream ends (or a caller saw it end);
+// then it waits for the process and answers every job still in flight.
 func (w *worker) readLoop() {
 	var victim uint32 // a job whose answer broke the stream
 	var cause error
-	for {
-		limit := w.env.outputLimit
-		if limit > 0 {
-			limit += maxStrayOutput
-		}
-		f, err := readFrame(w.fromPHP, limit)
-		if err != nil {
-			cause = err
-			if errors.Is(err, errFrameTooLarge) {
-				if o := options(f); len(o) >= 2 && o[0] == typeJob {
-					victim = o[1]
-				}
-				w.setReason(ReasonOutputLimit)
-			} else if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				w.setReason(ReasonProtocol) // a corrupt frame: the stream is out of step
-			}
-			break
-		}
-		if err := w.dispatch(f); err != nil {
-			cause = err
-			w.setReason(ReasonProtocol)
-			break
-		}
+	for cause == nil {
+		<-w.wake
+		cause, victim = w.readWhileNeeded()
 	}
 	w.kill(ReasonCrash)
 	w.waitExit()
 	w.failAll(cause, victim)
 	close(w.gone)
+}
+
+// readWhileNeeded reads frames as the worker's reader until none is
+// awaited; it returns why the stream ended, if it did.
+func (w *worker) readWhileNeeded() (error, uint32) {
+	for {
+		w.mu.Lock()
+		if w.endErr != nil {
+			err, victim := w.endErr, w.endVictim
+			w.mu.Unlock()
+			return err, victim
+		}
+		if !w.readNeededLocked() {
+			w.reader = readerNone
+			w.mu.Unlock()
+			return nil, 0
+		}
+		w.mu.Unlock()
+		f, err := w.nextFrame(nil)
+		if err != nil {
+			return w.readFailed(f, err), victimOf(f, err)
+		}
+		if err := w.dispatch(f); err != nil {
+			w.setReason(ReasonProtocol)
+			return err, 0
+		}
+	}
+}
+
+// readFailed records why the worker leaves when reading its stream failed
+// and returns err.
+func (w *worker) readFailed(f *frame.Frame, err error) error {
+	switch {
+	case errors.Is(err, errFrameTooLarge):
+		w.setReason(ReasonOutputLimit)
+	case !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
+		w.setReason(ReasonProtocol) // a corrupt frame: the stream is out of step
+	}
+	return err
+}
+
+// victimOf is the job whose answer was over the limit, when that is err.
+func victimOf(f *frame.Frame, err error) uint32 {
+	if errors.Is(err, errFrameTooLarge) {
+		if o := options(f); len(o) >= 2 && o[0] == typeJob {
+			return o[1]
+		}
+	}
+	return 0
 }
 
 // waitExit waits for the process to end; the stream's end usually means it
@@ -456,10 +676,14 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 	c.slowEnd()
 
 	out, stray := payload[:len(payload)-int(o[3])], payload[len(payload)-int(o[3]):]
-	log := w.logger().With(jobFields(c.job)...)
-	for _, l := range lines(stray) {
-		log.Warn("php stdout", zap.String("line", l))
-		stderr = append(stderr, "stdout: "+l)
+	// The job's logger is made only for a line that is written.
+	log := func() *zap.Logger { return w.logger().With(jobFields(c.job)...) }
+	if len(stray) > 0 {
+		l := log()
+		for _, line := range lines(stray) {
+			l.Warn("php stdout", zap.String("line", line))
+			stderr = append(stderr, "stdout: "+line)
+		}
 	}
 	res := aggregator.Result{Output: out, PID: w.pid, Duration: time.Since(c.start), Stderr: stderr}
 	var err error
@@ -472,15 +696,11 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 		fatal = f.Fatal
 		res.Output = nil
 		if f.Class != "Aggregator\\Cancelled" || !c.over {
-			res.Exception, err = handlerFailed(log, c.job, f)
+			res.Exception, err = handlerFailed(log(), c.job, f)
 		}
 	}
-	switch {
-	case c.over:
-		log.Debug("a cancelled job left PHP", zap.Duration("after", time.Since(c.start)))
-	default:
-		c.answer <- answer{res: res, err: err}
-	}
+	// The worker closes to new jobs before the answer goes out: the caller's
+	// next job must not land on a worker that has had its max-jobs.
 	switch {
 	case fatal: // PHP is on its way out
 		w.kill(ReasonFatal)
@@ -488,6 +708,14 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 		w.askRecycle(ReasonMaxJobs)
 	case w.env.maxMemory > 0 && memory > w.env.maxMemory:
 		w.askRecycle(ReasonMaxMemory)
+	}
+	switch {
+	case c.over:
+		if ce := w.logger().Check(zap.DebugLevel, "a cancelled job left PHP"); ce != nil {
+			ce.Write(jobFields(c.job, zap.Duration("after", time.Since(c.start)))...)
+		}
+	default:
+		c.answer <- answer{res: res, err: err}
 	}
 	if stop {
 		w.sendStop()
@@ -550,6 +778,9 @@ func (w *worker) fetchCall(o []uint32, payload []byte) error {
 	if c == nil || c.over {
 		w.mu.Unlock()
 		return nil // the job is being cancelled
+	}
+	if c.fetches == nil { // most jobs make no call: the map is made for the first
+		c.fetches = map[uint32]*fetchCall{}
 	}
 	c.fetches[fc.id] = fc
 	w.mu.Unlock()
@@ -666,6 +897,7 @@ func (w *worker) kill(r Reason) {
 	w.setReason(r)
 	w.open.Store(false)
 	w.proc.kill()
+	w.readToEnd()
 }
 
 // retire stops the worker gracefully: it takes no new jobs, the jobs in
@@ -753,6 +985,15 @@ func (w *worker) ping(timeout time.Duration) error {
 	case <-w.pongs:
 	default:
 	}
+	w.mu.Lock()
+	w.pingsOut++
+	w.needReaderLocked()
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.pingsOut--
+		w.mu.Unlock()
+	}()
 	if err := w.send(controlFrame(map[string]bool{"ping": true})); err != nil {
 		return err
 	}

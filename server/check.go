@@ -31,10 +31,7 @@ func SuppliersInput(request []byte, requestFields []string) ([]byte, aggregator.
 // a session does (the element, re-encoded), and returns its class and info
 // field (echoed to the browser as _info).
 func ItemsInput(elem []byte, infoField string) (input []byte, class string, info json.RawMessage, err error) {
-	if !json.Valid(elem) {
-		return nil, "", nil, fmt.Errorf("a supplier element must be a JSON object")
-	}
-	fields, err := objectFields(elem)
+	fields, err := parseObject(elem)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("a supplier element must be a JSON object")
 	}

@@ -122,18 +122,30 @@ func (o *outbox) kill() {
 }
 
 // writeLoop is the connection's only writer: queued messages, pings, and
-// finally the close frame. It ends after closing the connection.
+// finally the close frame. It ends after closing the connection. What is
+// queued goes out with one write(2) when the connection can be held
+// (flush.go).
 func writeLoop(c *websocket.Conn, out *outbox, readerDone <-chan struct{}) {
 	ticker := time.NewTicker(pingPeriod)
 	defer ticker.Stop()
 	defer c.Close()
+	held := heldConn(c)
 	for {
 		select {
 		case <-out.notify:
 			msgs, closing, code, text := out.take()
+			if held != nil {
+				held.hold()
+			}
+			_ = c.SetWriteDeadline(time.Now().Add(writeWait))
 			for i, m := range msgs {
-				_ = c.SetWriteDeadline(time.Now().Add(writeWait))
-				if err := c.WriteMessage(websocket.TextMessage, m); err != nil {
+				var err error
+				if held != nil {
+					err = held.writeText(m)
+				} else {
+					err = c.WriteMessage(websocket.TextMessage, m)
+				}
+				if err != nil {
 					out.kill()
 					return
 				}
@@ -143,6 +155,12 @@ func writeLoop(c *websocket.Conn, out *outbox, readerDone <-chan struct{}) {
 			if closing {
 				msg := websocket.FormatCloseMessage(code, text)
 				_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait))
+			}
+			if held != nil && held.flush() != nil {
+				out.kill()
+				return
+			}
+			if closing {
 				select { // let the browser answer the close handshake
 				case <-readerDone:
 				case <-time.After(closeGrace):

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
@@ -81,59 +80,4 @@ func FuzzParseOutput(f *testing.F) {
 			}
 		}
 	})
-}
-
-// FuzzObjectFields: the scanner that splits valid JSON without copying
-// finds the same fields, in the same order, as encoding/json's decoder.
-func FuzzObjectFields(f *testing.F) {
-	for _, seed := range []string{
-		`{"a":1,"b":"x","c":{"d":[1,2,{"e":"}"}]},"f":null}`, ` { "a" : [ ] , "b\"q" : "\\\"" } `,
-		`{}`, `[]`, `"s"`, `{"a":{"b":{}}}`, `{"\u0041":true,"k":-1.5e3}`, `{"a":"]}"}`,
-	} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if !json.Valid(data) || !utf8.Valid(data) {
-			return
-		}
-		got, gotErr := objectFields(data)
-		want, wantErr := decodeFields(data)
-		if (gotErr == nil) != (wantErr == nil) {
-			t.Fatalf("%q: error %v, encoding/json says %v", data, gotErr, wantErr)
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%q: %d fields, want %d", data, len(got), len(want))
-		}
-		for i := range got {
-			if got[i].Key != want[i].Key || !bytes.Equal(got[i].Value, want[i].Value) {
-				t.Fatalf("%q: field %d is %q=%s, want %q=%s", data, i, got[i].Key, got[i].Value, want[i].Key, want[i].Value)
-			}
-		}
-	})
-}
-
-// decodeFields is objectFields written with encoding/json's decoder: the
-// reference the scanner is checked against.
-func decodeFields(obj []byte) ([]field, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errNotObject
-	}
-	var fields []field
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		fields = append(fields, field{tok.(string), v})
-	}
-	return fields, nil
 }

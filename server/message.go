@@ -3,8 +3,8 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/theaspect/aggregator"
@@ -34,131 +34,84 @@ type head struct {
 	Info    json.RawMessage `json:"_info,omitempty"`
 }
 
+// encode writes the head as json.Marshal wrote the struct: fields in
+// order, empty ones left out, _params and _info compacted with <, > and &
+// escaped.
 func (h head) encode() []byte {
-	b, err := json.Marshal(h)
-	if err != nil { // only a bad RawMessage could do this; they are validated
-		panic(fmt.Sprintf("encode message head: %v", err))
-	}
-	return b
+	return h.appendTo(make([]byte, 0, 80+len(h.Session)+len(h.Message)+len(h.Params)+len(h.Info)))
 }
 
-// field is one key and raw value of a JSON object, in input order. Value
-// is a slice of the document it was split from, not a copy: a 15 MB item
-// is not copied on its way from PHP's answer to the browser's message.
-type field struct {
-	Key   string
-	Value json.RawMessage
+func (h head) appendTo(b []byte) []byte {
+	b = append(b, `{"_session":`...)
+	b = appendString(b, h.Session)
+	b = append(b, `,"_task":`...)
+	b = appendString(b, h.Task)
+	if h.ID != 0 {
+		b = append(b, `,"_id":`...)
+		b = strconv.AppendInt(b, h.ID, 10)
+	}
+	b = append(b, `,"_status":`...)
+	b = appendString(b, h.Status)
+	if h.Error != "" {
+		b = append(b, `,"_error":`...)
+		b = appendString(b, string(h.Error))
+	}
+	if h.Message != "" {
+		b = append(b, `,"_message":`...)
+		b = appendString(b, h.Message)
+	}
+	if len(h.Params) > 0 {
+		b = append(b, `,"_params":`...)
+		b = appendRaw(b, h.Params)
+	}
+	if len(h.Info) > 0 {
+		b = append(b, `,"_info":`...)
+		b = appendRaw(b, h.Info)
+	}
+	return append(b, '}')
 }
 
-// objectFields splits a JSON object into its fields, keeping their order
-// (a map would sort them). obj must be valid JSON (json.Valid): the scan
-// then needs no checks of its own and allocates only the field list.
-func objectFields(obj []byte) ([]field, error) {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return nil, errNotObject
-	}
-	var fields []field
-	i = skipSpace(obj, i+1)
-	for i < len(obj) && obj[i] == '"' {
-		kEnd := scanString(obj, i)
-		key := decodeKey(obj[i:kEnd])
-		i = skipSpace(obj, skipSpace(obj, kEnd)+1) // past the ':'
-		vEnd := scanValue(obj, i)
-		fields = append(fields, field{key, obj[i:vEnd:vEnd]})
-		i = skipSpace(obj, vEnd)
-		if i < len(obj) && obj[i] == ',' {
-			i = skipSpace(obj, i+1)
-		}
-	}
-	return fields, nil
+// keyField makes a field of a key and a raw value of our own.
+func keyField(key string, value []byte) field {
+	q := appendString(nil, key)
+	return field{raw: q, quoted: q, escaped: string(q[1:len(q)-1]) != key, Value: value}
 }
 
-// scanValue returns the index just past the JSON value starting at b[i];
-// b is valid JSON.
-func scanValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return scanString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = scanString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return i
+// isOurs says the field's key is one the service writes in a SENDING
+// message: the item's own field of that name is dropped so ours win (SPEC §4).
+func isOurs(f *field) bool {
+	k := f.raw[1 : len(f.raw)-1]
+	if f.escaped {
+		k = []byte(f.name())
 	}
-	for i < len(b) { // a number, true, false or null
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
+	switch string(k) {
+	case "_session", "_task", "_id", "_status", "_error", "_params", "_info":
+		return true
 	}
-	return i
+	return false
 }
-
-// scanString returns the index just past the JSON string starting at b[i].
-// A quote ends the string unless an odd number of backslashes precede it;
-// IndexByte finds the quotes of a long string at memory speed.
-func scanString(b []byte, i int) int {
-	for j := i + 1; ; {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
-			return len(b)
-		}
-		q := j + k
-		escaped := false
-		for p := q - 1; p > i && b[p] == '\\'; p-- {
-			escaped = !escaped
-		}
-		if !escaped {
-			return q + 1
-		}
-		j = q + 1
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// decodeKey is the text of a JSON string (a key: short, so copied).
-func decodeKey(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1])
-	}
-	var s string
-	_ = json.Unmarshal(raw, &s)
-	return s
-}
-
-var errNotObject = errors.New("not a JSON object")
-
-// ourKeys are the fields the service writes; an item's own field of the same
-// name is dropped so ours win (SPEC §4).
-var ourKeys = map[string]bool{"_session": true, "_task": true, "_id": true, "_status": true,
-	"_error": true, "_params": true, "_info": true}
 
 // itemMessage is a SENDING message: the item's own fields, then ours
 // (headTail: the encoded head without its '{'). It is allocated once, at
 // its final size: it is what the send queue holds.
 func itemMessage(item []field, headTail []byte) []byte {
-	b := make([]byte, 0, fieldsSize(item, ourKeys)+len(headTail)+2)
+	return appendItemMessage(make([]byte, 0, itemMessageSize(item, headTail)), item, headTail)
+}
+
+// itemMessageSize is at least the length of an item's message.
+func itemMessageSize(item []field, headTail []byte) int {
+	n := 2 + len(headTail)
+	for i := range item {
+		n += len(item[i].quoted) + len(item[i].Value) + 2
+	}
+	return n
+}
+
+func appendItemMessage(b []byte, item []field, headTail []byte) []byte {
 	b = append(b, '{')
-	b, n := appendFields(b, item, ourKeys)
-	if n > 0 {
+	n := len(b)
+	b = appendFields(b, item, true)
+	if len(b) > n {
 		b = append(b, ',')
 	}
 	return append(b, headTail...)
@@ -168,60 +121,52 @@ func itemMessage(item []field, headTail []byte) []byte {
 // input (the element, re-encoded), class (for logs) and info field (_info,
 // copied: the task must not keep the whole suppliers answer alive).
 func itemsTask(elem []field, infoField string) (input []byte, class string, info json.RawMessage) {
-	_ = json.Unmarshal(lookup(elem, "class"), &class)
-	return encodeFields(elem), class, bytes.Clone(lookup(elem, infoField))
+	return encodeFields(elem), stringValue(lookup(elem, "class")), bytes.Clone(lookup(elem, infoField))
+}
+
+// stringValue is a JSON string value decoded; "" for any other value.
+func stringValue(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner)
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
 }
 
 // encodeFields writes fields as a JSON object.
 func encodeFields(fields []field) json.RawMessage {
-	b := make([]byte, 0, fieldsSize(fields, nil)+2)
-	b = append(b, '{')
-	b, _ = appendFields(b, fields, nil)
+	n := 2
+	for i := range fields {
+		n += len(fields[i].quoted) + len(fields[i].Value) + 2
+	}
+	b := append(make([]byte, 0, n), '{')
+	b = appendFields(b, fields, false)
 	return append(b, '}')
 }
 
-// fieldsSize is what appendFields writes for fields, exactly when no key
-// needs escaping.
-func fieldsSize(fields []field, skip map[string]bool) int {
-	n := 0
-	for _, f := range fields {
-		if !skip[f.Key] {
-			n += len(f.Key) + len(f.Value) + 4 // quotes, colon, comma
-		}
-	}
-	return n
-}
-
-// appendFields appends fields as comma-separated "key":value pairs, leaving
-// out the keys in skip; it returns how many it wrote.
-func appendFields(b []byte, fields []field, skip map[string]bool) ([]byte, int) {
-	n := 0
-	for _, f := range fields {
-		if skip[f.Key] {
+// appendFields writes fields as comma-separated "key":value pairs, leaving
+// out ours (isOurs) when skipOurs.
+func appendFields(b []byte, fields []field, skipOurs bool) []byte {
+	first := true
+	for i := range fields {
+		f := &fields[i]
+		if skipOurs && isOurs(f) {
 			continue
 		}
-		if n > 0 {
+		if !first {
 			b = append(b, ',')
 		}
-		b = appendKey(b, f.Key)
+		first = false
+		b = append(b, f.quoted...)
 		b = append(b, ':')
 		b = append(b, f.Value...)
-		n++
 	}
-	return b, n
-}
-
-// appendKey appends k as a JSON string, as json.Marshal writes it.
-func appendKey(b []byte, k string) []byte {
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(k) // escapes, HTML-safe characters, invalid UTF-8
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, k...)
-	return append(b, '"')
+	return b
 }
 
 // validUTF8 replaces invalid UTF-8 so a message can go out as a text frame
@@ -249,88 +194,49 @@ func checkOutput(kind aggregator.Kind, out []byte, itemsField, suppliersField st
 	return parseOutput(out, itemsField, suppliersField, aggregator.EItemsJSON, aggregator.EItemsResponse)
 }
 
+var null = []byte("null")
+
 // parseOutput checks a script's answer: a JSON object (else jsonCode) with
 // an array of objects under listKey (else respCode), and, for items, an
-// optional array of nested suppliers under suppliersKey.
+// optional array of nested suppliers under suppliersKey. One pass checks
+// the whole answer and splits those arrays; when a key comes twice, the
+// last one counts.
 func parseOutput(out []byte, listKey, suppliersKey string, jsonCode, respCode aggregator.Code) (output, aggregator.Code, error) {
 	var res output
 	out = validUTF8(bytes.TrimSpace(out))
-	if !json.Valid(out) {
-		return res, jsonCode, fmt.Errorf("output is not a JSON object: %v", jsonError(out))
+	list, nested := wanted{key: listKey}, wanted{key: suppliersKey}
+	want := []*wanted{&list, &nested}
+	if listKey == suppliersKey {
+		want = want[:1]
 	}
-	fields, err := objectFields(out)
-	if err != nil {
+	if _, err := parseTop(out, want); err != nil {
 		return res, jsonCode, fmt.Errorf("output is not a JSON object: %v", err)
 	}
-	var list, nested json.RawMessage
-	for _, f := range fields {
-		switch f.Key {
-		case listKey:
-			list = f.Value
-		case suppliersKey:
-			nested = f.Value
-		}
-	}
-	if list == nil {
+	if !list.found {
 		return res, respCode, fmt.Errorf("output has no %q field", listKey)
 	}
-	objs, err := arrayOfObjects(list)
-	if err != nil {
-		return res, respCode, fmt.Errorf("field %q: %v", listKey, err)
+	if list.bad != nil {
+		return res, respCode, fmt.Errorf("field %q: %v", listKey, list.bad)
 	}
 	if listKey == suppliersKey {
-		res.Suppliers = objs
+		res.Suppliers = list.elems
 		return res, "", nil
 	}
-	res.Items = objs
-	if nested != nil && !bytes.Equal(nested, []byte("null")) {
-		sup, err := arrayOfObjects(nested)
-		if err != nil {
-			return res, respCode, fmt.Errorf("field %q: %v", suppliersKey, err)
+	res.Items = list.elems
+	if nested.found && !bytes.Equal(nested.value, null) {
+		if nested.bad != nil {
+			return res, respCode, fmt.Errorf("field %q: %v", suppliersKey, nested.bad)
 		}
-		res.Suppliers = sup
+		res.Suppliers = nested.elems
 	}
 	return res, "", nil
 }
 
-// arrayOfObjects splits a JSON array of objects; raw is valid JSON. The
-// elements' values are slices of raw.
-func arrayOfObjects(raw json.RawMessage) ([][]field, error) {
-	if len(raw) == 0 || raw[0] != '[' {
-		return nil, errors.New("expected an array of objects")
-	}
-	var out [][]field
-	for i := skipSpace(raw, 1); i < len(raw) && raw[i] != ']'; {
-		end := scanValue(raw, i)
-		f, err := objectFields(raw[i:end])
-		if err != nil {
-			return nil, fmt.Errorf("element %d is not an object", len(out))
-		}
-		out = append(out, f)
-		if i = skipSpace(raw, end); i < len(raw) && raw[i] == ',' {
-			i = skipSpace(raw, i+1)
-		}
-	}
-	if out == nil {
-		out = [][]field{}
-	}
-	return out, nil
-}
-
-// jsonError says why b is not valid JSON, for the log.
-func jsonError(b []byte) error {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	return errors.New("invalid JSON")
-}
-
-// lookup returns the value of key in fields, or nil.
+// lookup returns the value of key in fields (its first occurrence), or nil.
 func lookup(fields []field, key string) json.RawMessage {
-	for _, f := range fields {
-		if f.Key == key {
-			return f.Value
+	for i := range fields {
+		if fields[i].is(key) {
+			return fields[i].Value
 		}
 	}
 	return nil

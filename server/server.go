@@ -219,7 +219,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool)
 		http.Error(w, "too many sessions", http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	conn, err := s.upgrade(w, r)
 	if err != nil {
 		s.alive.Add(-1)
 		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", remote))
@@ -259,7 +259,7 @@ func pick(fields []field, keys []string) json.RawMessage {
 	var out []field
 	for _, k := range keys {
 		if v := lookup(fields, k); v != nil {
-			out = append(out, field{k, v})
+			out = append(out, keyField(k, v))
 		}
 	}
 	if out == nil {

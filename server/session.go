@@ -228,10 +228,7 @@ type request struct {
 // scripts of the first implementation read them there.
 func parseRequest(data []byte, required, faulty []string) (request, aggregator.Code, []string) {
 	var r request
-	if !json.Valid(data) {
-		return r, aggregator.ERequestJSON, nil
-	}
-	fields, err := objectFields(data)
+	fields, err := parseObject(data)
 	if err != nil {
 		return r, aggregator.ERequestJSON, nil
 	}
@@ -244,12 +241,12 @@ func parseRequest(data []byte, required, faulty []string) (request, aggregator.C
 			missing = append(missing, k)
 			continue
 		}
-		allowed = append(allowed, field{k, v})
+		allowed = append(allowed, keyField(k, v))
 	}
 	if len(missing) > 0 {
 		return r, aggregator.EIllegalRequest, missing
 	}
-	r.input = encodeFields(append(allowed, field{"params", encodeFields(allowed)}))
+	r.input = encodeFields(append(allowed, keyField("params", encodeFields(allowed))))
 	return r, "", nil
 }
 
@@ -292,7 +289,11 @@ func (s *session) onTaskDone(ev evTaskDone) {
 	if _, live := s.tasks[t.id]; !live {
 		return
 	}
-	log := s.log.With(zap.Int64("task", t.id), zap.String("kind", t.kind.String()), zap.String("class", t.class))
+	// The task's logger is made only for a line that is written: a task
+	// that succeeds logs nothing at INFO.
+	log := func() *zap.Logger {
+		return s.log.With(zap.Int64("task", t.id), zap.String("kind", t.kind.String()), zap.String("class", t.class))
+	}
 	if ev.err != nil {
 		code := aggregator.ErrorCode(ev.err)
 		lvl := zap.WarnLevel
@@ -305,7 +306,7 @@ func (s *session) onTaskDone(ev evTaskDone) {
 			lvl = zap.InfoLevel
 			fields = append(fields, zap.String("limit", "aggregator.timeout.script="+s.srv.cfg.ScriptTimeout.String()))
 		}
-		log.Log(lvl, "task failed", fields...)
+		log().Log(lvl, "task failed", fields...)
 		if limit := aggregator.LimitHit(ev.err); limit != "" {
 			s.srv.metrics.limitHits.WithLabelValues(limit).Inc()
 		}
@@ -315,20 +316,32 @@ func (s *session) onTaskDone(ev evTaskDone) {
 	}
 	out, code, err := checkOutput(t.kind, ev.res.Output, s.srv.cfg.ItemsField, s.srv.cfg.SuppliersField)
 	if err != nil {
-		log.Warn("bad "+t.kind.String()+" output", zap.String("code", string(code)), zap.Error(err),
+		log().Warn("bad "+t.kind.String()+" output", zap.String("code", string(code)), zap.Error(err),
 			zap.ByteString("output", clip(ev.res.Output)))
 		s.fail(t, code)
 		s.maybeFinish()
 		return
 	}
-	log.Debug("task succeeded", zap.Int("pid", ev.res.PID), zap.Int("items", len(out.Items)),
-		zap.Int("suppliers", len(out.Suppliers)), zap.Duration("ran", ev.res.Duration),
-		zap.Duration("took", time.Since(t.queuedAt)))
-	// The head is the same for each item: encoded once, without its '{'.
-	tail := head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusSending, Info: t.info}.encode()[1:]
-	for _, item := range out.Items {
-		if !s.sendRaw(itemMessage(item, tail)) {
-			return
+	if ce := s.log.Check(zap.DebugLevel, "task succeeded"); ce != nil {
+		ce.Write(zap.Int64("task", t.id), zap.String("kind", t.kind.String()), zap.String("class", t.class),
+			zap.Int("pid", ev.res.PID), zap.Int("items", len(out.Items)), zap.Int("suppliers", len(out.Suppliers)),
+			zap.Duration("ran", ev.res.Duration), zap.Duration("took", time.Since(t.queuedAt)))
+	}
+	if len(out.Items) > 0 {
+		// The head is the same for each item: encoded once, without its
+		// '{'. The task's messages share one buffer.
+		tail := head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusSending, Info: t.info}.encode()[1:]
+		size := 0
+		for _, item := range out.Items {
+			size += itemMessageSize(item, tail)
+		}
+		buf := make([]byte, 0, size)
+		for _, item := range out.Items {
+			start := len(buf)
+			buf = appendItemMessage(buf, item, tail)
+			if !s.sendRaw(buf[start:len(buf):len(buf)]) {
+				return
+			}
 		}
 	}
 	s.succeed(t, t.kind == aggregator.Items)

@@ -42,11 +42,34 @@ final class Frame
         public readonly string $payload = '',
         public readonly array $options = [],
     ) {
-        self::checkFlags($flags);
-        self::checkOptions($options);
+        if ($flags < 0 || $flags > 0xFF) {
+            throw new \InvalidArgumentException("frame flags must fit in one byte, got $flags");
+        }
+        if ($options !== []) {
+            self::checkOptions($options);
+        }
         if (strlen($payload) > self::MAX_UINT32) {
             throw new \InvalidArgumentException('payload is longer than 4 GiB');
         }
+    }
+
+    /** @var \ReflectionClass<self>|null for trusted() */
+    private static ?\ReflectionClass $class = null;
+
+    /**
+     * A frame of fields already known to be valid (FrameReader: read off
+     * the wire), without the constructor's checks: a worker reads one per job.
+     *
+     * @param int[] $options
+     * @internal
+     */
+    public static function trusted(int $flags, string $payload, array $options): self
+    {
+        $frame = (self::$class ??= new \ReflectionClass(self::class))->newInstanceWithoutConstructor();
+        $frame->flags = $flags;
+        $frame->payload = $payload;
+        $frame->options = $options;
+        return $frame;
     }
 
     /** Whether every bit of $flag is set. */
@@ -64,13 +87,21 @@ final class Frame
     /** The header and options (everything before the payload). */
     public function encodeHeader(): string
     {
-        $hl = 3 + count($this->options);
-        $first6 = pack('CCV', (self::VERSION << 4) | $hl, $this->flags, strlen($this->payload));
-        $header = $first6 . pack('V', crc32($first6)) . "\0\0";
-        foreach ($this->options as $option) {
-            $header .= pack('V', $option);
-        }
-        return $header;
+        return self::header($this->flags, strlen($this->payload), $this->options);
+    }
+
+    /**
+     * The header and options of a frame with these (valid) fields.
+     *
+     * @param int[] $options
+     * @internal
+     */
+    public static function header(int $flags, int $length, array $options): string
+    {
+        $first6 = pack('CCV', (self::VERSION << 4) | (3 + count($options)), $flags, $length);
+        return $options === []
+            ? $first6 . pack('Vv', crc32($first6), 0)
+            : $first6 . pack('VvV*', crc32($first6), 0, ...$options);
     }
 
     /** The whole frame as bytes. */
@@ -139,13 +170,6 @@ final class Frame
         return $bytes === '' ? [] : array_values(unpack('V*', $bytes));
     }
 
-    private static function checkFlags(int $flags): void
-    {
-        if ($flags < 0 || $flags > 0xFF) {
-            throw new \InvalidArgumentException("frame flags must fit in one byte, got $flags");
-        }
-    }
-
     /** @param mixed[] $options */
     private static function checkOptions(array $options): void
     {
@@ -156,7 +180,7 @@ final class Frame
             throw new \InvalidArgumentException('frame options must be a list');
         }
         foreach ($options as $option) {
-            if (!is_int($option) || $option < 0 || $option > self::MAX_UINT32) {
+            if (!is_int($option) || ($option & ~self::MAX_UINT32) !== 0) {
                 throw new \InvalidArgumentException('frame options must be integers from 0 to 2^32-1');
             }
         }

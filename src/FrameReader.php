@@ -36,14 +36,30 @@ final class FrameReader
      */
     public function read(): ?Frame
     {
-        $header = $this->readExactly(Frame::HEADER_SIZE, 'frame header', true);
-        if ($header === null) {
-            return null;
+        // Usually one fread() from the stream's buffer has each part.
+        $header = fread($this->stream, Frame::HEADER_SIZE);
+        if ($header === false || strlen($header) !== Frame::HEADER_SIZE) {
+            $header = $this->readRest($header, Frame::HEADER_SIZE, 'frame header', true);
+            if ($header === null) {
+                return null;
+            }
         }
-        $fields = Frame::parseHeader($header);
-        $options = Frame::parseOptions($this->readExactly($fields['options'] * 4, 'frame options'));
-        $payload = $this->readExactly($fields['length'], 'frame payload');
-        return new Frame($fields['flags'], $payload, $options);
+        // Frame::parseHeader()'s checks, inline (this runs for every job):
+        // a header that fails any goes to it for the exception.
+        $h = unpack('Cfirst/Cflags/Vlength/Vcrc', $header);
+        $words = ($h['first'] & 0x0F) - 3;
+        if ($h['crc'] !== crc32(substr($header, 0, 6)) || ($h['first'] >> 4) !== Frame::VERSION || $words < 0) {
+            Frame::parseHeader($header);
+        }
+        if ($words === 0) {
+            return Frame::trusted($h['flags'], $this->readExactly($h['length'], 'frame payload'), []);
+        }
+        $size = $words * 4 + $h['length'];
+        $rest = fread($this->stream, min($size, self::CHUNK)); // options and payload
+        if ($rest === false || strlen($rest) !== $size) {
+            $rest = (string)$this->readRest($rest, $size, 'frame options and payload');
+        }
+        return Frame::trusted($h['flags'], (string)substr($rest, $words * 4), array_values(unpack("V$words", $rest)));
     }
 
     /**
@@ -76,8 +92,27 @@ final class FrameReader
      */
     private function readExactly(int $length, string $what, bool $eofAllowed = false): ?string
     {
-        $parts = [];
-        $got = 0;
+        if ($length === 0) {
+            return '';
+        }
+        return $this->readRest(fread($this->stream, min($length, self::CHUNK)), $length, $what, $eofAllowed);
+    }
+
+    /**
+     * Read what is missing of $length bytes after a first fread() gave $first.
+     *
+     * @throws FrameException on EOF after the first byte, or on a read error
+     */
+    private function readRest(string|false $first, int $length, string $what, bool $eofAllowed = false): ?string
+    {
+        if ($first === false) {
+            throw new FrameException("read error while reading the $what (0 of $length bytes read)");
+        }
+        if (strlen($first) === $length) {
+            return $first;
+        }
+        $parts = $first === '' ? [] : [$first];
+        $got = strlen($first);
         while ($got < $length) {
             $part = fread($this->stream, min($length - $got, self::CHUNK));
             if ($part === false) {

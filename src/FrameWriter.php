@@ -27,24 +27,54 @@ final class FrameWriter
         $this->stream = $stream;
     }
 
+    /** Payloads up to this size go out in one write with their header. */
+    private const JOIN = 1 << 16;
+
     /**
-     * Write one frame and flush it.
+     * Write one frame. PHP streams do not buffer writes: it is on its way
+     * (in the pipe) when this returns.
      *
      * @throws FrameException when the stream is closed or broken
      */
     public function write(Frame $frame): void
     {
-        // Header and payload go out separately so a large payload is never copied.
-        $this->writeAll($frame->encodeHeader());
-        $this->writeAll($frame->payload);
-        fflush($this->stream);
+        $this->send($frame->flags, $frame->payload, $frame->options);
     }
 
-    /** @throws FrameException */
-    private function writeAll(string $bytes): void
+    /**
+     * Write a frame of these fields (valid: flags 0-255, at most 12 uint32
+     * options) without making a Frame: the worker's result frames.
+     *
+     * @param int[] $options
+     * @throws FrameException when the stream is closed or broken
+     * @internal
+     */
+    public function send(int $flags, string $payload, array $options): void
+    {
+        $header = Frame::header($flags, strlen($payload), $options);
+        if (strlen($payload) <= self::JOIN) {
+            // One write(2): the aggregator wakes once per frame, not twice.
+            $bytes = $header . $payload;
+            error_clear_last();
+            $count = @fwrite($this->stream, $bytes);
+            if ($count !== strlen($bytes)) {
+                $this->writeAll($bytes, $count === false ? 0 : $count);
+            }
+        } else {
+            // A large payload is not copied; it goes out after its header.
+            $this->writeAll($header);
+            $this->writeAll($payload);
+        }
+    }
+
+    /**
+     * Write $bytes from offset $written on.
+     *
+     * @throws FrameException
+     */
+    private function writeAll(string $bytes, int $written = 0): void
     {
         $length = strlen($bytes);
-        $written = 0;
         while ($written < $length) {
             $chunk = $written === 0 && $length <= self::CHUNK ? $bytes : substr($bytes, $written, self::CHUNK);
             error_clear_last();

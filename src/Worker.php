@@ -131,7 +131,7 @@ final class Worker
                 'file' => '', 'line' => 0, 'trace' => '', 'fatal' => true];
         }
         try {
-            $this->writer->write(self::resultFrame($job->id, Frame::CODEC_JSON | Frame::ERROR, self::errorPayload($failure), ''));
+            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, self::errorPayload($failure), '');
         } catch (\Throwable) {
             // The aggregator will see the process die instead.
         }
@@ -244,7 +244,11 @@ final class Worker
             } finally {
                 $this->current = null;
             }
-            $this->collectOutput($job);
+            // What the job echoed, if anything (one call when nothing was).
+            $buffered = ob_get_length();
+            if ($buffered === false || $buffered > 0) {
+                $this->collectOutput($job);
+            }
             if ($signal instanceof JobDone) {
                 $this->finish($job, $signal);
                 return;
@@ -276,8 +280,17 @@ final class Worker
     private function execute(Job $job): JobDone
     {
         try {
-            $handler = $this->handlers->forKind($job->kind);
-            return new JobDone(Frame::CODEC_RAW, self::encodeAnswer($handler(self::decodeInput($job->input))));
+            $handler = match ($job->kind) {
+                Handlers::KIND_SUPPLIERS => $this->handlers->suppliers,
+                Handlers::KIND_ITEMS => $this->handlers->items,
+                default => $this->handlers->forKind($job->kind), // throws
+            };
+            $input = json_decode($job->input, true, 512, JSON_THROW_ON_ERROR);
+            if (!is_array($input)) {
+                self::decodeInput($job->input); // throws what it says
+            }
+            $answer = $handler($input);
+            return new JobDone(Frame::CODEC_RAW, is_string($answer) ? $answer : self::encodeAnswer($answer));
         } catch (\Throwable $e) {
             return new JobDone(Frame::CODEC_JSON | Frame::ERROR, self::errorPayload(Report::describe($e)));
         }
@@ -300,8 +313,10 @@ final class Worker
         unset($this->jobs[$job->id]);
         $this->idle[] = $job->fiber;
         $job->fiber = null;
-        $this->writer->write(self::resultFrame($job->id, $done->flags, $done->payload, $job->output));
-        $this->reset();
+        $this->sendResult($job->id, $done->flags, $done->payload, $job->output);
+        if ($this->handlers->reset !== null) {
+            $this->reset();
+        }
     }
 
     /** Keep what the job echoed (up to MAX_JOB_OUTPUT) for its result frame. */
@@ -391,12 +406,13 @@ final class Worker
     }
 
     /**
-     * A result frame: options [JOB, id, memory, bytes of stray output];
+     * Send a result frame: options [JOB, id, memory, bytes of stray output];
      * the payload is the answer (or ERROR JSON) followed by that output.
      */
-    private static function resultFrame(int $id, int $flags, string $payload, string $output): Frame
+    private function sendResult(int $id, int $flags, string $payload, string $output): void
     {
-        return new Frame($flags, $payload . $output, [self::JOB, $id, self::memory(), strlen($output)]);
+        $memory = min(memory_get_usage(true), Frame::MAX_UINT32); // self::memory(), inline: once per job
+        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [self::JOB, $id, $memory, strlen($output)]);
     }
 
     /** @param array<string, mixed> $failure */

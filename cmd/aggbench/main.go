@@ -1,60 +1,130 @@
 // Command aggbench measures the aggregator as browsers use it: it starts
 // bin/aggregator in each configuration, runs websocket sessions against it
-// and prints a Markdown table (sessions/s, first-item and whole-session
-// latency, RSS). `make bench` runs it; results go to docs/performance.md.
+// and prints Markdown tables. `make bench` runs it; results go to the README.
+//
+// Parts (select with -only, comma-separated):
+//
+//	ceiling    the aggregator against a server that only replays its messages
+//	throughput sessions/s per mode and scenario
+//	php        the pool against a minimal PHP loop and RoadRunner's pool (Go benchmarks)
+//	latency    suppliers answering in 0..1000 ms: sync workers against fetch()
+//	inflight   10,000 supplier calls in flight at once
+//	fair       the fair queue under a flood
+//	memory     RSS with 1000 sessions open
 package main
 
 import (
 	"bufio"
-	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 var (
 	binary   = flag.String("bin", "bin/aggregator", "the aggregator binary")
 	duration = flag.Duration("d", 5*time.Second, "how long each throughput run lasts")
-	only     = flag.String("only", "", "run only the parts whose name contains this (throughput, fair, memory)")
+	only     = flag.String("only", "", "comma-separated parts to run: ceiling, throughput, php, latency, inflight, fair, memory (default all)")
+	rounds   = flag.Int("rounds", 1, "ceiling: how many times the replay and the aggregator are measured, alternately")
+	latencyD = flag.Duration("latency-d", 10*time.Second, "how long each real-latency run lasts")
+
+	target   = flag.String("target", "", "load a running server (ws://HOST:PORT/ws) with `normal` searches from -browsers for -d, print one row and exit (e.g. to profile it)")
+	browsers = flag.Int("browsers", 16, "with -target: concurrent browsers")
+
+	// Internal: aggbench runs its replay server as a process of its own.
+	serveReplay = flag.String("serve-replay", "", "internal: serve the recorded messages in this file as a replay server")
 )
+
+var parts = []struct {
+	name string
+	run  func()
+}{
+	{"ceiling", ceiling},
+	{"throughput", throughput},
+	{"php", phpSide},
+	{"latency", realLatency},
+	{"inflight", inFlight},
+	{"fair", fairness},
+	{"memory", memory},
+}
 
 func main() {
 	flag.Parse()
-	fmt.Printf("Machine: %d CPUs, %s, %s\n\n", runtime.NumCPU(), cpuModel(), phpVersion())
-	if want("throughput") {
-		throughput()
+	if *serveReplay != "" {
+		replayServer(*serveReplay)
+		return
 	}
-	if want("fair") {
-		fairness()
+	if *target != "" {
+		out, took := load(*target, "normal", *browsers, *duration)
+		s := summarize(out, false)
+		fmt.Printf("| %s | %d browsers | %s sessions/s | %s | failed %d |\n", *target, *browsers,
+			commas(float64(s.ok)/took.Seconds()), s.latencies(), s.failed)
+		return
 	}
-	if want("memory") {
-		memory()
+	var names []string
+	for _, p := range parts {
+		names = append(names, p.name)
+	}
+	for _, w := range strings.Split(*only, ",") {
+		if w = strings.TrimSpace(w); w != "" && !want(w) {
+			fail("unknown part %q: want one of %s", w, strings.Join(names, ", "))
+		}
+	}
+	fmt.Printf("Machine: %d CPUs, %s, %s, %s\n\n", runtime.NumCPU(), cpuModel(), phpVersion(), runtime.Version())
+	for _, p := range parts {
+		if selected(p.name) {
+			start := time.Now()
+			p.run()
+			fmt.Fprintf(os.Stderr, "aggbench: %s took %.0f s\n", p.name, time.Since(start).Seconds())
+		}
 	}
 }
 
-func want(part string) bool { return *only == "" || strings.Contains(part, *only) }
+// want says whether name is a part.
+func want(name string) bool {
+	for _, p := range parts {
+		if p.name == name {
+			return true
+		}
+	}
+	return false
+}
 
-// server is a running aggregator.
+// selected says whether -only asks for the part.
+func selected(part string) bool {
+	if *only == "" {
+		return true
+	}
+	for _, w := range strings.Split(*only, ",") {
+		if strings.TrimSpace(w) == part {
+			return true
+		}
+	}
+	return false
+}
+
+// server is a running aggregator (or replay server).
 type server struct {
 	cmd  *exec.Cmd
+	addr string // host:port
 	ws   string
 	done chan struct{}
 }
 
 var listenRE = regexp.MustCompile(`aggregator listening\s+\{"addr": "([0-9.:]+)"`)
 
+// start runs the aggregator with env and -D arguments and waits until it
+// listens and its workers are ready.
 func start(env []string, args ...string) *server {
 	logs, _ := os.MkdirTemp("", "aggbench-")
 	all := append([]string{"-Dserver.port=0", "-Daggregator.log.file=" + filepath.Join(logs, "a.log")}, args...)
@@ -67,24 +137,65 @@ func start(env []string, args ...string) *server {
 	s := &server{cmd: cmd, done: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+		// Only the first lines are read line by line; the rest is drained
+		// cheaply, so the bench spends no CPU reading the server's log.
+		r := bufio.NewReader(stderr)
+		for {
+			line, err := r.ReadString('\n')
+			if m := listenRE.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
+				break
+			}
+			if err != nil {
+				return
 			}
 		}
+		_, _ = io.Copy(io.Discard, r)
 	}()
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	select {
 	case a := <-addr:
+		s.addr = a
 		s.ws = "ws://" + a + "/ws"
+	case <-s.done:
+		fail("the server exited before it listened (its log: %s)", logs)
 	case <-time.After(20 * time.Second):
 		fail("server did not start")
 	}
-	// Let the workers warm up before measuring.
-	time.Sleep(1500 * time.Millisecond)
+	s.waitWorkers()
+	time.Sleep(500 * time.Millisecond) // let the workers warm up
 	return s
 }
+
+// waitWorkers waits until every worker /workers lists is idle (exec mode
+// lists none), at most a minute: hundreds of PHP processes start slowly.
+func (s *server) waitWorkers() {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + s.addr + "/workers")
+		if err == nil {
+			var w struct {
+				Mode    string `json:"mode"`
+				Workers []struct {
+					State string `json:"state"`
+				} `json:"workers"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&w)
+			resp.Body.Close()
+			ready := w.Mode == "exec" || len(w.Workers) > 0
+			for _, x := range w.Workers {
+				ready = ready && x.State == "idle"
+			}
+			if ready {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fail("the workers did not start within a minute")
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
 
 func (s *server) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
@@ -92,214 +203,130 @@ func (s *server) stop() {
 	case <-s.done:
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
+		<-s.done
 	}
 }
 
-func (s *server) rss() int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+// rss is the process's resident memory now, in bytes.
+func rss(pid int) int64 { return statusKB(pid, "VmRSS:") << 10 }
+
+// peakRSS is the most resident memory the process has had, in bytes.
+func peakRSS(pid int) int64 { return statusKB(pid, "VmHWM:") << 10 }
+
+func statusKB(pid int, key string) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, key) {
 			f := strings.Fields(line)
 			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
+			return kb
 		}
 	}
 	return 0
 }
 
-// outcome is one session as the browser saw it.
-type outcome struct {
-	first, total time.Duration // first SENDING, close
-	msgs         int
-	closeCode    int
-	err          error
-}
+// clockTick is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
+const clockTick = 100
 
-func session(url, code string) outcome {
-	start := time.Now()
-	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+// cpuTimes reads a process's CPU time (utime+stime) and that of its
+// children already waited for (cutime+cstime), in seconds.
+func cpuTimes(pid int) (self, reaped float64, ppid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return outcome{err: err}
+		return 0, 0, 0
 	}
-	defer c.Close()
-	req := fmt.Sprintf(`{"code":%q,"brand":"ctr","apikey":"1","analog":1}`, code)
-	if err := c.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
-		return outcome{err: err}
-	}
-	var o outcome
-	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
-	for {
-		_, m, err := c.ReadMessage()
+	// The command name (field 2) may hold spaces: fields count from the last ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	num := func(i int) float64 { v, _ := strconv.ParseFloat(f[i], 64); return v }
+	// f[0] is field 3 (state): utime is field 14 → f[11].
+	ppid, _ = strconv.Atoi(f[1])
+	return (num(11) + num(12)) / clockTick, (num(13) + num(14)) / clockTick, ppid
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
 		if err != nil {
-			o.total = time.Since(start)
-			if ce, ok := err.(*websocket.CloseError); ok {
-				o.closeCode = ce.Code
-			} else {
-				o.err = err
-			}
-			return o
-		}
-		o.msgs++
-		if o.first == 0 && strings.Contains(string(m), `"SENDING"`) {
-			o.first = time.Since(start)
-		}
-	}
-}
-
-// load runs sessions of code from conc browsers for d; it returns every outcome.
-func load(url, code string, conc int, d time.Duration) ([]outcome, time.Duration) {
-	var mu sync.Mutex
-	var out []outcome
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				o := session(url, code)
-				mu.Lock()
-				out = append(out, o)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return out, time.Since(start)
-}
-
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	i := int(float64(len(ds)-1) * p)
-	return ds[i]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) }
-
-func summarize(out []outcome) (ok int, firsts, totals []time.Duration) {
-	for _, o := range out {
-		if o.err != nil || o.closeCode != 1000 {
 			continue
 		}
-		ok++
-		if o.first > 0 {
-			firsts = append(firsts, o.first)
+		if _, _, ppid := cpuTimes(p); ppid == pid {
+			out = append(out, p)
 		}
-		totals = append(totals, o.total)
 	}
-	return
+	return out
 }
 
-// throughput: finished sessions/s and latencies, worker vs exec.
-func throughput() {
-	fmt.Println("### Throughput (DEMO_DELAY_MS=0, aggregator.pool.executor=4)")
-	fmt.Println()
-	fmt.Println("| mode | scenario | browsers | sessions/s | first item p50 / p99 ms | session p50 / p99 ms | failed |")
-	fmt.Println("|---|---|---|---|---|---|---|")
-	rates := map[string]float64{}
-	for _, mode := range []string{"worker", "exec"} {
-		s := start([]string{"DEMO_DELAY_MS=0"}, "-Daggregator.pool.mode="+mode, "-Daggregator.pool.executor=4",
-			"-Daggregator.timeout.script=1")
-		for _, sc := range []struct {
-			code string
-			conc int
-		}{{"normal", 1}, {"normal", 16}, {"normal", 64}, {"mixed", 16}} {
-			if mode == "exec" && sc.conc == 64 {
-				continue // exec mode is 4 processes at ~16 ms each: 64 browsers only queue
-			}
-			out, took := load(s.ws, sc.code, sc.conc, *duration)
-			ok, firsts, totals := summarize(out)
-			if sc.code == "mixed" { // mixed ends 1000 with two task errors; all sessions count
-				ok = len(out)
-			}
-			rate := float64(ok) / took.Seconds()
-			if sc.code == "normal" && sc.conc == 16 {
-				rates[mode] = rate
-			}
-			fmt.Printf("| %s | %s | %d | %.0f | %s / %s | %s / %s | %d |\n", mode, sc.code, sc.conc, rate,
-				ms(pct(firsts, .5)), ms(pct(firsts, .99)), ms(pct(totals, .5)), ms(pct(totals, .99)), len(out)-ok)
-		}
-		s.stop()
-	}
-	if rates["exec"] > 0 {
-		fmt.Printf("\nworker / exec, `normal` sessions/s at 16 browsers: **%.0f×**\n\n", rates["worker"]/rates["exec"])
-	}
+// cpuSnapshot is the CPU a server and its PHP children have used.
+type cpuSnapshot struct {
+	server float64
+	php    float64 // live children plus those reaped
 }
 
-// fairness: a session flooding 2001 sleeping suppliers must not starve 40
-// ordinary sessions arriving meanwhile.
-func fairness() {
-	fmt.Println("### Fair queue (executor=4, session-limit=2, one session with 2001 sleeping suppliers)")
-	fmt.Println()
-	s := start([]string{"DEMO_DELAY_MS=50"}, "-Daggregator.pool.executor=4", "-Daggregator.pool.session-limit=2",
-		"-Daggregator.timeout.script=5", "-Daggregator.timeout.session=60")
-	defer s.stop()
-	go session(s.ws, "sessionTimeout") // the flood
-	time.Sleep(500 * time.Millisecond)
-	var mu sync.Mutex
-	var out []outcome
-	var wg sync.WaitGroup
-	for i := 0; i < 40; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o := session(s.ws, "normal")
-			mu.Lock()
-			out = append(out, o)
-			mu.Unlock()
-		}()
-		time.Sleep(25 * time.Millisecond)
+func cpuOf(pid int) cpuSnapshot {
+	self, reaped, _ := cpuTimes(pid)
+	s := cpuSnapshot{server: self, php: reaped}
+	for _, c := range children(pid) {
+		t, r, _ := cpuTimes(c)
+		s.php += t + r
 	}
-	wg.Wait()
-	ok, _, totals := summarize(out)
-	correct := 0
-	for _, o := range out {
-		if o.closeCode == 1000 && o.msgs == 15 {
-			correct++
-		}
-	}
-	fmt.Printf("| normal sessions | finished correctly | p50 ms | p99 ms | target p99 |\n|---|---|---|---|---|\n")
-	fmt.Printf("| 40 | %d (%d closed 1000) | %s | %s | < 2000 |\n\n", correct, ok, ms(pct(totals, .5)), ms(pct(totals, .99)))
+	return s
 }
 
-// memory: RSS of the server with 1000 sessions open, each with 3 tasks queued.
-func memory() {
-	fmt.Println("### Memory (1000 concurrent sessions, each with 3 queued sleeping tasks)")
-	fmt.Println()
-	fmt.Println("| mode | sessions | RSS idle | RSS at 1000 sessions | target |")
-	fmt.Println("|---|---|---|---|---|")
-	for _, mode := range []string{"worker", "exec"} {
-		s := start([]string{"DEMO_DELAY_MS=0"}, "-Daggregator.pool.mode="+mode, "-Daggregator.pool.executor=4",
-			"-Daggregator.timeout.script=60", "-Daggregator.timeout.session=60")
-		idle := s.rss()
-		var conns []*websocket.Conn
-		for i := 0; i < 1000; i++ {
-			c, _, err := websocket.DefaultDialer.Dial(s.ws, nil)
-			if err != nil {
-				fail("dial %d: %v", i, err)
-			}
-			_ = c.WriteMessage(websocket.TextMessage, []byte(`{"code":"itemsTimeout","brand":"b","apikey":"1","analog":1}`))
-			conns = append(conns, c)
+// syscalls is how many read- and write-family system calls the process
+// has made (/proc/PID/io syscr + syscw).
+func syscalls(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	var n float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			n += f
 		}
-		// Wait until the suppliers tasks have run and the items tasks wait.
-		time.Sleep(3 * time.Second)
-		if mode == "exec" {
-			time.Sleep(5 * time.Second)
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			n += f
 		}
-		peak := s.rss()
-		for _, c := range conns {
-			c.Close()
-		}
-		fmt.Printf("| %s | 1000 | %.1f MB | %.1f MB | < 64 MB |\n", mode, float64(idle)/(1<<20), float64(peak)/(1<<20))
-		s.stop()
 	}
-	fmt.Println()
+	return n
 }
+
+// phpPSS is the summed PSS of pid's children (the PHP workers), in bytes.
+func phpPSS(pid int) int64 {
+	var sum int64
+	for _, c := range children(pid) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", c))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "Pss:") {
+				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+				sum += kb << 10
+			}
+		}
+	}
+	return sum
+}
+
+// mallocs reads go_memstats_mallocs_total from a server's /metrics.
+func mallocs(addr string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }
 
 func cpuModel() string {
 	b, _ := os.ReadFile("/proc/cpuinfo")

@@ -39,11 +39,13 @@ func newLogger(c *Config, instance string) (log *zap.Logger, health func() aggre
 	stderr := zapcore.Lock(os.Stderr)
 	file := &fileSink{w: rot, name: c.LogFile, now: time.Now,
 		complain: zap.New(tagCore{zapcore.NewCore(zapcore.NewConsoleEncoder(enc), stderr, zapcore.WarnLevel), tag})}
-	cores := []zapcore.Core{zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(file), level)}
+	// One core writing to both: each line is encoded once, and a logger
+	// With fields (one per session) clones one core, not two.
+	out := zapcore.AddSync(file)
 	if c.LogConsole {
-		cores = append(cores, zapcore.NewCore(zapcore.NewConsoleEncoder(enc), stderr, level))
+		out = zapcore.NewMultiWriteSyncer(out, stderr)
 	}
-	log = zap.New(tagCore{zapcore.NewTee(cores...), tag})
+	log = zap.New(tagCore{zapcore.NewCore(zapcore.NewConsoleEncoder(enc), out, level), tag})
 	return log, file.Health, func() { _ = log.Sync(); file.Close(); _ = rot.Close() }, nil
 }
 
