@@ -12,8 +12,8 @@ declare(strict_types=1);
 
 function wait_for_supplier(float $seconds): void
 {
-    $end = microtime(true) + $seconds;
-    while (microtime(true) < $end) {
+    $end = hrtime(true) + (int)($seconds * 1e9); // monotonic, like the Go side's clock
+    while (hrtime(true) < $end) {
         usleep(10000);
     }
 }

@@ -10,8 +10,8 @@
 
 function wait_for_supplier($seconds)
 {
-    $end = microtime(true) + $seconds;
-    while (microtime(true) < $end) {
+    $end = hrtime(true) + (int)($seconds * 1e9); // monotonic, like the Go side's clock
+    while (hrtime(true) < $end) {
         usleep(10000);
     }
 }
