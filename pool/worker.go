@@ -799,10 +799,14 @@ func (w *worker) perform(c *call, fc *fetchCall, req *aggregator.FetchRequest) {
 	}
 	took := time.Since(fc.since)
 	w.mu.Lock()
-	delete(c.fetches, fc.id)
 	// Once the job's own time is up it is being cancelled: an answer now
-	// (its call failing for that very reason) would only race the cancel.
+	// (its call failing for that very reason) would only race the cancel,
+	// and the call stays listed, so that timeUp, which may run just after,
+	// sees the job waiting in fetch() (to cancel, not kill) and names the URL.
 	live := w.calls[c.id] == c && !c.over && c.ctx.Err() == nil
+	if live || c.ctx.Err() == nil {
+		delete(c.fetches, fc.id)
+	}
 	w.mu.Unlock()
 	log := w.logger()
 	var fe *aggregator.FetchError
