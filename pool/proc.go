@@ -38,8 +38,9 @@ type process struct {
 
 	errPipe *os.File // our end of its stderr, for pendingStderr
 	errRaw  syscall.RawConn
-	errMu   sync.Mutex   // held while a chunk of stderr is being handled
-	errRead atomic.Int64 // bytes of stderr read and handled
+	errMu    sync.Mutex   // held while bytes leave the stderr pipe, so FIONREAD and errTaken agree
+	errTaken atomic.Int64 // bytes of stderr taken off the pipe
+	errRead  atomic.Int64 // bytes of stderr taken and handled
 }
 
 // procSpec is how to start a process.
@@ -107,23 +108,23 @@ func startProcess(s procSpec) (*process, error) {
 }
 
 // copyOut copies r to w (or discards it) until r ends, then closes r. With
-// p set it counts what it handled, for pendingStderr.
+// p set it counts what it handled, for settleStderr.
 func copyOut(r *os.File, w io.Writer, p *process) {
 	defer r.Close()
 	if w == nil {
 		w = io.Discard
 	}
+	read := r.Read
+	if p != nil && p.errRaw != nil {
+		read = p.takeStderr
+	}
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := r.Read(buf)
+		n, err := read(buf)
 		if n > 0 {
-			if p != nil {
-				p.errMu.Lock()
-			}
 			_, _ = w.Write(buf[:n])
 			if p != nil {
 				p.errRead.Add(int64(n))
-				p.errMu.Unlock()
 			}
 		}
 		if err != nil {
@@ -135,22 +136,48 @@ func copyOut(r *os.File, w io.Writer, p *process) {
 	}
 }
 
-// settleStderr waits (at most wait) until what the process wrote to stderr
-// so far has been handled: the bytes still in the pipe and a chunk being
-// handled now. PHP writes a job's warnings before its result frame, so
-// calling this when the frame arrives ties them to the job.
-func (p *process) settleStderr(wait time.Duration) {
-	var pending int
-	err := os.ErrInvalid
-	if p.errRaw != nil {
-		err = p.errRaw.Control(func(fd uintptr) {
-			pending, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD: bytes in the pipe
-		})
+// takeStderr reads the stderr pipe, counting what it takes off it under
+// errMu in the same step as the read: settleStderr then never sees bytes
+// that are neither in the pipe nor counted.
+func (p *process) takeStderr(buf []byte) (int, error) {
+	var n int
+	var rerr error
+	err := p.errRaw.Read(func(fd uintptr) bool {
+		p.errMu.Lock()
+		n, rerr = syscall.Read(int(fd), buf)
+		if n > 0 {
+			p.errTaken.Add(int64(n))
+		}
+		p.errMu.Unlock()
+		return rerr != syscall.EAGAIN && rerr != syscall.EINTR // wait until the pipe is readable, then read again
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n <= 0:
+		return 0, io.EOF
 	}
-	p.errMu.Lock() // a chunk being handled is done once we hold it
-	target := p.errRead.Load() + int64(pending)
+	return n, nil
+}
+
+// settleStderr waits (at most wait) until what the process wrote to stderr
+// so far has been handled: the bytes still in the pipe and those taken off
+// it but not yet handled. PHP writes a job's warnings before its result
+// frame, so calling this when the frame arrives ties them to the job.
+func (p *process) settleStderr(wait time.Duration) {
+	if p.errRaw == nil {
+		return
+	}
+	p.errMu.Lock()
+	var pending int
+	err := p.errRaw.Control(func(fd uintptr) {
+		pending, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD: bytes in the pipe
+	})
+	target := p.errTaken.Load() + int64(pending)
 	p.errMu.Unlock()
-	if err != nil || pending <= 0 {
+	if err != nil || p.errRead.Load() >= target {
 		return
 	}
 	deadline := time.Now().Add(wait)
