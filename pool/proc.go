@@ -36,8 +36,8 @@ type process struct {
 	exited chan struct{} // closed once it exited, its group was killed and its output was read
 	err    error         // how it exited (cmd.Wait's error); read after exited
 
-	errPipe *os.File // our end of its stderr, for pendingStderr
-	errRaw  syscall.RawConn
+	errPipe  *os.File // our end of its stderr, for pendingStderr
+	errRaw   syscall.RawConn
 	errMu    sync.Mutex   // held while bytes leave the stderr pipe, so FIONREAD and errTaken agree
 	errTaken atomic.Int64 // bytes of stderr taken off the pipe
 	errRead  atomic.Int64 // bytes of stderr taken and handled
