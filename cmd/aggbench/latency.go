@@ -136,21 +136,21 @@ func realLatency() {
 		call        string
 		executor    int
 		concurrency int
-		maxJobs     int
-	}{{"sync", 20, 1, 1000}, {"sync", 400, 1, 1000}, {"fetch", 4, 256, 1000}, {"fetch", 4, 256, 0}} {
+		maxJobs     string
+	}{{"sync", 20, 1, "auto"}, {"sync", 400, 1, "auto"}, {"fetch", 4, 256, "auto"}, {"fetch", 4, 256, "1000"}} {
 		s := start([]string{"BENCH_SUPPLIER=" + sup.url, "BENCH_CALL=" + run.call},
 			"-Daggregator.worker.handlers=cmd/aggbench/testdata/latency.php",
 			fmt.Sprintf("-Daggregator.pool.executor=%d", run.executor),
 			fmt.Sprintf("-Daggregator.pool.concurrency=%d", run.concurrency),
-			fmt.Sprintf("-Daggregator.pool.max-jobs=%d", run.maxJobs))
+			"-Daggregator.pool.max-jobs="+run.maxJobs)
 		smp := sample(s.pid(), time.Second)
 		out, took := load(s.ws, "normal", latencyBrowsers, *latencyD)
 		smp.end()
 		sum := summarize(out, false)
 		rate := float64(sum.ok) / took.Seconds()
 		name := map[string]string{"sync": "blocking (`file_get_contents`)", "fetch": "`\\Aggregator\\fetch()`"}[run.call]
-		if run.maxJobs != 1000 {
-			name += fmt.Sprintf(", max-jobs=%d", run.maxJobs)
+		if run.maxJobs != "auto" {
+			name += ", max-jobs=" + run.maxJobs
 		}
 		fmt.Printf("| %s | %d × %d | %s | %.0f%% | %s | %s | %s | %d of %d |\n", name, run.executor, run.concurrency,
 			commas(rate), 100*rate/bound, sum.latencies(), mb(smp.phpPeak), mb(smp.rss), sum.failed, len(out))
@@ -158,8 +158,8 @@ func realLatency() {
 	}
 	fmt.Printf("\nLatency bound (a server of zero cost): %d browsers ÷ 0.75 s mean session = **%.0f sessions/s**. "+
 		"A session fails when it does not close 1000 with all its items (a task cancelled after waiting 5 s for a worker, say). "+
-		"max-jobs is aggregator.pool.max-jobs (default 1000): a worker running 256 jobs at once reaches it in seconds, and while "+
-		"it finishes the jobs it has, its replacement already runs, so the PHP processes overlap. "+
+		"max-jobs is aggregator.pool.max-jobs (default auto: 1000 × concurrency); with a fixed 1000 a worker running 256 jobs "+
+		"at once reaches it in seconds, and while it finishes the jobs it has, its replacement already runs, so the PHP processes overlap. "+
 		"PHP memory is the sum of the workers' PSS (/proc/PID/smaps_rollup), server RSS the Go process's, both at their peak in the run.\n\n",
 		latencyBrowsers, bound)
 }

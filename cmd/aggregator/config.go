@@ -38,7 +38,7 @@ var defaults = map[string]string{
 	"aggregator.pool.concurrency":         "1",
 	"aggregator.pool.mode":                "worker",
 	"aggregator.pool.session-limit":       "0",
-	"aggregator.pool.max-jobs":            "1000",
+	"aggregator.pool.max-jobs":            "auto",
 	"aggregator.pool.max-memory":          "128",
 	"aggregator.pool.idle-check":          "10",
 	"aggregator.pool.start-timeout":       "10",
@@ -268,6 +268,20 @@ func (r *reader) int(key string, min int) int {
 	return n
 }
 
+// autoValue stands for "auto" until the value it depends on is known.
+const autoValue = -1
+
+// defaultMaxJobs is aggregator.pool.max-jobs per job a worker runs at once.
+const defaultMaxJobs = 1000
+
+// intOrAuto is int, or autoValue for "auto".
+func (r *reader) intOrAuto(key string, min int) int {
+	if strings.EqualFold(r.str(key), "auto") {
+		return autoValue
+	}
+	return r.int(key, min)
+}
+
 func (r *reader) seconds(key string) time.Duration {
 	s := r.str(key)
 	f, err := strconv.ParseFloat(s, 64)
@@ -421,7 +435,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		Executors:      r.int("aggregator.pool.executor", 1),
 		Concurrency:    r.int("aggregator.pool.concurrency", 1),
 		SessionLimit:   r.int("aggregator.pool.session-limit", 0),
-		MaxJobs:        r.int("aggregator.pool.max-jobs", 0),
+		MaxJobs:        r.intOrAuto("aggregator.pool.max-jobs", 0),
 		MaxMemoryMB:    r.int("aggregator.pool.max-memory", 0),
 		IdleCheck:      r.secondsOrOff("aggregator.pool.idle-check"),
 		StartTimeout:   r.seconds("aggregator.pool.start-timeout"),
@@ -504,6 +518,12 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 	}
 	if c.Mode == "exec" {
 		c.Concurrency = 1 // a process per job
+	}
+	if c.MaxJobs == autoValue {
+		// A worker is replaced after as many jobs as it could run in ~1000
+		// rounds: a worker running 256 jobs at once would otherwise be
+		// replaced every few seconds, its replacement overlapping it.
+		c.MaxJobs = defaultMaxJobs * max(c.Concurrency, 1)
 	}
 	if c.SessionLimit == 0 {
 		// A quarter of the capacity keeps one huge search from starving
