@@ -192,16 +192,6 @@ func (p *process) kill() { killGroup(p.pid) }
 // signal sends sig to the process itself (not its group).
 func (p *process) signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
-// dead reports whether the process has exited (and been cleaned up).
-func (p *process) dead() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
 // exitDetail describes how the process ended: "exit status 3", "signal: killed".
 func (p *process) exitDetail() string {
 	if p.err == nil {

@@ -103,17 +103,6 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	return ds[i]
 }
 
-func mean(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	var sum time.Duration
-	for _, d := range ds {
-		sum += d
-	}
-	return sum / time.Duration(len(ds))
-}
-
 func ms(d time.Duration) string {
 	if d >= 100*time.Millisecond {
 		return fmt.Sprintf("%.0f", float64(d.Microseconds())/1000)

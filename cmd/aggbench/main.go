@@ -210,9 +210,6 @@ func (s *server) stop() {
 // rss is the process's resident memory now, in bytes.
 func rss(pid int) int64 { return statusKB(pid, "VmRSS:") << 10 }
 
-// peakRSS is the most resident memory the process has had, in bytes.
-func peakRSS(pid int) int64 { return statusKB(pid, "VmHWM:") << 10 }
-
 func statusKB(pid int, key string) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(b), "\n") {
