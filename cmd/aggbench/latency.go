@@ -158,7 +158,7 @@ func realLatency() {
 	}
 	fmt.Printf("\nLatency bound (a server of zero cost): %d browsers ÷ 0.75 s mean session = **%.0f sessions/s**. "+
 		"A session fails when it does not close 1000 with all its items (a task cancelled after waiting 5 s for a worker, say). "+
-		"max-jobs is aggregator.pool.max-jobs (default auto: 1000 × concurrency); with a fixed 1000 a worker running 256 jobs "+
+		"max-jobs is aggregator.pool.max-jobs (default auto: 10000 × concurrency); with a fixed 1000 a worker running 256 jobs "+
 		"at once reaches it in seconds, and while it finishes the jobs it has, its replacement already runs, so the PHP processes overlap. "+
 		"PHP memory is the sum of the workers' PSS (/proc/PID/smaps_rollup), server RSS the Go process's, both at their peak in the run.\n\n",
 		latencyBrowsers, bound)
