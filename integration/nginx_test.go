@@ -65,7 +65,7 @@ func TestNginxTwoInstances(t *testing.T) {
 	eventually(t, 3*time.Second, func() string {
 		logs := a.Stderr() + b.Stderr()
 		if !strings.Contains(logs, `"remote": "127.0.0.1"`) {
-			return "no session opened with the forwarded client address"
+			return "no session line with the forwarded client address"
 		}
 		return ""
 	})

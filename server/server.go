@@ -225,12 +225,13 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool)
 		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", remote))
 		return
 	}
-	sess := newSession(s, conn, echo)
+	sess := newSession(s, conn, echo, remote)
 	s.stats.sessionStarted()
 	s.metrics.sessionsTotal.Inc()
 	s.metrics.sessionsAlive.Inc()
-	sess.log.Info("session opened", zap.String("remote", remote),
-		zap.String("origin", r.Header.Get("Origin")), zap.String("path", r.URL.Path))
+	if ce := sess.log.Check(zap.DebugLevel, "session opened"); ce != nil {
+		ce.Write(zap.String("origin", r.Header.Get("Origin")), zap.String("path", r.URL.Path))
+	}
 	sess.run()
 }
 

@@ -63,34 +63,39 @@ type (
 // queue (guarded by its mutex), out to the connection's writer, ctx/cancel
 // end its tasks.
 type session struct {
-	id     string
-	echo   bool // sends each message back instead of searching
-	srv    *Server
-	conn   *websocket.Conn
-	out    *outbox
-	events chan any
-	done   chan struct{} // closed when the loop has ended
-	ctx    context.Context
-	cancel context.CancelFunc
-	log    *zap.Logger
-	queued taskList // guarded by srv.queue
+	id       string
+	echo     bool // sends each message back instead of searching
+	srv      *Server
+	conn     *websocket.Conn
+	out      *outbox
+	events   chan any
+	done     chan struct{} // closed when the loop has ended
+	ctx      context.Context
+	cancel   context.CancelFunc
+	log      *zap.Logger
+	openedAt time.Time
+	queued   taskList // guarded by srv.queue
 
 	// owned by the loop
 	started bool
 	params  json.RawMessage // the request's faulty fields, for _params
 	tasks   map[int64]*task // tasks not ended yet
 	nTasks  int             // items tasks created
+	nItems  int             // items sent
+	nFailed int             // tasks that ended with an error message
 	ended   bool
 }
 
-func newSession(srv *Server, conn *websocket.Conn, echo bool) *session {
+func newSession(srv *Server, conn *websocket.Conn, echo bool, remote string) *session {
 	id := strconv.FormatInt(srv.sessionSeq.Add(1), 10)
 	ctx, cancel := context.WithCancel(srv.ctx)
 	return &session{
 		id: id, echo: echo, srv: srv, conn: conn, out: newOutbox(srv.cfg.SendQueue, srv.cfg.SendQueueBytes),
 		events: make(chan any, 16), done: make(chan struct{}), ctx: ctx, cancel: cancel,
-		log:   srv.log.With(zap.String("session", id)),
-		tasks: make(map[int64]*task),
+		// Every line of a session names the browser, so that a session
+		// needs no line of its own when it opens (one line fewer per search).
+		log:   srv.log.With(zap.String("session", id), zap.String("remote", remote)),
+		tasks: make(map[int64]*task), openedAt: time.Now(),
 	}
 }
 
@@ -344,6 +349,7 @@ func (s *session) onTaskDone(ev evTaskDone) {
 			}
 		}
 	}
+	s.nItems += len(out.Items)
 	s.succeed(t, t.kind == aggregator.Items)
 	s.addSuppliers(out.Suppliers)
 	s.maybeFinish()
@@ -379,6 +385,7 @@ func (s *session) failWith(t *task, code aggregator.Code, public string) {
 		h.Info = t.info
 	}
 	s.send(h)
+	s.nFailed++
 	s.endTask(t, string(code))
 }
 
@@ -398,7 +405,8 @@ func (s *session) endTask(t *task, outcome string) {
 // maybeFinish closes the session normally once no task is left.
 func (s *session) maybeFinish() {
 	if !s.ended && s.started && len(s.tasks) == 0 {
-		s.log.Info("session done")
+		s.log.Info("session done", zap.Int("tasks", s.nTasks), zap.Int("items", s.nItems),
+			zap.Int("failed", s.nFailed), zap.Duration("took", time.Since(s.openedAt)))
 		s.end(websocket.CloseNormalClosure, "", "done", "")
 	}
 }
