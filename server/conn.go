@@ -48,7 +48,9 @@ const (
 	fullBytes = "send_queue_bytes"
 )
 
-// push queues a message; when the queue is full it returns which limit
+// push queues a message for the next signal (the session signals once per
+// event it handled, so that the messages of one event, e.g. a supplier's
+// items and its SUCCESS, leave with one write(2)); when the queue is full it returns which limit
 // refused it. One message into an empty queue is always taken, whatever
 // its size (aggregator.limit.output-size bounds it). Once the connection is
 // closing or dead the message is dropped and push reports success: nobody
@@ -70,7 +72,11 @@ func (o *outbox) push(m []byte) (full string) {
 	o.msgs = append(o.msgs, m)
 	o.count++
 	o.bytes += len(m)
-	o.signal()
+	if o.bytes >= flushChunk {
+		// Enough for a write of its own: the writer starts now, so that
+		// a big answer flows while the rest of it is queued.
+		o.signal()
+	}
 	return ""
 }
 
@@ -92,6 +98,7 @@ func (o *outbox) close(code int, text string) {
 	o.signal()
 }
 
+// signal wakes the writer for what is queued.
 func (o *outbox) signal() {
 	select {
 	case o.notify <- struct{}{}:
