@@ -224,7 +224,7 @@ func TestInstanceInEveryLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened := map[string]string{} // instance -> the "search" line of its session "1"
+	opened := map[string]string{} // instance -> the "session done" line of its session "1"
 	started := map[string]bool{}  // instances that logged their start
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		m := instanceRE.FindStringSubmatch(line)
@@ -238,7 +238,7 @@ func TestInstanceInEveryLine(t *testing.T) {
 			}
 			started[m[1]] = true
 		}
-		if strings.Contains(line, "\tsearch\t") && strings.Contains(line, `"session": "1"`) {
+		if strings.Contains(line, "\tsession done\t") && strings.Contains(line, `"session": "1"`) {
 			opened[m[1]] = line
 		}
 	}

@@ -186,7 +186,7 @@ func (s *session) loop() {
 				s.end(websocket.CloseNormalClosure, "time is up", "timeout", "")
 				continue
 			}
-			s.log.Warn("session timed out", zap.String("code", string(aggregator.ESessionTimeout)),
+			s.log.Warn("session timed out", zap.String("code", string(aggregator.ESessionTimeout)), zap.ByteString("params", s.params),
 				zap.Int("tasks_left", len(s.tasks)))
 			s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionTimeout, Params: s.params})
 			s.end(websocket.CloseInternalServerErr, "session timeout", "timeout", string(aggregator.ESessionTimeout))
@@ -232,7 +232,9 @@ func (s *session) onMessage(data []byte) {
 		s.end(websocket.ClosePolicyViolation, string(code), "bad_request", "")
 		return
 	}
-	s.log.Info("search", zap.ByteString("params", s.params))
+	// The search is logged at INFO when it ends ("session done", with
+	// these params): one line per search.
+	s.log.Debug("search", zap.ByteString("params", s.params))
 	s.addTask(aggregator.Suppliers, req.input, nil, "")
 }
 
@@ -419,7 +421,7 @@ func (s *session) endTask(t *task, outcome string) {
 // maybeFinish closes the session normally once no task is left.
 func (s *session) maybeFinish() {
 	if !s.ended && s.started && len(s.tasks) == 0 {
-		s.log.Info("session done", zap.Int("tasks", s.nTasks), zap.Int("items", s.nItems),
+		s.log.Info("session done", zap.ByteString("params", s.params), zap.Int("tasks", s.nTasks), zap.Int("items", s.nItems),
 			zap.Int("failed", s.nFailed), zap.Duration("took", time.Since(s.openedAt)))
 		s.end(websocket.CloseNormalClosure, "", "done", "")
 	}
@@ -433,7 +435,7 @@ func (s *session) onGone(err error) {
 		s.end(websocket.CloseMessageTooBig, "", "too_large", string(aggregator.ESessionClosed))
 		return
 	}
-	s.log.Info("browser closed the socket", zap.String("code", string(aggregator.ESessionClosed)),
+	s.log.Info("browser closed the socket", zap.String("code", string(aggregator.ESessionClosed)), zap.ByteString("params", s.params),
 		zap.Int("tasks_left", len(s.tasks)), zap.String("reason", err.Error()))
 	s.end(websocket.CloseNormalClosure, "", "closed", string(aggregator.ESessionClosed))
 }
