@@ -45,8 +45,9 @@ func newQueue(capacity, perSession int, start func(*task)) *queue {
 	return q
 }
 
-// push queues t and starts what may start.
-func (q *queue) push(t *task) {
+// push queues t and starts what may start; waiting says whether t is
+// still in the queue.
+func (q *queue) push(t *task) (waiting bool) {
 	q.mu.Lock()
 	l := &t.sess.queued
 	t.elem = l.tasks.PushBack(t)
@@ -55,8 +56,10 @@ func (q *queue) push(t *task) {
 		l.inRing = q.ring.PushBack(l)
 	}
 	started := q.dispatchLocked()
+	waiting = t.elem != nil
 	q.mu.Unlock()
 	q.launch(started)
+	return waiting
 }
 
 // remove takes t out of the queue if it is still waiting; false if it has

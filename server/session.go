@@ -303,15 +303,19 @@ func (s *session) addTask(kind aggregator.Kind, input []byte, info json.RawMessa
 	}
 	s.log.Debug("task queued", zap.Int64("task", t.id), zap.String("kind", kind.String()),
 		zap.String("class", class), zap.Int("input_bytes", len(input)))
+	if !s.srv.queue.push(t) {
+		return // started at once: its runner sees its time run out
+	}
 	// A task whose time runs out while it waits is taken out and cancelled.
 	// endTask and end stop this watch, so a task ending otherwise costs no
-	// goroutine and no queue lock.
+	// goroutine and no queue lock. It is set up only for a task that waits
+	// (most start at once): it cannot end before this, as tasks end on
+	// this goroutine, and if it has started meanwhile remove says so.
 	t.stopWait = context.AfterFunc(t.ctx, func() {
 		if s.srv.queue.remove(t) {
 			s.post(evTaskDone{t: t, err: aggregator.Errorf(aggregator.EScriptCancelled, "its time ran out in the queue")})
 		}
 	})
-	s.srv.queue.push(t)
 }
 
 // onTaskDone turns a finished PHP call into messages and new tasks.
