@@ -123,7 +123,7 @@ func (s *session) run() {
 		// Written here rather than in the loop: the loop's stack is at its
 		// deepest where a search ends, and encoding a line there made Go
 		// grow it, a copy per session (3% of the server's CPU).
-		s.log.Info("session done", zap.ByteString("params", s.params), zap.Int("tasks", s.nTasks), zap.Int("items", s.nItems),
+		s.log.Info("session done", zap.ByteString("params", s.params), zap.Int("suppliers", s.nTasks), zap.Int("items", s.nItems),
 			zap.Int("failed", s.nFailed), zap.Duration("took", s.finished.Sub(s.openedAt)))
 	}
 	<-writerDone // the close frame is out (or the socket is dead)
