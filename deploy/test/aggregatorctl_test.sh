@@ -238,7 +238,9 @@ rm -f "$AGG_ETC/application.properties"
 if command -v python3 >/dev/null 2>&1; then
     mkdir -p "$TMP/www"
     echo '{"status":"UP"}' >"$TMP/www/health"
-    port=$((20000 + RANDOM % 20000))
+    # Below Linux's ephemeral range (32768 and up): a port there may be the
+    # local end of some client's connection, and python3 then cannot bind it.
+    port=$((20000 + RANDOM % 12000))
     while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
     (cd "$TMP/www" && exec python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1) &
     PY_PID=$!
