@@ -30,6 +30,11 @@ func ceiling() {
 	// at once: at ~6,000 jobs/s it starts a PHP process every ~170 ms.
 	agg0 := start([]string{"DEMO_DELAY_MS=0"}, "-Daggregator.pool.executor=4", "-Daggregator.pool.max-jobs=1000")
 	defer agg0.stop()
+	// And with 4 jobs per worker: when every worker is busy a job is
+	// pipelined to one, and PHP takes several per wake-up (for translators
+	// that do not block, e.g. that wait with fetch()).
+	agg4 := start([]string{"DEMO_DELAY_MS=0"}, "-Daggregator.pool.executor=4", "-Daggregator.pool.concurrency=4")
+	defer agg4.stop()
 	msgs := record(agg.ws)
 	rp := startReplay(msgs)
 	defer rp.stop()
@@ -44,6 +49,7 @@ func ceiling() {
 		{"replay, one write per search", rp.ws + "-batched", rp.addr, rp.pid(), false},
 		{"aggregator", agg.ws, agg.addr, agg.pid(), true},
 		{"aggregator, max-jobs=1000", agg0.ws, agg0.addr, agg0.pid(), true},
+		{"aggregator, concurrency=4", agg4.ws, agg4.addr, agg4.pid(), true},
 	}
 	fmt.Println("| server | sessions/s | of replay (a write per message) | first item p50 / p99 ms | session p50 / p99 ms | server CPU per search | allocations per search | reads+writes per search | PHP CPU per search | failed |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
