@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +60,28 @@ func TestLogFileFailures(t *testing.T) {
 	}
 	if all := complaints.All(); len(all) != 3 || all[2].Message != "log file writable again" {
 		t.Errorf("no word that the file works again: %v", all)
+	}
+}
+
+// TestLogBatches: lines below WARN wait for the next batch, a WARN line
+// writes them and itself at once, and closing the log writes the rest.
+func TestLogBatches(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a.log")
+	c := &Config{LogLevel: "INFO", LogFile: file, LogMaxSize: 10, LogMaxFiles: 2}
+	log, _, closeLog, err := newLogger(c, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("first")
+	log.Warn("second")
+	b, _ := os.ReadFile(file) // no wait: the WARN line wrote the batch
+	if !strings.Contains(string(b), "\tfirst\t") || !strings.Contains(string(b), "\tsecond\t") {
+		t.Fatalf("after a WARN line the file holds %q, want the INFO line before it and the WARN line", b)
+	}
+	log.Info("third")
+	closeLog()
+	b, _ = os.ReadFile(file)
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) != 3 || !strings.Contains(lines[2], "\tthird\t") {
+		t.Fatalf("after closing the file holds %q, want 3 lines ending with the last INFO one", b)
 	}
 }
