@@ -6,79 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/roadrunner-server/goridge/v3/pkg/frame"
 	"github.com/roadrunner-server/goridge/v3/pkg/pipe"
+	"github.com/theaspect/aggregator/internal/benchjob"
 )
-
-// benchInput is the job every benchmark sends.
-var benchInput = []byte(`{"code":"normal","brand":"x","apikey":"1","analog":1}`)
-
-// spread runs b.N jobs on n goroutines, each calling job until the jobs
-// are used up, and reports jobs/s and the CPU time per job of this process
-// (the Go side) and of the PHP processes pids lists: on a shared machine
-// the time a job takes varies with the neighbours, its CPU much less.
-func spread(b *testing.B, n int, pids func() []int, job func(g int) error) {
-	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	goCPU, phpCPU := selfCPU(), procsCPU(pids())
-	b.ResetTimer()
-	for g := 0; g < n; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				if err := job(g); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	goCPU, phpCPU = selfCPU()-goCPU, procsCPU(pids())-phpCPU
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
-	b.ReportMetric(goCPU.Seconds()*1e6/float64(b.N), "go-µs/job")
-	b.ReportMetric(phpCPU.Seconds()*1e6/float64(b.N), "php-µs/job")
-}
-
-// selfCPU is the CPU time this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procsCPU is the CPU time (utime+stime of /proc/PID/stat) the processes used.
-func procsCPU(pids []int) time.Duration {
-	var ticks int64
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + st
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100
-}
 
 // workerPIDs lists a supervisor's PHP processes.
 func workerPIDs(s *Supervisor) func() []int {
@@ -140,14 +73,14 @@ func startRawWorker(b *testing.B, script string) *rawWorker {
 
 func (w *rawWorker) echo() error {
 	w.id++
-	if err := w.relay.Send(newFrame(flagRaw, benchInput, typeJob, w.id, uint32(Suppliers))); err != nil {
+	if err := w.relay.Send(newFrame(flagRaw, benchjob.Input, typeJob, w.id, uint32(Suppliers))); err != nil {
 		return err
 	}
 	f := frame.NewFrame()
 	if err := w.relay.Receive(f); err != nil {
 		return err
 	}
-	if len(f.Payload()) != len(benchInput) {
+	if len(f.Payload()) != len(benchjob.Input) {
 		return fmt.Errorf("answer %q", f.Payload())
 	}
 	return nil
@@ -176,7 +109,7 @@ func benchRaw(b *testing.B, script string) {
 				}
 				return pids
 			}
-			spread(b, n, pids, func(g int) error { return ws[g].echo() })
+			benchjob.Spread(b, n, pids, func(g int) error { return ws[g].echo() })
 		})
 	}
 }
@@ -189,9 +122,9 @@ func BenchmarkSupervisor(b *testing.B) {
 			cfg.Workers = n
 			s := startSupervisor(b, cfg)
 			ctx := context.Background()
-			spread(b, n, workerPIDs(s), func(int) error {
-				res, err := s.Run(ctx, &Job{Kind: Suppliers, Input: benchInput})
-				if err == nil && len(res.Output) != len(benchInput) {
+			benchjob.Spread(b, n, workerPIDs(s), func(int) error {
+				res, err := s.Run(ctx, &Job{Kind: Suppliers, Input: benchjob.Input})
+				if err == nil && len(res.Output) != len(benchjob.Input) {
 					err = fmt.Errorf("answer %q", res.Output)
 				}
 				return err
@@ -207,9 +140,9 @@ func BenchmarkExec(b *testing.B) {
 	cfg.Suppliers = []string{"php", "-d", "display_errors=stderr", fixture(b, "exec_echo.php")}
 	e := newExec(b, cfg)
 	ctx := context.Background()
-	spread(b, 4, func() []int { return nil }, func(int) error {
-		res, err := e.Run(ctx, &Job{Kind: Suppliers, Input: benchInput})
-		if err == nil && len(res.Output) != len(benchInput)+1 { // exec adds a newline to stdin
+	benchjob.Spread(b, 4, func() []int { return nil }, func(int) error {
+		res, err := e.Run(ctx, &Job{Kind: Suppliers, Input: benchjob.Input})
+		if err == nil && len(res.Output) != len(benchjob.Input)+1 { // exec adds a newline to stdin
 			err = fmt.Errorf("answer %q", res.Output)
 		}
 		return err

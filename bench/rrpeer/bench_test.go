@@ -8,14 +8,8 @@ package rrpeer
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +18,9 @@ import (
 	"github.com/roadrunner-server/pool/payload"
 	"github.com/roadrunner-server/pool/pool"
 	"github.com/roadrunner-server/pool/pool/static_pool"
+	"github.com/theaspect/aggregator/internal/benchjob"
 	"go.uber.org/zap"
 )
-
-// benchInput is pool/bench_test.go's job.
-var benchInput = []byte(`{"code":"normal","brand":"x","apikey":"1","analog":1}`)
 
 // BenchmarkRoadRunner is RoadRunner's static pool of N PHP processes
 // answering the echo handler of pool/testdata/echo.php.
@@ -58,8 +50,8 @@ func BenchmarkRoadRunner(b *testing.B) {
 				}
 				return out
 			}
-			spread(b, n, pids, func() error {
-				ch, err := p.Exec(ctx, &payload.Payload{Body: benchInput, Codec: frame.CodecRaw}, make(chan struct{}))
+			benchjob.Spread(b, n, pids, func(int) error {
+				ch, err := p.Exec(ctx, &payload.Payload{Body: benchjob.Input, Codec: frame.CodecRaw}, make(chan struct{}))
 				if err != nil {
 					return err
 				}
@@ -67,66 +59,11 @@ func BenchmarkRoadRunner(b *testing.B) {
 				if r.Error() != nil {
 					return r.Error()
 				}
-				if len(r.Body()) != len(benchInput) {
+				if len(r.Body()) != len(benchjob.Input) {
 					return fmt.Errorf("answer %q", r.Body())
 				}
 				return nil
 			})
 		})
 	}
-}
-
-// spread is pool/bench_test.go's: b.N jobs on n goroutines; jobs/s and
-// CPU per job of this process and of the PHP processes.
-func spread(b *testing.B, n int, pids func() []int, job func() error) {
-	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	goCPU, phpCPU := selfCPU(), procsCPU(pids())
-	b.ResetTimer()
-	for g := 0; g < n; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				if err := job(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	goCPU, phpCPU = selfCPU()-goCPU, procsCPU(pids())-phpCPU
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
-	b.ReportMetric(goCPU.Seconds()*1e6/float64(b.N), "go-µs/job")
-	b.ReportMetric(phpCPU.Seconds()*1e6/float64(b.N), "php-µs/job")
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func procsCPU(pids []int) time.Duration {
-	var ticks int64
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + st
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
 }

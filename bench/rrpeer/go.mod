@@ -5,7 +5,7 @@ go 1.26.8
 require (
 	github.com/roadrunner-server/goridge/v3 v3.8.3
 	github.com/roadrunner-server/pool v1.1.3
-	go.uber.org/zap v1.27.0
+	go.uber.org/zap v1.28.0
 )
 
 require (
@@ -19,5 +19,11 @@ require (
 	github.com/yusufpapurcu/wmi v1.2.4 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	golang.org/x/sync v0.11.0 // indirect
-	golang.org/x/sys v0.30.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
 )
+
+// The benchmarks' job and measurement are the aggregator's own
+// (internal/benchjob), so both pools are measured alike.
+require github.com/theaspect/aggregator v0.0.0
+
+replace github.com/theaspect/aggregator => ../..

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/theaspect/aggregator/internal/procstat"
 )
 
 var (
@@ -222,41 +224,6 @@ func statusKB(pid int, key string) int64 {
 	return 0
 }
 
-// clockTick is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
-const clockTick = 100
-
-// cpuTimes reads a process's CPU time (utime+stime) and that of its
-// children already waited for (cutime+cstime), in seconds.
-func cpuTimes(pid int) (self, reaped float64, ppid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, 0
-	}
-	// The command name (field 2) may hold spaces: fields count from the last ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	num := func(i int) float64 { v, _ := strconv.ParseFloat(f[i], 64); return v }
-	// f[0] is field 3 (state): utime is field 14 → f[11].
-	ppid, _ = strconv.Atoi(f[1])
-	return (num(11) + num(12)) / clockTick, (num(13) + num(14)) / clockTick, ppid
-}
-
-// children lists the processes whose parent is pid.
-func children(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if _, _, ppid := cpuTimes(p); ppid == pid {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // cpuSnapshot is the CPU a server and its PHP children have used.
 type cpuSnapshot struct {
 	server float64
@@ -264,11 +231,11 @@ type cpuSnapshot struct {
 }
 
 func cpuOf(pid int) cpuSnapshot {
-	self, reaped, _ := cpuTimes(pid)
-	s := cpuSnapshot{server: self, php: reaped}
-	for _, c := range children(pid) {
-		t, r, _ := cpuTimes(c)
-		s.php += t + r
+	st, _ := procstat.Read(pid)
+	s := cpuSnapshot{server: st.CPU.Seconds(), php: st.Reaped.Seconds()}
+	for _, c := range procstat.Children(pid) {
+		ct, _ := procstat.Read(c)
+		s.php += (ct.CPU + ct.Reaped).Seconds()
 	}
 	return s
 }
@@ -294,7 +261,7 @@ func syscalls(pid int) float64 {
 // phpPSS is the summed PSS of pid's children (the PHP workers), in bytes.
 func phpPSS(pid int) int64 {
 	var sum int64
-	for _, c := range children(pid) {
+	for _, c := range procstat.Children(pid) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", c))
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(line, "Pss:") {
