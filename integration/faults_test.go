@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/theaspect/aggregator/internal/procstat"
 )
 
 // TestFaults: misbehaving PHP gets its SPEC code and a clear log line, and
@@ -70,7 +71,7 @@ func TestFaults(t *testing.T) {
 		}
 		pid, _ := strconv.Atoi(m[1])
 		eventually(t, 3*time.Second, func() string {
-			if alive(pid) {
+			if procstat.Alive(pid) {
 				return fmt.Sprintf("the handler's child %d outlived its killed worker", pid)
 			}
 			return ""
@@ -94,7 +95,7 @@ func TestWorkerClosesPipe(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, func() string {
 		for pid := range before {
-			if alive(pid) {
+			if procstat.Alive(pid) {
 				if _, still := workerPIDs(t, s)[pid]; !still {
 					return fmt.Sprintf("worker %d was dropped but still runs", pid)
 				}

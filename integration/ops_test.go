@@ -16,17 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/theaspect/aggregator/internal/procstat"
 )
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	return len(f) > 0 && f[0] != "Z"
-}
 
 // TestSigterm: SIGTERM while scripts sleep closes every session with 1001,
 // exits 0 within seconds, and leaves no PHP process behind.
@@ -79,7 +70,7 @@ func TestSigterm(t *testing.T) {
 				t.Errorf("exit code %d, want 0", code)
 			}
 			for pid, cmd := range pids {
-				if alive(pid) {
+				if procstat.Alive(pid) {
 					t.Errorf("PHP process %d (%s) outlived the server", pid, cmd)
 				}
 			}
@@ -102,7 +93,7 @@ func TestSigkillLeavesNoWorkers(t *testing.T) {
 	<-s.exited
 	eventually(t, 3*time.Second, func() string {
 		for pid := range pids {
-			if alive(pid) {
+			if procstat.Alive(pid) {
 				return fmt.Sprintf("worker %d outlived the SIGKILLed server", pid)
 			}
 		}

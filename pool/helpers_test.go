@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/theaspect/aggregator"
+	"github.com/theaspect/aggregator/internal/procstat"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -126,60 +126,22 @@ func pids(r Runner) []int {
 	return out
 }
 
-// procState is the state letter of a process ('R', 'S', 'Z', ...) and its
-// process group, or ok=false when there is no such process.
-func procState(pid int) (state byte, pgrp int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	// "pid (comm) S ppid pgrp ..."; comm may hold blanks and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 {
-		return 0, 0, false
-	}
-	pgrp, _ = strconv.Atoi(f[2])
-	return f[0][0], pgrp, true
-}
-
-// alive reports whether pid is a running process (a zombie counts as dead:
-// the container's init may never reap orphans).
-func alive(pid int) bool {
-	st, _, ok := procState(pid)
-	return ok && st != 'Z'
-}
-
 // groupAlive lists the live (non-zombie) processes of process group pgid.
 func groupAlive(pgid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, pg, ok := procState(pid); ok && pg == pgid && st != 'Z' {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return procstat.Find(func(st procstat.Stat) bool { return st.PGRP == pgid && st.State != 'Z' })
 }
 
 // waitDead waits until pid is gone (or a zombie).
 func waitDead(t testing.TB, pid int, what string) {
 	t.Helper()
-	eventually(t, 5*time.Second, what+" (pid "+strconv.Itoa(pid)+") is still alive", func() bool { return !alive(pid) })
+	eventually(t, 5*time.Second, what+" (pid "+strconv.Itoa(pid)+") is still alive", func() bool { return !procstat.Alive(pid) })
 }
 
 // killAtEnd makes sure a pid we stopped or started does not outlive the test.
 func killAtEnd(t testing.TB, pid int) {
 	t.Cleanup(func() {
 		_ = syscall.Kill(pid, syscall.SIGCONT)
-		if alive(pid) {
+		if procstat.Alive(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})

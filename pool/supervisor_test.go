@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/theaspect/aggregator"
+	"github.com/theaspect/aggregator/internal/procstat"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -542,7 +543,7 @@ func TestSupervisorKillUnderLoad(t *testing.T) {
 	}
 	waitFull(t, s, 4)
 	for _, p := range s.Info() {
-		if !alive(p.PID) {
+		if !procstat.Alive(p.PID) {
 			t.Errorf("listed worker %d is dead", p.PID)
 		}
 	}
@@ -663,7 +664,7 @@ func TestSupervisorClose(t *testing.T) {
 		t.Fatal("the running job did not end with Close")
 	}
 	for _, pid := range ps {
-		if alive(pid) {
+		if procstat.Alive(pid) {
 			t.Errorf("worker %d outlived Close", pid)
 		}
 	}
@@ -753,7 +754,7 @@ func TestSupervisorReleaseWithDeadIdle(t *testing.T) {
 		var idle int
 		eventually(t, 10*time.Second, "no idle worker to kill", func() bool {
 			for _, p := range s.Info() {
-				if p.PID != busy && p.State == "idle" && alive(p.PID) {
+				if p.PID != busy && p.State == "idle" && procstat.Alive(p.PID) {
 					idle = p.PID
 					return true
 				}
