@@ -49,9 +49,9 @@ const (
 )
 
 // push queues a message for the next signal (the session signals once per
-// event it handled, so that the messages of one event, e.g. a supplier's
-// items and its SUCCESS, leave with one write(2)); when the queue is full it returns which limit
-// refused it. One message into an empty queue is always taken, whatever
+// batch of events it handled, so that e.g. a supplier's items and its
+// SUCCESS leave with one write(2)); when the queue is full it returns which
+// limit refused it. One message into an empty queue is always taken, whatever
 // its size (aggregator.limit.output-size bounds it). Once the connection is
 // closing or dead the message is dropped and push reports success: nobody
 // can read it, and the session is ending already.

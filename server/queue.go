@@ -3,7 +3,6 @@ package server
 import (
 	"container/list"
 	"sync"
-	"time"
 )
 
 // queue holds the tasks waiting for a PHP process and starts them fairly:
@@ -19,14 +18,8 @@ type queue struct {
 	ring       *list.List // *taskList of sessions with queued tasks, next to serve first
 	start      func(*task)
 	launch     func([]*task) // starts picked tasks; goroutines unless a test says otherwise
-	idle       chan *task    // runner goroutines waiting for their next task
+	runners    *spares[*task]
 }
-
-// runnerIdle is how long a goroutine that ran a task waits for another one
-// before it ends. A task's goroutine reads its PHP result itself, and its
-// stack grows to fit that; reusing goroutines saves growing a new stack
-// (and starting a goroutine) per task.
-const runnerIdle = time.Second
 
 // taskList is one session's queued tasks; it lives in the session and is
 // guarded by the queue's mutex.
@@ -40,7 +33,8 @@ func newQueue(capacity, perSession int, start func(*task)) *queue {
 	if perSession < 1 || perSession > capacity {
 		perSession = capacity
 	}
-	q := &queue{capacity: capacity, perSession: perSession, ring: list.New(), start: start, idle: make(chan *task)}
+	q := &queue{capacity: capacity, perSession: perSession, ring: list.New(), start: start}
+	q.runners = newSpares(start)
 	q.launch = q.goLaunch
 	return q
 }
@@ -122,35 +116,10 @@ func (q *queue) dispatchLocked() []*task {
 	return started
 }
 
-// goLaunch starts each task on a runner goroutine: an idle one if there is
-// one, else a new one.
+// goLaunch starts each task on a goroutine of its own, reused.
 func (q *queue) goLaunch(tasks []*task) {
 	for _, t := range tasks {
-		select {
-		case q.idle <- t:
-		default:
-			go q.runner(t)
-		}
-	}
-}
-
-// runner runs t, then the tasks handed to it while it waits, until none
-// comes for runnerIdle.
-func (q *queue) runner(t *task) {
-	var timer *time.Timer
-	for {
-		q.start(t)
-		if timer == nil {
-			timer = time.NewTimer(runnerIdle)
-		} else {
-			timer.Reset(runnerIdle)
-		}
-		select {
-		case t = <-q.idle:
-			timer.Stop()
-		case <-timer.C:
-			return
-		}
+		q.runners.launch(t)
 	}
 }
 

@@ -62,18 +62,16 @@ type Server struct {
 	sessionSeq atomic.Int64
 	taskSeq    atomic.Int64
 	alive      atomic.Int64
-	mu         sync.Mutex     // orders sessions.Add against Shutdown's cancel
-	sessions   sync.WaitGroup // running sessions; Add only under mu, before cancel
-	// idleSessions hands a session to a goroutine that ran one and waits
-	// for the next (sessionRunner)
-	idleSessions chan *session
+	mu         sync.Mutex        // orders sessions.Add against Shutdown's cancel
+	sessions   sync.WaitGroup    // running sessions; Add only under mu, before cancel
+	runners    *spares[*session] // goroutines that run sessions
 }
 
 // New builds a server around runner. reg receives the server's metrics.
 func New(cfg Config, runner aggregator.Runner, log *zap.Logger, reg *prometheus.Registry) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, runner: runner, log: log, registry: reg, stats: newStats(), ctx: ctx, cancel: cancel,
-		idleSessions: make(chan *session)}
+	s := &Server{cfg: cfg, runner: runner, log: log, registry: reg, stats: newStats(), ctx: ctx, cancel: cancel}
+	s.runners = newSpares(func(sess *session) { sess.run(); s.sessions.Done() })
 	s.queue = newQueue(cfg.Capacity, cfg.SessionLimit, s.runTask)
 	s.metrics = newMetrics(reg, s.queue)
 	s.upgrader = websocket.Upgrader{
@@ -238,31 +236,8 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool)
 		ce.Write(zap.String("origin", r.Header.Get("Origin")), zap.String("path", r.URL.Path))
 	}
 	// The connection is hijacked: net/http is done with it, and the
-	// session runs on a goroutine of its own, reused (see sessionRunner).
-	select {
-	case s.idleSessions <- sess:
-	default:
-		go s.sessionRunner(sess)
-	}
-}
-
-// sessionRunner runs sess, then the sessions handed to it while it waits,
-// until none comes for runnerIdle. A session's loop needs a bigger stack
-// than a new goroutine gets, and growing it (a copy) on every session was
-// 4% of the server's CPU under load; a reused goroutine has it already.
-func (s *Server) sessionRunner(sess *session) {
-	timer := time.NewTimer(runnerIdle)
-	defer timer.Stop()
-	for {
-		sess.run()
-		s.sessions.Done()
-		timer.Reset(runnerIdle)
-		select {
-		case sess = <-s.idleSessions:
-		case <-timer.C:
-			return
-		}
-	}
+	// session runs on a goroutine of its own, reused.
+	s.runners.launch(sess)
 }
 
 // enter counts a session in, unless the server is shutting down: a session
