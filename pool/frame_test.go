@@ -69,18 +69,19 @@ func startRoundtrip(t *testing.T) *roundtripPHP {
 	return p
 }
 
-// echo sends f and reads back what PHP answered.
-func (p *roundtripPHP) echo(t *testing.T, f *frame.Frame) *frame.Frame {
+// echo sends f and reads back what PHP answered, and its bytes.
+func (p *roundtripPHP) echo(t *testing.T, f *frame.Frame) (*inFrame, []byte) {
 	t.Helper()
 	_ = p.out.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := p.in.Write(f.Bytes()); err != nil {
 		t.Fatalf("write: %v (stderr %q)", err, p.stderr.String())
 	}
-	got, err := readFrame(p.out, 0)
+	var raw bytes.Buffer
+	got, err := readFrame(io.TeeReader(p.out, &raw), 0)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	return got
+	return got, raw.Bytes()
 }
 
 func TestFrameRoundtripPHP(t *testing.T) {
@@ -101,20 +102,20 @@ func TestFrameRoundtripPHP(t *testing.T) {
 	}
 	for _, c := range cases {
 		sent := newFrame(c.flags, c.payload, c.options...)
-		got := p.echo(t, sent)
-		if got.ReadFlags() != c.flags {
-			t.Errorf("%s: flags %#x, want %#x", c.name, got.ReadFlags(), c.flags)
+		got, raw := p.echo(t, sent)
+		if got.flags != c.flags {
+			t.Errorf("%s: flags %#x, want %#x", c.name, got.flags, c.flags)
 		}
-		if !bytes.Equal(got.Payload(), c.payload) {
-			t.Errorf("%s: payload of %d bytes differs from the %d sent", c.name, len(got.Payload()), len(c.payload))
+		if !bytes.Equal(got.payload, c.payload) {
+			t.Errorf("%s: payload of %d bytes differs from the %d sent", c.name, len(got.payload), len(c.payload))
 		}
-		opts := got.ReadOptions(got.Header())
+		opts := got.options
 		if len(opts) != len(c.options) || (len(opts) > 0 && !slicesEqual(opts, c.options)) {
 			t.Errorf("%s: options %v, want %v", c.name, opts, c.options)
 		}
 		// PHP encodes byte for byte what goridge encodes.
-		if !bytes.Equal(got.Bytes(), sent.Bytes()) {
-			t.Errorf("%s: PHP's frame\n% x\ndiffers from Go's\n% x", c.name, head(got.Bytes()), head(sent.Bytes()))
+		if !bytes.Equal(raw, sent.Bytes()) {
+			t.Errorf("%s: PHP's frame\n% x\ndiffers from Go's\n% x", c.name, head(raw), head(sent.Bytes()))
 		}
 	}
 	if s := p.stderr.String(); s != "" {
@@ -125,9 +126,9 @@ func TestFrameRoundtripPHP(t *testing.T) {
 func TestFrameRoundtripPHPBadCRC(t *testing.T) {
 	t.Parallel()
 	p := startRoundtrip(t)
-	good := p.echo(t, newFrame(flagRaw, []byte("before"), 1))
-	if string(good.Payload()) != "before" {
-		t.Fatalf("payload %q", good.Payload())
+	good, _ := p.echo(t, newFrame(flagRaw, []byte("before"), 1))
+	if string(good.payload) != "before" {
+		t.Fatalf("payload %q", good.payload)
 	}
 	f := newFrame(flagRaw, []byte("corrupt"), 1)
 	f.Header()[1] ^= flagJSON // flip a flag bit after the CRC was written
@@ -201,7 +202,7 @@ func TestReadFrameTooLarge(t *testing.T) {
 		t.Errorf("4 GB frame: err %v, want errFrameTooLarge", err)
 	}
 	// At the limit exactly, it is fine.
-	if f, err := readFrame(bytes.NewReader(b), 1000); err != nil || len(f.Payload()) != 1000 {
+	if f, err := readFrame(bytes.NewReader(b), 1000); err != nil || len(f.payload) != 1000 {
 		t.Errorf("frame at the limit: %v", err)
 	}
 }
@@ -218,7 +219,7 @@ func TestReadFrameTruncated(t *testing.T) {
 			t.Errorf("cut at %d of %d bytes: err %v, want io.ErrUnexpectedEOF", n, len(b), err)
 		}
 	}
-	if f, err := readFrame(bytes.NewReader(b), 0); err != nil || string(f.Payload()) != "hello, world" {
+	if f, err := readFrame(bytes.NewReader(b), 0); err != nil || string(f.payload) != "hello, world" {
 		t.Errorf("whole frame: %v", err)
 	}
 }
@@ -258,8 +259,7 @@ func FuzzReadFrame(f *testing.F) {
 			return
 		}
 		consumed := data[:len(data)-r.Len()]
-		opts := got.ReadOptions(got.Header())
-		again := newFrame(got.ReadFlags(), got.Payload(), opts...).Bytes()
+		again := newFrame(got.flags, got.payload, got.options...).Bytes()
 		if !bytes.Equal(again, consumed) {
 			t.Fatalf("accepted\n% x\nbut it re-encodes as\n% x", consumed, again)
 		}

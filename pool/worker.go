@@ -236,15 +236,15 @@ func (w *worker) handshake() error {
 		return fmt.Errorf("%w: %v", errExitedEarly, w.proc.exitDetail())
 	case err != nil:
 		return fmt.Errorf("bad handshake: %v", err)
-	case f.ReadFlags()&flagControl == 0:
-		return fmt.Errorf("bad handshake: not a control frame: %q", clip(f.Payload()))
+	case f.flags&flagControl == 0:
+		return fmt.Errorf("bad handshake: not a control frame: %q", clip(f.payload))
 	}
 	var hello struct {
 		PID      int `json:"pid"`
 		Protocol int `json:"protocol"`
 	}
-	if json.Unmarshal(f.Payload(), &hello) != nil || hello.PID == 0 {
-		return fmt.Errorf("bad handshake %q", clip(f.Payload()))
+	if json.Unmarshal(f.payload, &hello) != nil || hello.PID == 0 {
+		return fmt.Errorf("bad handshake %q", clip(f.payload))
 	}
 	if hello.Protocol != protocolVersion {
 		return fmt.Errorf("worker.php speaks protocol %d, this aggregator %d: use the worker.php of this release", hello.Protocol, protocolVersion)
@@ -365,7 +365,7 @@ var errInterrupted = errors.New("interrupted")
 // the wait can be interrupted (a read deadline, when interrupted says so):
 // once a frame has begun it is read to its end, so the stream never loses
 // its step.
-func (w *worker) nextFrame(interrupted func() bool) (*frame.Frame, error) {
+func (w *worker) nextFrame(interrupted func() bool) (*inFrame, error) {
 	for {
 		w.src.interruptible = true
 		_, err := w.in.Peek(1)
@@ -586,7 +586,7 @@ func (w *worker) readWhileNeeded() (error, uint32) {
 
 // readFailed records why the worker leaves when reading its stream failed
 // and returns err.
-func (w *worker) readFailed(f *frame.Frame, err error) error {
+func (w *worker) readFailed(f *inFrame, err error) error {
 	switch {
 	case errors.Is(err, errFrameTooLarge):
 		w.setReason(ReasonOutputLimit)
@@ -597,9 +597,9 @@ func (w *worker) readFailed(f *frame.Frame, err error) error {
 }
 
 // victimOf is the job whose answer was over the limit, when that is err.
-func victimOf(f *frame.Frame, err error) uint32 {
+func victimOf(f *inFrame, err error) uint32 {
 	if errors.Is(err, errFrameTooLarge) {
-		if o := options(f); len(o) >= 2 && o[0] == typeJob {
+		if o := f.options; len(o) >= 2 && o[0] == typeJob {
 			return o[1]
 		}
 	}
@@ -618,23 +618,23 @@ func (w *worker) waitExit() {
 }
 
 // dispatch handles one frame from the worker.
-func (w *worker) dispatch(f *frame.Frame) error {
-	if f.ReadFlags()&flagControl != 0 {
+func (w *worker) dispatch(f *inFrame) error {
+	if f.flags&flagControl != 0 {
 		select {
-		case w.pongs <- f.Payload():
+		case w.pongs <- f.payload:
 		default:
 		}
 		return nil
 	}
-	o := options(f)
+	o := f.options
 	if len(o) < 2 {
-		return fmt.Errorf("a frame without type and job id: flags %#x", f.ReadFlags())
+		return fmt.Errorf("a frame without type and job id: flags %#x", f.flags)
 	}
 	switch o[0] {
 	case typeJob:
-		return w.result(o, f.ReadFlags(), f.Payload())
+		return w.result(o, f.flags, f.payload)
 	case typeFetch:
-		return w.fetchCall(o, f.Payload())
+		return w.fetchCall(o, f.payload)
 	}
 	return fmt.Errorf("a frame of unknown type %d", o[0])
 }
