@@ -9,8 +9,10 @@ import (
 
 // Timing of one websocket connection.
 const (
-	// writeWait is how long one message may take to write; a browser that
-	// reads slower than that is dropped.
+	// writeWait is how long one write may take; a browser that reads
+	// slower than that is dropped. A held connection's writes share a
+	// deadline renewed when less than half of it is left (flushConn.write),
+	// so a write gets between writeWait/2 and writeWait.
 	writeWait = 10 * time.Second
 	// pongWait is how long the peer may stay silent (no message, no pong).
 	pongWait = 60 * time.Second

@@ -33,6 +33,10 @@ type flushConn struct {
 	holding bool
 	buf     *[]byte // while holding
 	err     error   // a failed write: every later one fails too
+	// deadline is the connection's write deadline as last set. write sets
+	// it only when less than half of writeWait is left: a deadline is a
+	// runtime timer reset, and one per session mostly suffices.
+	deadline time.Time
 }
 
 // hold starts keeping writes.
@@ -134,6 +138,7 @@ func (c *flushConn) SetWriteDeadline(t time.Time) error {
 	if c.holding {
 		return nil
 	}
+	c.deadline = t
 	return c.Conn.SetWriteDeadline(t)
 }
 
@@ -147,13 +152,16 @@ func (c *flushConn) writeKept() error {
 	return err
 }
 
-// write writes p with writeWait for it, as gorilla gave each message;
-// c.mu is held.
+// write writes p with at least writeWait/2 for it (gorilla gave each
+// message writeWait); c.mu is held.
 func (c *flushConn) write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeWait))
+	if now := time.Now(); c.deadline.Sub(now) < writeWait/2 {
+		c.deadline = now.Add(writeWait)
+		_ = c.Conn.SetWriteDeadline(c.deadline)
+	}
 	n, err := c.Conn.Write(p)
 	c.err = err
 	return n, err
