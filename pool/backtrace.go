@@ -2,12 +2,13 @@ package pool
 
 import (
 	"fmt"
-	"github.com/theaspect/aggregator"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/theaspect/aggregator"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"

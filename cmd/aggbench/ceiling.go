@@ -35,9 +35,15 @@ func ceiling() {
 	// that do not block, e.g. that wait with fetch()).
 	agg4 := start([]string{"DEMO_DELAY_MS=0"}, "-Daggregator.pool.executor=4", "-Daggregator.pool.concurrency=4")
 	defer agg4.stop()
+	// And on one core: the Go runtime then hands goroutines over on one
+	// thread, without waking another to run them beside the PHP workers.
+	agg1 := start([]string{"DEMO_DELAY_MS=0", "GOMAXPROCS=1"}, "-Daggregator.pool.executor=4")
+	defer agg1.stop()
 	msgs := record(agg.ws)
 	rp := startReplay(msgs)
 	defer rp.stop()
+	rp1 := startReplay(msgs, "GOMAXPROCS=1")
+	defer rp1.stop()
 
 	type target struct {
 		name, url, addr string
@@ -50,6 +56,8 @@ func ceiling() {
 		{"aggregator", agg.ws, agg.addr, agg.pid(), true},
 		{"aggregator, max-jobs=1000", agg0.ws, agg0.addr, agg0.pid(), true},
 		{"aggregator, concurrency=4", agg4.ws, agg4.addr, agg4.pid(), true},
+		{"replay, a write per message, GOMAXPROCS=1", rp1.ws, rp1.addr, rp1.pid(), false},
+		{"aggregator, GOMAXPROCS=1", agg1.ws, agg1.addr, agg1.pid(), true},
 	}
 	fmt.Println("| server | sessions/s | of replay (a write per message) | first item p50 / p99 ms | session p50 / p99 ms | server CPU per search | allocations per search | reads+writes per search | PHP CPU per search | failed |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
@@ -106,8 +114,9 @@ func record(url string) [][]byte {
 	}
 }
 
-// startReplay runs this program as a replay server of msgs.
-func startReplay(msgs [][]byte) *server {
+// startReplay runs this program as a replay server of msgs, with env
+// added to its environment.
+func startReplay(msgs [][]byte, env ...string) *server {
 	f, err := os.CreateTemp("", "aggbench-replay-*.json")
 	if err != nil {
 		fail("%v", err)
@@ -123,6 +132,7 @@ func startReplay(msgs [][]byte) *server {
 		fail("%v", err)
 	}
 	cmd := exec.Command(self, "-serve-replay", f.Name())
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
