@@ -79,6 +79,7 @@ type inFrame struct {
 	options []uint32 // the option words; points into opts
 	payload []byte
 	opts    [10]uint32
+	head    [12 + 10*frame.WORD]byte // the header and options as read
 }
 
 // readFrame reads one frame, verifying its CRC. It checks the payload length
@@ -89,7 +90,8 @@ type inFrame struct {
 // The layout is goridge's version 1 (appendFrame); FuzzReadFrame checks that
 // what it accepts is what goridge encodes.
 func readFrame(r io.Reader, limit int) (*inFrame, error) {
-	var head [12 + 10*frame.WORD]byte
+	f := &inFrame{}
+	head := f.head[:]
 	if _, err := io.ReadFull(r, head[:12]); err != nil {
 		return nil, err
 	}
@@ -114,7 +116,7 @@ func readFrame(r io.Reader, limit int) (*inFrame, error) {
 	if head[10] != 0 || head[11] != 0 {
 		return nil, fmt.Errorf("bad frame: stream flags set, header % x", head[:12])
 	}
-	f := &inFrame{flags: head[1]}
+	f.flags = head[1]
 	for i := 0; i < hl-3; i++ {
 		f.opts[i] = binary.LittleEndian.Uint32(head[12+i*frame.WORD:])
 	}
