@@ -36,11 +36,10 @@ type process struct {
 	exited chan struct{} // closed once it exited, its group was killed and its output was read
 	err    error         // how it exited (cmd.Wait's error); read after exited
 
-	errPipe  *os.File // our end of its stderr, for pendingStderr
-	errRaw   syscall.RawConn
-	errMu    sync.Mutex   // held while bytes leave the stderr pipe, so FIONREAD and errTaken agree
-	errTaken atomic.Int64 // bytes of stderr taken off the pipe
-	errRead  atomic.Int64 // bytes of stderr taken and handled
+	errRaw   syscall.RawConn // our end of its stderr, for takeStderr and settleStderr
+	errMu    sync.Mutex      // held while bytes leave the stderr pipe, so FIONREAD and errTaken agree
+	errTaken atomic.Int64    // bytes of stderr taken off the pipe
+	errRead  atomic.Int64    // bytes of stderr taken and handled
 }
 
 // procSpec is how to start a process.
@@ -84,7 +83,7 @@ func startProcess(s procSpec) (*process, error) {
 		closeAll([]*os.File{outR, errR})
 		return nil, err
 	}
-	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), errPipe: errR}
+	p := &process{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	p.errRaw, _ = errR.SyscallConn()
 	var drained sync.WaitGroup
 	drained.Add(2)
