@@ -144,9 +144,10 @@ func writeLoop(c *websocket.Conn, out *outbox, readerDone <-chan struct{}) {
 		case <-out.notify:
 			msgs, closing, code, text := out.take()
 			if held != nil {
-				held.hold()
+				held.hold() // its writes get their deadline in flushConn.write
+			} else {
+				_ = c.SetWriteDeadline(time.Now().Add(writeWait))
 			}
-			_ = c.SetWriteDeadline(time.Now().Add(writeWait))
 			for i, m := range msgs {
 				var err error
 				if held != nil {
