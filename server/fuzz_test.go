@@ -81,3 +81,9 @@ func FuzzParseOutput(f *testing.F) {
 		}
 	})
 }
+
+// itemMessage is one SENDING message on its own, as onTaskDone builds it
+// in the task's shared buffer.
+func itemMessage(item []field, headTail []byte) []byte {
+	return appendItemMessage(make([]byte, 0, itemMessageSize(item, headTail)), item, headTail)
+}

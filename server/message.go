@@ -91,13 +91,6 @@ func isOurs(f *field) bool {
 	return false
 }
 
-// itemMessage is a SENDING message: the item's own fields, then ours
-// (headTail: the encoded head without its '{'). It is allocated once, at
-// its final size: it is what the send queue holds.
-func itemMessage(item []field, headTail []byte) []byte {
-	return appendItemMessage(make([]byte, 0, itemMessageSize(item, headTail)), item, headTail)
-}
-
 // itemMessageSize is at least the length of an item's message.
 func itemMessageSize(item []field, headTail []byte) int {
 	n := 2 + len(headTail)
@@ -107,6 +100,8 @@ func itemMessageSize(item []field, headTail []byte) int {
 	return n
 }
 
+// appendItemMessage appends a SENDING message to b: the item's own fields,
+// then ours (headTail: the encoded head without its '{').
 func appendItemMessage(b []byte, item []field, headTail []byte) []byte {
 	b = append(b, '{')
 	n := len(b)
