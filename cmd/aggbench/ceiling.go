@@ -39,6 +39,10 @@ func ceiling() {
 	// thread, without waking another to run them beside the PHP workers.
 	agg1 := start([]string{"DEMO_DELAY_MS=0", "GOMAXPROCS=1"}, "-Daggregator.pool.executor=4")
 	defer agg1.stop()
+	// And with Go's own garbage collector pacing (a collection whenever
+	// the heap doubles, from 4 MB on), as before aggregator.gc.heap-floor.
+	aggGC := start([]string{"DEMO_DELAY_MS=0"}, "-Daggregator.pool.executor=4", "-Daggregator.gc.heap-floor=0")
+	defer aggGC.stop()
 	msgs := record(agg.ws)
 	rp := startReplay(msgs)
 	defer rp.stop()
@@ -55,6 +59,7 @@ func ceiling() {
 		{"replay, one write per search", rp.ws + "-batched", rp.addr, rp.pid(), false},
 		{"aggregator", agg.ws, agg.addr, agg.pid(), true},
 		{"aggregator, max-jobs=1000", agg0.ws, agg0.addr, agg0.pid(), true},
+		{"aggregator, gc.heap-floor=0", aggGC.ws, aggGC.addr, aggGC.pid(), true},
 		{"aggregator, concurrency=4", agg4.ws, agg4.addr, agg4.pid(), true},
 		{"replay, a write per message, GOMAXPROCS=1", rp1.ws, rp1.addr, rp1.pid(), false},
 		{"aggregator, GOMAXPROCS=1", agg1.ws, agg1.addr, agg1.pid(), true},

@@ -64,6 +64,7 @@ var defaults = map[string]string{
 	"aggregator.limit.send-queue-bytes":   "0",
 	"aggregator.fetch.max-conns-per-host": "1024",
 	"aggregator.ws.allowed-origins":       "",
+	"aggregator.gc.heap-floor":            "16",
 }
 
 // Config is the validated configuration.
@@ -116,6 +117,7 @@ type Config struct {
 	AllowedOrigins  []string
 
 	FetchConnsPerHost int // connections fetch() opens to one supplier host at once
+	HeapFloorMB       int // no garbage collection before the Go heap reaches this (internal/gcfloor); 0 = Go's pacing
 
 	Warnings []string // unknown keys and the like, logged once logging is up
 	// UnknownKeys describe the keys of the properties file that are not
@@ -461,6 +463,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		AllowedOrigins:  r.list("aggregator.ws.allowed-origins"),
 
 		FetchConnsPerHost: r.int("aggregator.fetch.max-conns-per-host", 0),
+		HeapFloorMB:       r.int("aggregator.gc.heap-floor", 0),
 	}
 	if c.Port > 65535 {
 		r.fail("server.port", "must be at most 65535, got %d", c.Port)

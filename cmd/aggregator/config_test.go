@@ -104,6 +104,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"-Daggregator.ops.pprof=maybe":             "aggregator.ops.pprof",
 		"-Daggregator.limit.connections=-1":        "aggregator.limit.connections",
 		"-Daggregator.timeout.idle=0":              "aggregator.timeout.idle",
+		"-Daggregator.gc.heap-floor=-1":            "aggregator.gc.heap-floor",
+		"-Daggregator.gc.heap-floor=16MB":          "aggregator.gc.heap-floor",
 	} {
 		a, err := ParseArgs([]string{arg})
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/theaspect/aggregator"
 	"github.com/theaspect/aggregator/fetch"
 	"github.com/theaspect/aggregator/frontend"
+	"github.com/theaspect/aggregator/internal/gcfloor"
 	"github.com/theaspect/aggregator/pool"
 	"github.com/theaspect/aggregator/server"
 	"go.uber.org/zap"
@@ -76,6 +77,7 @@ type Main struct {
 	opsHTTP   *http.Server // the operators' listener, when aggregator.ops.port is set
 	closeLog  func()
 	stopWatch func()
+	stopGC    func()
 }
 
 // ParseFlags reads the command line and the configuration.
@@ -104,6 +106,7 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.Log, m.closeLog = log, closeLog
+	m.stopGC = gcfloor.Start(uint64(c.HeapFloorMB) << 20)
 	for _, w := range c.Warnings {
 		log.Warn(w)
 	}
@@ -183,7 +186,8 @@ func (m *Main) Run() error {
 	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.Int("pid", os.Getpid()),
 		zap.String("version", buildVersion()), zap.String("mode", c.Mode),
 		zap.Int("executors", c.Executors), zap.Int("concurrency", c.Concurrency), zap.Duration("script_timeout", c.ScriptTimeout),
-		zap.Duration("session_timeout", c.SessionTimeout), zap.Int("max_connections", c.MaxConnections))
+		zap.Duration("session_timeout", c.SessionTimeout), zap.Int("max_connections", c.MaxConnections),
+		zap.Int("gc_heap_floor_mb", c.HeapFloorMB))
 	return nil
 }
 
@@ -267,6 +271,9 @@ func (m *Main) Close() error {
 	}
 	if m.closeLog != nil {
 		m.closeLog()
+	}
+	if m.stopGC != nil {
+		m.stopGC()
 	}
 	return nil
 }
