@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -64,10 +65,18 @@ func ceiling() {
 		{"replay, a write per message, GOMAXPROCS=1", rp1.ws, rp1.addr, rp1.pid(), false},
 		{"aggregator, GOMAXPROCS=1", agg1.ws, agg1.addr, agg1.pid(), true},
 	}
-	fmt.Println("| server | sessions/s | of replay (a write per message) | first item p50 / p99 ms | session p50 / p99 ms | server CPU per search | allocations per search | reads+writes per search | PHP CPU per search | failed |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
-	var base float64
+	// Each round measures every target once, in turn; a target's row is
+	// its median round (by its share of the same round's replay), with
+	// the range over the rounds: alternate runs on a shared machine
+	// swing by a third.
+	type row struct {
+		rate, ratio, cpu, allocs, calls float64
+		lat, php                        string
+		failed                          int
+	}
+	rows := map[string][]row{}
 	for r := 0; r < *rounds; r++ {
+		var base float64
 		for _, t := range targets {
 			load(t.url, "normal", ceilingBrowsers, time.Second) // warm up
 			c0, m0, y0 := cpuOf(t.pid), mallocs(t.addr), syscalls(t.pid)
@@ -88,9 +97,33 @@ func ceiling() {
 			if t.php {
 				phpCPU = fmt.Sprintf("%.0f µs", (c1.php-c0.php)/n*1e6)
 			}
-			fmt.Printf("| %s | %s | %.0f%% | %s | %.0f µs | %.0f | %.1f | %s | %d |\n", t.name, commas(rate), 100*rate/base,
-				s.latencies(), (c1.server-c0.server)/n*1e6, (m1-m0)/n, (y1-y0)/n, phpCPU, s.failed)
+			rows[t.name] = append(rows[t.name], row{rate: rate, ratio: 100 * rate / base, cpu: (c1.server - c0.server) / n * 1e6,
+				allocs: (m1 - m0) / n, calls: (y1 - y0) / n, lat: s.latencies(), php: phpCPU, failed: s.failed})
 		}
+	}
+	if *rounds > 1 {
+		fmt.Printf("Each row is the median of %d rounds (by its share of the same round's replay), the range over them in brackets.\n\n", *rounds)
+	}
+	fmt.Println("| server | sessions/s | of replay (a write per message) | first item p50 / p99 ms | session p50 / p99 ms | server CPU per search | allocations per search | reads+writes per search | PHP CPU per search | failed |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	for _, t := range targets {
+		rs := rows[t.name]
+		sort.Slice(rs, func(i, j int) bool { return rs[i].ratio < rs[j].ratio })
+		m := rs[len(rs)/2]
+		ratio, cpu := fmt.Sprintf("%.0f%%", m.ratio), fmt.Sprintf("%.0f µs", m.cpu)
+		if len(rs) > 1 {
+			lo, hi := rs[0].cpu, rs[0].cpu
+			for _, r := range rs {
+				lo, hi = min(lo, r.cpu), max(hi, r.cpu)
+			}
+			ratio += fmt.Sprintf(" (%.0f–%.0f%%)", rs[0].ratio, rs[len(rs)-1].ratio)
+			cpu += fmt.Sprintf(" (%.0f–%.0f)", lo, hi)
+		}
+		failed := 0
+		for _, r := range rs {
+			failed += r.failed
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %.0f | %.1f | %s | %d |\n", t.name, commas(m.rate), ratio, m.lat, cpu, m.allocs, m.calls, m.php, failed)
 	}
 	fmt.Printf("\nA `normal` search is %d messages (3 PENDING, 9 SENDING, 3 SUCCESS) and a close. "+
 		"CPU from /proc/PID/stat (utime+stime) over the run ÷ sessions; allocations from go_memstats_mallocs_total ÷ sessions; "+

@@ -37,7 +37,7 @@ var (
 	binary   = flag.String("bin", "bin/aggregator", "the aggregator binary")
 	duration = flag.Duration("d", 5*time.Second, "how long each throughput run lasts")
 	only     = flag.String("only", "", "comma-separated parts to run: ceiling, throughput, php, latency, inflight, fair, memory (default all)")
-	rounds   = flag.Int("rounds", 1, "ceiling: how many times the replay and the aggregator are measured, alternately")
+	rounds   = flag.Int("rounds", 3, "ceiling: how many times the replay and the aggregator are measured, alternately (each row is the median)")
 	latencyD = flag.Duration("latency-d", 10*time.Second, "how long each real-latency run lasts")
 
 	target   = flag.String("target", "", "load a running server (ws://HOST:PORT/ws) with `normal` searches from -browsers for -d, print one row and exit (e.g. to profile it)")
