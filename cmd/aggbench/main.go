@@ -86,10 +86,40 @@ func main() {
 	for _, p := range parts {
 		if selected(p.name) {
 			start := time.Now()
+			s0, t0 := stealTime()
 			p.run()
 			fmt.Fprintf(os.Stderr, "aggbench: %s took %.0f s\n", p.name, time.Since(start).Seconds())
+			if s1, t1 := stealTime(); t1 > t0 {
+				// On a virtual machine the neighbours' load slows every
+				// figure of a part; this says how much of it there was.
+				fmt.Printf("_%s: the hypervisor took %.0f%% of this machine's CPU time meanwhile (steal, /proc/stat)._\n\n", p.name, 100*(s1-s0)/(t1-t0))
+			}
 		}
 	}
+}
+
+// stealTime is the CPU time the hypervisor gave to others (steal) and all
+// CPU time, in clock ticks since boot; 0, 0 when /proc/stat cannot say.
+func stealTime() (steal, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		if i < 8 { // guest time is counted in user time already
+			total += n
+		}
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, total
 }
 
 // want says whether name is a part.
