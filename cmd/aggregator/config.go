@@ -64,7 +64,7 @@ var defaults = map[string]string{
 	"aggregator.limit.send-queue-bytes":   "0",
 	"aggregator.fetch.max-conns-per-host": "1024",
 	"aggregator.ws.allowed-origins":       "",
-	"aggregator.gc.heap-floor":            "16",
+	"aggregator.gc.heap-floor":            "8",
 }
 
 // Config is the validated configuration.

@@ -2,9 +2,9 @@
 // heap is small. With the default GOGC=100 a collection comes each time the
 // heap doubles, but never later than at 4 MB; a server whose live heap is a
 // few MB and which allocates tens of MB a second (a busy aggregator: ~300
-// small allocations per search) then collects 40 times a second, and each
+// small allocations per search) then collects 50 times a second, and each
 // collection's fixed cost (stopping the world, scanning every goroutine's
-// stack, the write barrier while it marks) added up to ~10% of its CPU.
+// stack) added up to ~8% of its CPU in the collector alone.
 //
 // Start gives every collection a heap goal of at least the floor: while the
 // live heap is small it raises GOGC just enough, after each collection, and
