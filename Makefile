@@ -58,7 +58,7 @@ test: test-deps vet php-test deploy-test
 	$(GO) test -count=1 -race -timeout 10m . ./pool/ ./server/ ./fetch/ ./cmd/... ./internal/...
 	$(GO) test -count=1 -timeout 14m ./integration/
 
-# bench: cmd/aggbench, every part (~8 minutes): the replay ceiling, the PHP
+# bench: cmd/aggbench, every part (~10 minutes): the replay ceiling, the PHP
 # side (the pool's Go benchmarks, bench/rrpeer), suppliers with real latency,
 # 10,000 calls in flight, throughput, the fair queue, memory. Results: docs/performance.md.
 # ONLY=ceiling,php picks parts.
