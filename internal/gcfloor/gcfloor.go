@@ -61,7 +61,7 @@ func Start(floor uint64) (stop func()) {
 	}
 	// Until the first collection the live heap is unknown: Go's own floor,
 	// scaled, makes the first goal the floor.
-	t.set(t.ceiling())
+	t.set(max(base, most(floor)))
 	t.arm()
 	return func() {
 		if !t.stopped.Swap(true) {
@@ -79,12 +79,12 @@ func Percent(floor, live, roots uint64, base int) int {
 		return base
 	}
 	need := int(((floor-live)*100 + live + roots - 1) / (live + roots))
-	return max(base, min(need, int(floor*100/minHeap)))
+	return max(base, min(need, most(floor)))
 }
 
-// ceiling is the GOGC at which Go's own floor is this one: the most
-// Percent gives.
-func (t *tuner) ceiling() int { return max(t.base, int(t.floor*100/minHeap)) }
+// most is the GOGC at which Go's own floor (4 MB·GOGC/100) is floor: past
+// it the goal would be above the floor however small the heap.
+func most(floor uint64) int { return int(floor * 100 / minHeap) }
 
 func (t *tuner) arm() {
 	runtime.AddCleanup(&sentinel{}, (*tuner).collected, t)
