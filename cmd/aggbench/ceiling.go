@@ -102,7 +102,7 @@ func ceiling() {
 		}
 	}
 	if *rounds > 1 {
-		fmt.Printf("Each row is the median of %d rounds (by its share of the same round's replay), the range over them in brackets.\n\n", *rounds)
+		fmt.Printf("Each row is the median of %d rounds (by its share of the same round's replay), the range over them in brackets; failed counts all rounds.\n\n", *rounds)
 	}
 	fmt.Println("| server | sessions/s | of replay (a write per message) | first item p50 / p99 ms | session p50 / p99 ms | server CPU per search | allocations per search | reads+writes per search | PHP CPU per search | failed |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
