@@ -65,8 +65,8 @@ func TestRedirectHeaders(t *testing.T) {
 		return string(resp.Body)
 	}
 	for name, target := range map[string]string{
-		"another address": otherAddr.URL + "/x",
-		"another port":    samePortOther.URL + "/x",
+		"another address":                otherAddr.URL + "/x",
+		"another port":                   samePortOther.URL + "/x",
 		"a chain back to the first host": redirectVia(otherAddr, a.URL+"/x"),
 	} {
 		got := get(redirectVia(a, target), false)
