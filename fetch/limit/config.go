@@ -17,16 +17,18 @@ import (
 )
 
 // Config is the whole of the supplier limits: the defaults, the suppliers
-// and where quotas are shared. Its mapstructure tags are the keys' last
-// parts: Default under aggregator.fetch, Suppliers under aggregator.supplier.
+// and where quotas are shared. Each part decodes (viper's UnmarshalKey,
+// whose mapstructure tags are the keys' last parts) from its own tree:
+// Default from aggregator.fetch, Suppliers from aggregator.supplier,
+// Redis from aggregator.fetch.redis.
 type Config struct {
 	// Default is the policy of every host no supplier names, and what a
 	// supplier leaves unset (aggregator.fetch.*).
-	Default Policy `mapstructure:",squash"`
+	Default Policy
 	// Suppliers by name (aggregator.supplier.NAME.*).
-	Suppliers map[string]Supplier `mapstructure:"supplier"`
+	Suppliers map[string]Supplier
 	// Redis shares quotas between instances (aggregator.fetch.redis.*).
-	Redis RedisConfig `mapstructure:"redis"`
+	Redis RedisConfig
 }
 
 // Supplier is one supplier: its hosts and its own policy.

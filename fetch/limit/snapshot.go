@@ -12,7 +12,7 @@ import (
 type SupplierSnapshot struct {
 	Name string `json:"name"`
 	// Named is false for a host no supplier names (it has the defaults).
-	Named bool `json:"named"`
+	Named bool   `json:"named"`
 	Rate  string `json:"rate"`
 	// Quota is what each window of Rate has left now; Shared tells whether
 	// that is every instance's count (Redis) or this instance's.
