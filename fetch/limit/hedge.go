@@ -101,6 +101,5 @@ func (l *Limiter) hedge(ctx context.Context, h *host, req *aggregator.FetchReque
 		h.gate.release()
 		return false
 	}
-	l.metrics.inFlight.WithLabelValues(h.supplier.name, h.key).Inc()
 	return true
 }

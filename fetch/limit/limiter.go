@@ -80,6 +80,9 @@ func New(next aggregator.Fetcher, cfg Config, opts Options) (*Limiter, error) {
 	for name, p := range r.suppliers {
 		l.suppliers[name] = &supplier{name: name, named: true, policy: p}
 	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(newHostGauges(l))
+	}
 	if r.redis.Address != "" {
 		l.shared = newShared(r.redis, l.log, l.metrics.shared)
 	}
@@ -261,12 +264,7 @@ func (l *Limiter) enter(ctx context.Context, h *host, req *aggregator.FetchReque
 	}
 	active, _ := h.gate.counts()
 	name := h.supplier.name
-	l.metrics.waiting.WithLabelValues(name, h.key).Inc()
 	waited, err := h.gate.acquire(waitCtx)
-	l.metrics.waiting.WithLabelValues(name, h.key).Dec()
-	if err == nil {
-		l.metrics.inFlight.WithLabelValues(name, h.key).Inc()
-	}
 	if !waited {
 		return req, nil
 	}
@@ -304,7 +302,6 @@ func (l *Limiter) call(ctx context.Context, h *host, req *aggregator.FetchReques
 	resp, err := l.next.Fetch(ctx, req)
 	took := time.Since(start)
 	h.gate.release()
-	l.metrics.inFlight.WithLabelValues(h.supplier.name, h.key).Dec()
 	o, cause := h.supplier.policy.count.outcome(req, resp, err)
 	l.finish(h, probe, o, cause, took)
 	return result{resp: resp, err: err}
@@ -335,7 +332,6 @@ func (l *Limiter) changed(h *host, name string, c *Change, cause string) {
 	if c == nil {
 		return
 	}
-	l.metrics.state.WithLabelValues(name, h.key).Set(float64(c.To))
 	fields := []zap.Field{zap.String("supplier", name), zap.String("host", h.key), zap.Int("opened", c.Opened)}
 	switch c.To {
 	case Open:

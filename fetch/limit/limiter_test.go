@@ -183,6 +183,9 @@ func TestCap(t *testing.T) {
 	<-srv.arrived
 	<-srv.arrived
 	waitFor(t, func() bool { return l.Snapshot()[0].Hosts[0].Waiting == 3 })
+	if f, w := gauge(t, l, "aggregator_supplier_in_flight", "capped"), gauge(t, l, "aggregator_supplier_waiting", "capped"); f != 2 || w != 3 {
+		t.Errorf("/metrics: in flight %v, waiting %v, want 2 and 3", f, w)
+	}
 	_, err := l.Fetch(context.Background(), &aggregator.FetchRequest{URL: srv.URL + "/late", Timeout: 50 * time.Millisecond})
 	if causeOf(err) != "timeout" || !strings.Contains(err.Error(), "no free slot") || !strings.Contains(err.Error(), "max-in-flight 2") {
 		t.Errorf("a call whose time ran out waiting: %v", err)
@@ -317,6 +320,9 @@ func TestBreakerOverHTTP(t *testing.T) {
 	}
 	if n := srv.requests.Load(); n != 3 {
 		t.Fatalf("the supplier saw %d calls, want 3", n)
+	}
+	if v := gauge(t, l, "aggregator_supplier_breaker_state", "flaky"); v != float64(Open) {
+		t.Errorf("aggregator_supplier_breaker_state = %v, want 1 (open)", v)
 	}
 	l.clock.Advance(10 * time.Second)
 	if resp, err := l.get(srv.URL); err != nil || resp.Status != 503 {
@@ -517,4 +523,27 @@ func TestDefaultsForEveryHost(t *testing.T) {
 	if s := l.Snapshot(); len(s) != 1 || s[0].Named || s[0].Name != srv.host() || s[0].Hosts[0].State != "open" {
 		t.Errorf("snapshot: %+v", s)
 	}
+}
+
+// gauge reads a gauge of supplier from l's registry, as /metrics shows it.
+func gauge(t *testing.T, l *testLimiter, name, supplier string) float64 {
+	t.Helper()
+	mfs, err := l.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "supplier" && lp.GetValue() == supplier {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{supplier=%q}", name, supplier)
+	return 0
 }
