@@ -150,8 +150,8 @@ func resolve(cfg Config) (*resolved, error) {
 	for _, name := range names {
 		s := cfg.Suppliers[name]
 		key := "aggregator.supplier." + name
-		if name == "" || strings.ContainsAny(name, ". \t") {
-			return nil, fmt.Errorf("%s: a supplier name has no dots or spaces", key)
+		if name == "" || strings.ContainsAny(name, ".: \t") {
+			return nil, fmt.Errorf("%s: a supplier name has no dots, colons or spaces (a host no supplier names goes by host:port)", key)
 		}
 		if len(s.Hosts) == 0 {
 			return nil, fmt.Errorf("%s.hosts: a supplier needs at least one host", key)

@@ -50,12 +50,13 @@ func (l *latencies) quantile95() (time.Duration, bool) {
 // have room for it at once); the first answer wins and the other call is
 // cancelled. A failure does not start the second call: hedging is for
 // slowness, the breaker for failures.
-func (l *Limiter) hedged(ctx context.Context, h *host, req *aggregator.FetchRequest) (*aggregator.FetchResponse, error) {
+func (l *Limiter) hedged(ctx context.Context, rt route, req *aggregator.FetchRequest) (*aggregator.FetchResponse, error) {
+	h := rt.h
 	l.mu.Lock()
 	delay, ok := h.latency.quantile95()
 	l.mu.Unlock()
 	if !ok {
-		r := l.call(ctx, h, req, false)
+		r := l.call(ctx, rt, req, false)
 		return r.resp, r.err
 	}
 	results := make(chan result, 2)
@@ -63,7 +64,7 @@ func (l *Limiter) hedged(ctx context.Context, h *host, req *aggregator.FetchRequ
 	defer cancelFirst()
 	secondCtx, cancelSecond := context.WithCancel(ctx)
 	defer cancelSecond()
-	go func() { results <- l.call(firstCtx, h, req, false) }()
+	go func() { results <- l.call(firstCtx, rt, req, false) }()
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
 	pending := 1
@@ -74,15 +75,15 @@ func (l *Limiter) hedged(ctx context.Context, h *host, req *aggregator.FetchRequ
 			if r.err == nil || pending == 0 {
 				if pending > 0 || r.second {
 					won := map[bool]string{false: "first", true: "second"}[r.second]
-					l.metrics.hedges.WithLabelValues(h.supplier.name, won).Inc()
+					l.metrics.hedges.WithLabelValues(rt.s.name, won).Inc()
 				}
 				return r.resp, r.err // the deferred cancels end the other call
 			}
 		case <-timer.C:
-			if l.hedge(ctx, h, req) {
+			if l.hedge(rt, req) {
 				pending++
 				go func() {
-					r := l.call(secondCtx, h, req, false)
+					r := l.call(secondCtx, rt, req, false)
 					r.second = true
 					results <- r
 				}()
@@ -93,12 +94,12 @@ func (l *Limiter) hedged(ctx context.Context, h *host, req *aggregator.FetchRequ
 
 // hedge takes the quota and a slot for a second call, only if both have
 // room now.
-func (l *Limiter) hedge(ctx context.Context, h *host, req *aggregator.FetchRequest) bool {
-	if !h.gate.tryAcquire() {
+func (l *Limiter) hedge(rt route, req *aggregator.FetchRequest) bool {
+	if !rt.h.gate.tryAcquire() {
 		return false
 	}
-	if _, err := l.takeQuota(ctx, h.supplier, req); err != nil {
-		h.gate.release()
+	if _, err := l.takeQuota(rt, req); err != nil {
+		rt.h.gate.release()
 		return false
 	}
 	return true

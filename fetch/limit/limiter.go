@@ -151,8 +151,16 @@ func (l *Limiter) sharedNow() *shared {
 	return l.shared
 }
 
-// hostOf is the state of u's host, made on its first call.
-func (l *Limiter) hostOf(u *url.URL) *host {
+// route is where a call goes: its host, its supplier and the supplier's
+// policy as they were when the call began (a reload may change them meanwhile).
+type route struct {
+	h *host
+	s *supplier
+	p policy
+}
+
+// routeOf is u's route; its host's state is made on its first call.
+func (l *Limiter) routeOf(u *url.URL) route {
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -163,14 +171,14 @@ func (l *Limiter) hostOf(u *url.URL) *host {
 	key := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".") + ":" + port
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if h := l.hosts[key]; h != nil {
-		return h
+	h := l.hosts[key]
+	if h == nil {
+		h = &host{key: key, supplier: l.supplierOf(key)}
+		h.breaker.configure(h.supplier.policy.breaker)
+		h.gate.resize(h.supplier.policy.maxInFlight)
+		l.hosts[key] = h
 	}
-	h := &host{key: key, supplier: l.supplierOf(key)}
-	h.breaker.configure(h.supplier.policy.breaker)
-	h.gate.resize(h.supplier.policy.maxInFlight)
-	l.hosts[key] = h
-	return h
+	return route{h: h, s: h.supplier, p: h.supplier.policy}
 }
 
 // supplierOf is the supplier of a host key; l.mu is held.
@@ -204,44 +212,44 @@ func (l *Limiter) Fetch(ctx context.Context, req *aggregator.FetchRequest) (*agg
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return l.next.Fetch(ctx, req) // it names what is wrong with the URL
 	}
-	h := l.hostOf(u)
-	probe, err := l.admit(h, req)
+	rt := l.routeOf(u)
+	probe, err := l.admit(rt, req)
 	if err != nil {
 		return nil, err
 	}
-	tk, err := l.takeQuota(ctx, h.supplier, req)
+	tk, err := l.takeQuota(rt, req)
 	if err != nil {
-		l.finish(h, probe, Neutral, "", 0)
+		l.finish(rt, probe, Neutral, "", 0)
 		return nil, err
 	}
-	sent, err := l.enter(ctx, h, req)
+	sent, err := l.enter(ctx, rt, req)
 	if err != nil {
 		l.refund(tk)
-		l.finish(h, probe, Neutral, "", 0)
+		l.finish(rt, probe, Neutral, "", 0)
 		return nil, err
 	}
-	if h.supplier.policy.hedge && !probe {
-		return l.hedged(ctx, h, sent)
+	if rt.p.hedge && !probe {
+		return l.hedged(ctx, rt, sent)
 	}
-	r := l.call(ctx, h, sent, probe)
+	r := l.call(ctx, rt, sent, probe)
 	return r.resp, r.err
 }
 
 // admit asks the host's breaker; a refusal is a circuit_open FetchError.
-func (l *Limiter) admit(h *host, req *aggregator.FetchRequest) (probe bool, err error) {
+func (l *Limiter) admit(rt route, req *aggregator.FetchRequest) (probe bool, err error) {
+	h, name := rt.h, rt.s.name
 	now := l.clock.Now()
 	l.mu.Lock()
 	d, change := h.breaker.Allow(now)
-	failures, cause := h.supplier.policy.breaker.Failures, h.lastCause
+	cause := h.lastCause
 	_, k, _ := h.breaker.State(now)
-	name := h.supplier.name
 	l.mu.Unlock()
 	l.changed(h, name, change, cause)
 	if d.Allowed {
 		return d.Probe, nil
 	}
 	l.metrics.rejected.WithLabelValues(name, h.key).Inc()
-	detail := fmt.Sprintf("%s is failing (%d consecutive failures, the last: %s; opened %d times in a row); ", h.key, failures, cause, k)
+	detail := fmt.Sprintf("%s is failing (%d consecutive failures, the last: %s; opened %d times in a row); ", h.key, rt.p.breaker.Failures, cause, k)
 	if d.Until.IsZero() {
 		detail += "a probe call is deciding whether it is back"
 	} else {
@@ -254,7 +262,8 @@ func (l *Limiter) admit(h *host, req *aggregator.FetchRequest) (probe bool, err 
 // enter takes a slot of the host's cap, waiting within the call's and the
 // job's time. It returns the request to send: when it waited, the call's
 // own timeout is what is left of it.
-func (l *Limiter) enter(ctx context.Context, h *host, req *aggregator.FetchRequest) (*aggregator.FetchRequest, error) {
+func (l *Limiter) enter(ctx context.Context, rt route, req *aggregator.FetchRequest) (*aggregator.FetchRequest, error) {
+	h, name := rt.h, rt.s.name
 	start := time.Now()
 	waitCtx := ctx
 	if req.Timeout > 0 {
@@ -263,7 +272,6 @@ func (l *Limiter) enter(ctx context.Context, h *host, req *aggregator.FetchReque
 		defer cancel()
 	}
 	active, _ := h.gate.counts()
-	name := h.supplier.name
 	waited, err := h.gate.acquire(waitCtx)
 	if !waited {
 		return req, nil
@@ -276,7 +284,7 @@ func (l *Limiter) enter(ctx context.Context, h *host, req *aggregator.FetchReque
 		}
 		return nil, &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: cause,
 			Detail: fmt.Sprintf("no free slot to %s within the call's time: %d calls in flight (max-in-flight %d)",
-				h.key, active, h.supplier.policy.maxInFlight)}
+				h.key, active, rt.p.maxInFlight)}
 	}
 	l.metrics.waited.WithLabelValues(name, h.key, "ok").Inc()
 	sent := req
@@ -297,18 +305,19 @@ type result struct {
 
 // call makes one call through a slot already taken, gives the slot back and
 // tells the breaker.
-func (l *Limiter) call(ctx context.Context, h *host, req *aggregator.FetchRequest, probe bool) result {
+func (l *Limiter) call(ctx context.Context, rt route, req *aggregator.FetchRequest, probe bool) result {
 	start := time.Now()
 	resp, err := l.next.Fetch(ctx, req)
 	took := time.Since(start)
-	h.gate.release()
-	o, cause := h.supplier.policy.count.outcome(req, resp, err)
-	l.finish(h, probe, o, cause, took)
+	rt.h.gate.release()
+	o, cause := rt.p.count.outcome(req, resp, err)
+	l.finish(rt, probe, o, cause, took)
 	return result{resp: resp, err: err}
 }
 
 // finish tells h's breaker how a call went (and records its latency).
-func (l *Limiter) finish(h *host, probe bool, o Outcome, cause string, took time.Duration) {
+func (l *Limiter) finish(rt route, probe bool, o Outcome, cause string, took time.Duration) {
+	h, name := rt.h, rt.s.name
 	now := l.clock.Now()
 	l.mu.Lock()
 	change := h.breaker.Done(now, probe, o)
@@ -318,7 +327,6 @@ func (l *Limiter) finish(h *host, probe bool, o Outcome, cause string, took time
 	if o == Success && took > 0 {
 		h.latency.add(took)
 	}
-	name := h.supplier.name
 	last := h.lastCause
 	l.mu.Unlock()
 	if probe {

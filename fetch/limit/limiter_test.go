@@ -547,3 +547,56 @@ func gauge(t *testing.T, l *testLimiter, name, supplier string) float64 {
 	t.Fatalf("no %s{supplier=%q}", name, supplier)
 	return 0
 }
+
+// TestUpdateUnderLoad: reloads while calls are in flight and waiting
+// (caps shrinking and growing, the supplier coming and going) lose no
+// slot: every call ends, and afterwards nothing is in flight or waiting.
+func TestUpdateUnderLoad(t *testing.T) {
+	t.Parallel()
+	srv := newSupplier(t)
+	cfgs := []Config{
+		oneSupplier("load", srv, Policy{MaxInFlight: 1, Rate: "100000/s"}),
+		oneSupplier("load", srv, Policy{MaxInFlight: 8}),
+		{},
+	}
+	l := newTestLimiter(t, cfgs[0], nil)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var calls atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := l.Fetch(context.Background(), &aggregator.FetchRequest{URL: srv.URL, Timeout: 2 * time.Second}); err != nil {
+					t.Errorf("a call during reloads: %v", err)
+					return
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	for i := range 60 {
+		if err := l.Update(cfgs[i%len(cfgs)]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	for _, s := range l.Snapshot() {
+		for _, h := range s.Hosts {
+			if h.InFlight != 0 || h.Waiting != 0 {
+				t.Errorf("after the calls: %s %+v", s.Name, h)
+			}
+		}
+	}
+	if calls.Load() == 0 {
+		t.Error("no call went through")
+	}
+}

@@ -1,7 +1,6 @@
 package limit
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -20,10 +19,8 @@ type ticket struct {
 // configured and reachable, else in memory; a call over it is a
 // rate_limited FetchError at once. The call is always recorded in memory
 // too, so that when Redis goes away this instance still knows its own.
-func (l *Limiter) takeQuota(ctx context.Context, s *supplier, req *aggregator.FetchRequest) (*ticket, error) {
-	l.mu.Lock()
-	rate := s.policy.rate
-	l.mu.Unlock()
+func (l *Limiter) takeQuota(rt route, req *aggregator.FetchRequest) (*ticket, error) {
+	s, rate := rt.s, rt.p.rate
 	if len(rate) == 0 {
 		return nil, nil
 	}
@@ -32,7 +29,7 @@ func (l *Limiter) takeQuota(ctx context.Context, s *supplier, req *aggregator.Fe
 	var den *denial
 	if sh := l.sharedNow(); sh != nil && sh.usable(now) {
 		var err error
-		den, tk.member, err = sh.take(ctx, s.name, rate, now)
+		den, tk.member, err = sh.take(s.name, rate, now)
 		sh.report(err, now)
 		if err == nil {
 			if den == nil {

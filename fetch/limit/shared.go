@@ -158,7 +158,7 @@ func (s *shared) ctx() (context.Context, context.CancelFunc) {
 }
 
 // take counts a call at now; a denial says which window is full.
-func (s *shared) take(_ context.Context, supplier string, r Rate, now time.Time) (*denial, string, error) {
+func (s *shared) take(supplier string, r Rate, now time.Time) (*denial, string, error) {
 	member := s.id + ":" + strconv.FormatUint(s.seq.Add(1), 36)
 	args := []any{now.UnixMilli(), member, r.longest().Milliseconds()}
 	for _, w := range r {
