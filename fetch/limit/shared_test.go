@@ -17,13 +17,13 @@ import (
 // free 127.0.0.1 port, without persistence; stop and start it again on
 // the same port to test an outage.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	port int
 	cmd  *exec.Cmd
 }
 
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -173,3 +173,6 @@ func testutilGauge(l *testLimiter) float64 {
 	}
 	return -1
 }
+
+// startRedisB is startRedis for a benchmark: its address.
+func startRedisB(b *testing.B) string { return startRedis(b).addr() }

@@ -94,8 +94,12 @@ func parseWindow(s string) (time.Duration, error) {
 // within the longest window, oldest first (a sliding log). Not safe for
 // concurrent use; its owner locks.
 type callLog struct {
-	times []time.Time
+	buf  []time.Time
+	head int // buf[head:] are the calls still in the window
 }
+
+// live are the calls still in the window, oldest first.
+func (l *callLog) live() []time.Time { return l.buf[l.head:] }
 
 // denial says which window a call is over and when it frees up.
 type denial struct {
@@ -105,8 +109,7 @@ type denial struct {
 }
 
 // take records a call at now if every window of r has room, or says which
-// window has none. now is assumed not to go back by more than a little
-// (a call recorded out of order is inserted in place).
+// window has none.
 func (l *callLog) take(r Rate, now time.Time) *denial {
 	if d := l.check(r, now); d != nil {
 		return d
@@ -115,14 +118,12 @@ func (l *callLog) take(r Rate, now time.Time) *denial {
 	return nil
 }
 
+// insert adds a call at now, in place should the clock have gone back.
 func (l *callLog) insert(now time.Time) {
-	i := len(l.times)
-	for i > 0 && l.times[i-1].After(now) {
-		i--
+	l.buf = append(l.buf, now)
+	for i := len(l.buf) - 1; i > l.head && l.buf[i-1].After(now); i-- {
+		l.buf[i], l.buf[i-1] = l.buf[i-1], l.buf[i]
 	}
-	l.times = append(l.times, time.Time{})
-	copy(l.times[i+1:], l.times[i:])
-	l.times[i] = now
 }
 
 // check is take without recording.
@@ -132,7 +133,8 @@ func (l *callLog) check(r Rate, now time.Time) *denial {
 		used := l.since(now.Add(-w.Per))
 		if used >= w.N {
 			// The call that frees a place is the N-th most recent in the window.
-			return &denial{window: w, used: used, frees: l.times[len(l.times)-w.N].Add(w.Per)}
+			live := l.live()
+			return &denial{window: w, used: used, frees: live[len(live)-w.N].Add(w.Per)}
 		}
 	}
 	return nil
@@ -140,9 +142,9 @@ func (l *callLog) check(r Rate, now time.Time) *denial {
 
 // refund forgets one call recorded at t (a call that never went out).
 func (l *callLog) refund(t time.Time) {
-	for i := len(l.times) - 1; i >= 0; i-- {
-		if l.times[i].Equal(t) {
-			l.times = append(l.times[:i], l.times[i+1:]...)
+	for i := len(l.buf) - 1; i >= l.head; i-- {
+		if l.buf[i].Equal(t) {
+			l.buf = append(l.buf[:i], l.buf[i+1:]...)
 			return
 		}
 	}
@@ -150,23 +152,20 @@ func (l *callLog) refund(t time.Time) {
 
 // since counts the calls after t.
 func (l *callLog) since(t time.Time) int {
-	return len(l.times) - sort.Search(len(l.times), func(i int) bool { return l.times[i].After(t) })
+	live := l.live()
+	return len(live) - sort.Search(len(live), func(i int) bool { return live[i].After(t) })
 }
 
-// trim forgets calls older than keep before now.
+// trim forgets calls older than keep before now: the window's start moves
+// on, and the array is compacted once half of it is dead, so a call costs
+// O(1) amortised whatever N is.
 func (l *callLog) trim(keep time.Duration, now time.Time) {
-	old := sort.Search(len(l.times), func(i int) bool { return l.times[i].After(now.Add(-keep)) })
-	if old == 0 {
-		return
+	live := l.live()
+	l.head += sort.Search(len(live), func(i int) bool { return live[i].After(now.Add(-keep)) })
+	if l.head > 0 && l.head >= len(l.buf)/2 {
+		n := copy(l.buf, l.buf[l.head:])
+		l.buf, l.head = l.buf[:n], 0
 	}
-	if old == len(l.times) {
-		l.times = l.times[:0]
-		return
-	}
-	// Copy down rather than reslice, so the array does not keep growing at
-	// the back while its front is dead.
-	n := copy(l.times, l.times[old:])
-	l.times = l.times[:n]
 }
 
 // left is how many calls each window of r allows now, for Snapshot.
