@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/theaspect/aggregator"
 )
@@ -142,7 +143,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	if n := l.logs.FilterMessageSnippet("Redis is unreachable").Len(); n != 1 {
 		t.Errorf("%d log lines for the outage, want 1", n)
 	}
-	if v := testutilGauge(l); v != 0 {
+	if v := testutil.ToFloat64(l.metrics.shared); v != 0 {
 		t.Errorf("aggregator_supplier_quota_shared = %v while down", v)
 	}
 	rs.start() // empty: it kept nothing
@@ -162,16 +163,6 @@ func TestRedisDownAndBack(t *testing.T) {
 	if n := l.logs.FilterMessageSnippet("Redis is back").Len(); n != 1 {
 		t.Errorf("%d log lines for the recovery, want 1", n)
 	}
-}
-
-func testutilGauge(l *testLimiter) float64 {
-	mfs, _ := l.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "aggregator_supplier_quota_shared" {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return -1
 }
 
 // startRedisB is startRedis for a benchmark: its address.
