@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/theaspect/aggregator"
+	"github.com/theaspect/aggregator/fetch"
 	"go.uber.org/zap"
 )
 
@@ -266,9 +267,13 @@ func (l *Limiter) enter(ctx context.Context, rt route, req *aggregator.FetchRequ
 	h, name := rt.h, rt.s.name
 	start := time.Now()
 	waitCtx := ctx
-	if req.Timeout > 0 {
+	bound := req.Timeout
+	if _, ok := ctx.Deadline(); !ok && bound <= 0 {
+		bound = fetch.DefaultTimeout // as the client bounds such a call
+	}
+	if bound > 0 {
 		var cancel context.CancelFunc
-		waitCtx, cancel = context.WithTimeout(ctx, req.Timeout)
+		waitCtx, cancel = context.WithTimeout(ctx, bound)
 		defer cancel()
 	}
 	active, _ := h.gate.counts()
