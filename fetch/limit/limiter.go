@@ -42,7 +42,13 @@ type Limiter struct {
 	cfg       *resolved
 	suppliers map[string]*supplier // by name; a host no supplier names is its own, by its key
 	hosts     map[string]*host     // by key, "name:port"
+	sweepAt   int                  // forgetIdle runs when a new host would pass this many
 }
+
+// maxHosts is how many hosts are remembered before a new one makes the
+// limiter forget the idle ones, so that translators calling ever new hosts
+// (a subdomain per customer) cannot grow it without end.
+const maxHosts = 10_000
 
 // supplier is one supplier's state: its policy and its quota's log.
 type supplier struct {
@@ -71,7 +77,7 @@ func New(next aggregator.Fetcher, cfg Config, opts Options) (*Limiter, error) {
 		return nil, err
 	}
 	l := &Limiter{next: next, clock: opts.Clock, log: opts.Logger, metrics: newMetrics(opts.Registerer),
-		cfg: r, suppliers: map[string]*supplier{}, hosts: map[string]*host{}}
+		cfg: r, suppliers: map[string]*supplier{}, hosts: map[string]*host{}, sweepAt: maxHosts}
 	if l.clock == nil {
 		l.clock = wallClock{}
 	}
@@ -174,12 +180,38 @@ func (l *Limiter) routeOf(u *url.URL) route {
 	defer l.mu.Unlock()
 	h := l.hosts[key]
 	if h == nil {
+		if len(l.hosts) >= l.sweepAt {
+			l.forgetIdle()
+		}
 		h = &host{key: key, supplier: l.supplierOf(key)}
 		h.breaker.configure(h.supplier.policy.breaker)
 		h.gate.resize(h.supplier.policy.maxInFlight)
 		l.hosts[key] = h
 	}
 	return route{h: h, s: h.supplier, p: h.supplier.policy}
+}
+
+// forgetIdle forgets the hosts that have nothing to remember: a closed breaker with no failure and no opening to
+// decay, no call in flight or waiting, and, for a host that is its own
+// supplier, no quota call in its window. If most
+// hosts are busy, the next sweep waits until there are twice as many, so a
+// sweep costs O(1) per new host amortised. l.mu is held.
+func (l *Limiter) forgetIdle() {
+	now := l.clock.Now()
+	for key, h := range l.hosts {
+		state, k, _ := h.breaker.State(now)
+		active, waiting := h.gate.counts()
+		s := h.supplier
+		if state != Closed || k > 0 || h.breaker.failures > 0 || active+waiting > 0 || (!s.named && len(s.log.live()) > 0) {
+			continue
+		}
+		delete(l.hosts, key)
+		if !s.named { // a named supplier keeps its quota; "*.example.com" may have many hosts
+			delete(l.suppliers, s.name)
+			l.metrics.forget(s.name)
+		}
+	}
+	l.sweepAt = max(maxHosts, 2*len(l.hosts))
 }
 
 // supplierOf is the supplier of a host key; l.mu is held.

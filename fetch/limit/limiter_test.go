@@ -600,3 +600,42 @@ func TestUpdateUnderLoad(t *testing.T) {
 		t.Error("no call went through")
 	}
 }
+
+// TestForgetIdleHosts: past maxHosts, a new host makes the limiter forget
+// the idle hosts, and keeps those with something to remember (a failure)
+// and every configured supplier.
+func TestForgetIdleHosts(t *testing.T) {
+	t.Parallel()
+	named, failing := newSupplier(t), newSupplier(t)
+	l := newTestLimiter(t, oneSupplier("named", named, Policy{}), nil)
+	failing.status.Store(500)
+	for _, s := range []*supplierServer{named, failing} {
+		if _, err := l.get(s.URL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mu.Lock()
+	l.sweepAt = 4 // as if maxHosts were 4
+	l.mu.Unlock()
+	var idle []*supplierServer
+	for range 3 {
+		s := newSupplier(t)
+		idle = append(idle, s)
+		if _, err := l.get(s.URL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosts, suppliers := map[string]bool{}, map[string]bool{}
+	for _, s := range l.Snapshot() {
+		suppliers[s.Name] = true
+		for _, h := range s.Hosts {
+			hosts[h.Host] = true
+		}
+	}
+	if !hosts[failing.host()] || !hosts[idle[2].host()] || hosts[named.host()] || hosts[idle[0].host()] || hosts[idle[1].host()] {
+		t.Errorf("hosts after the sweep: %v; want the failing one and the newest only", hosts)
+	}
+	if !suppliers["named"] || suppliers[idle[0].host()] {
+		t.Errorf("suppliers after the sweep: %v; want named kept, the idle hosts' own gone", suppliers)
+	}
+}
