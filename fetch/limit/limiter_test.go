@@ -3,165 +3,42 @@ package limit
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/theaspect/aggregator"
-	"github.com/theaspect/aggregator/fetch"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 )
 
 // fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // supplierServer is a real HTTP server whose answers the test chooses:
-// status (200 by default), and hold, which while set keeps each request
-// until it is closed. It counts requests and the most in flight at once.
-type supplierServer struct {
-	*httptest.Server
-	status   atomic.Int32
-	requests atomic.Int32
-	inFlight atomic.Int32
-	maxSeen  atomic.Int32
-	mu       sync.Mutex
-	hold     chan struct{}
-	arrived  chan struct{} // one value per request that arrives
-}
 
-func newSupplier(t *testing.T) *supplierServer {
-	s := &supplierServer{arrived: make(chan struct{}, 1000)}
-	s.status.Store(200)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		n := s.inFlight.Add(1)
-		defer s.inFlight.Add(-1)
-		for {
-			m := s.maxSeen.Load()
-			if n <= m || s.maxSeen.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		s.arrived <- struct{}{}
-		s.mu.Lock()
-		hold := s.hold
-		s.mu.Unlock()
-		if hold != nil {
-			select {
-			case <-hold:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		w.WriteHeader(int(s.status.Load()))
-		_, _ = w.Write([]byte(r.URL.Path))
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
+// status (200 by default), and hold, which while set keeps each request
+
+// until it is closed. It counts requests and the most in flight at once.
 
 // holdRequests makes requests wait until the returned func is called.
-func (s *supplierServer) holdRequests() (release func()) {
-	ch := make(chan struct{})
-	s.mu.Lock()
-	s.hold = ch
-	s.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			s.hold = nil
-			s.mu.Unlock()
-			close(ch)
-		})
-	}
-}
 
 // drain forgets the arrivals so far.
-func (s *supplierServer) drain() {
-	for {
-		select {
-		case <-s.arrived:
-		default:
-			return
-		}
-	}
-}
 
 // host is the server's host:port, as a supplier's hosts name it.
-func (s *supplierServer) host() string { return strings.TrimPrefix(s.URL, "http://") }
 
 // testLimiter is a Limiter in front of a real fetch.Client, with a fake
+
 // clock, an observed log and its own registry.
-type testLimiter struct {
-	*Limiter
-	clock *fakeClock
-	logs  *observer.ObservedLogs
-	reg   *prometheus.Registry
-}
-
-func newTestLimiter(t *testing.T, cfg Config, clock *fakeClock) *testLimiter {
-	t.Helper()
-	core, logs := observer.New(zap.InfoLevel)
-	reg := prometheus.NewRegistry()
-	if clock == nil {
-		clock = newClock()
-	}
-	l, err := New(fetch.New(fetch.Config{}), cfg, Options{Clock: clock, Logger: zap.New(core), Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	return &testLimiter{Limiter: l, clock: clock, logs: logs, reg: reg}
-}
-
-func (l *testLimiter) get(url string) (*aggregator.FetchResponse, error) {
-	return l.Fetch(context.Background(), &aggregator.FetchRequest{Method: "GET", URL: url})
-}
 
 // causeOf is err's FetchError cause, "" for none.
-func causeOf(err error) string {
-	var fe *aggregator.FetchError
-	if errors.As(err, &fe) {
-		return fe.Cause
-	}
-	if err != nil {
-		return "not a FetchError: " + err.Error()
-	}
-	return ""
-}
-
-func oneSupplier(name string, s *supplierServer, p Policy) Config {
-	return Config{Suppliers: map[string]Supplier{name: {Hosts: []string{s.host()}, Policy: p}}}
-}
 
 // TestCap: at most max-in-flight calls reach the host at once; the others
+
 // wait (counted) and go when a slot frees; a call whose time runs out
+
 // while waiting fails alone, naming the cap.
+
 func TestCap(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -209,20 +86,12 @@ func TestCap(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestQuotaPerSecond: the 4th call within a second of a 3/s quota fails
+
 // at once with rate_limited, naming the limit and when it frees up, and
+
 // never reaches the supplier; a second later it goes.
+
 func TestQuotaPerSecond(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -255,7 +124,9 @@ func TestQuotaPerSecond(t *testing.T) {
 }
 
 // TestQuotaPerDay: "5/d,2/m": the minute window spreads the calls, the day
+
 // holds 5 in any 24 hours whichever window the day starts.
+
 func TestQuotaPerDay(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -295,132 +166,29 @@ func TestQuotaPerDay(t *testing.T) {
 }
 
 // breakerPolicy opens after 3 failures for 10 s, 20 s, then 25 s.
-var breakerPolicy = Policy{Breaker: BreakerConfig{Failures: 3, OpenTime: 10 * time.Second, MaxOpenTime: 25 * time.Second}}
 
 // TestBreakerOverHTTP: 3 consecutive 503s open the host's breaker: calls
+
 // fail at once with circuit_open and never reach it; at the end of the open
+
 // time one probe goes (others fail fast meanwhile); a failed probe opens it
+
 // for twice as long; a good one closes it. One log line per change.
-func TestBreakerOverHTTP(t *testing.T) {
-	t.Parallel()
-	srv := newSupplier(t)
-	l := newTestLimiter(t, oneSupplier("flaky", srv, breakerPolicy), nil)
-	srv.status.Store(503)
-	for range 3 {
-		if resp, err := l.get(srv.URL); err != nil || resp.Status != 503 {
-			t.Fatalf("a 503 is an answer: %+v %v", resp, err)
-		}
-	}
-	for range 10 {
-		_, err := l.get(srv.URL)
-		if causeOf(err) != "circuit_open" || !strings.Contains(err.Error(), "3 consecutive failures, the last: status 503") ||
-			!strings.Contains(err.Error(), "until 2026-05-01T12:00:10Z (in 10s)") {
-			t.Fatalf("while open: %v", err)
-		}
-	}
-	if n := srv.requests.Load(); n != 3 {
-		t.Fatalf("the supplier saw %d calls, want 3", n)
-	}
-	if v := gauge(t, l, "aggregator_supplier_breaker_state", "flaky"); v != float64(Open) {
-		t.Errorf("aggregator_supplier_breaker_state = %v, want 1 (open)", v)
-	}
-	l.clock.Advance(10 * time.Second)
-	if resp, err := l.get(srv.URL); err != nil || resp.Status != 503 {
-		t.Fatalf("the probe: %+v %v", resp, err)
-	}
-	_, err := l.get(srv.URL)
-	if causeOf(err) != "circuit_open" || !strings.Contains(err.Error(), "(in 20s)") || !strings.Contains(err.Error(), "opened 2 times") {
-		t.Fatalf("after a failed probe: %v, want open for 20 s", err)
-	}
-	l.clock.Advance(20 * time.Second)
-	srv.status.Store(200)
-	srv.drain()
-	release := srv.holdRequests()
-	probe := make(chan error, 1)
-	go func() { _, err := l.get(srv.URL); probe <- err }()
-	<-srv.arrived
-	if _, err := l.get(srv.URL); causeOf(err) != "circuit_open" || !strings.Contains(err.Error(), "a probe call is deciding") {
-		t.Errorf("while the probe is out: %v", err)
-	}
-	release()
-	if err := <-probe; err != nil {
-		t.Fatalf("the good probe: %v", err)
-	}
-	if resp, err := l.get(srv.URL); err != nil || resp.Status != 200 {
-		t.Errorf("closed: %+v %v", resp, err)
-	}
-	h := l.Snapshot()[0].Hosts[0]
-	if h.State != "closed" || h.Opened != 2 || h.LastFailure != "status 503" {
-		t.Errorf("snapshot: %+v", h)
-	}
-	var lines []string
-	for _, e := range l.logs.All() {
-		lines = append(lines, e.Message)
-	}
-	if got := strings.Join(lines, "|"); strings.Count(got, "opened") != 2 || strings.Count(got, "half-open") != 2 || strings.Count(got, "closed") != 1 {
-		t.Errorf("log lines: %s, want 2 opened, 2 half-open, 1 closed", got)
-	}
-	if n := testutil.ToFloat64(l.metrics.rejected.WithLabelValues("flaky", srv.host())); n != 12 {
-		t.Errorf("aggregator_supplier_circuit_open_total = %v, want 12", n)
-	}
-	if n := testutil.ToFloat64(l.metrics.probes.WithLabelValues("flaky", srv.host(), "failure")); n != 1 {
-		t.Errorf("failed probes = %v", n)
-	}
-}
 
 // TestBreakerNoAnswer: refused connections and timeouts count; a call the
+
 // job cancelled does not.
-func TestBreakerNoAnswer(t *testing.T) {
-	t.Parallel()
-	srv := newSupplier(t)
-	l := newTestLimiter(t, oneSupplier("slow", srv, breakerPolicy), nil)
-	release := srv.holdRequests()
-	defer release()
-	for range 5 {
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-srv.arrived; cancel() }()
-		if _, err := l.Fetch(ctx, &aggregator.FetchRequest{URL: srv.URL}); causeOf(err) != "cancelled" {
-			t.Fatalf("a cancelled call: %v", err)
-		}
-	}
-	for range 3 {
-		if _, err := l.Fetch(context.Background(), &aggregator.FetchRequest{URL: srv.URL, Timeout: 20 * time.Millisecond}); causeOf(err) != "timeout" {
-			t.Fatalf("a slow call: %v", err)
-		}
-	}
-	if _, err := l.get(srv.URL); causeOf(err) != "circuit_open" || !strings.Contains(err.Error(), "the last: timeout") {
-		t.Errorf("after 3 timeouts (and 5 cancelled calls before): %v", err)
-	}
-}
 
 // TestNotFailures: statuses a call says are normal answers never count,
+
 // even where the configuration counts their class.
-func TestNotFailures(t *testing.T) {
-	t.Parallel()
-	srv := newSupplier(t)
-	p := breakerPolicy
-	p.Breaker.Count = []string{"5xx", "404"}
-	l := newTestLimiter(t, oneSupplier("picky", srv, p), nil)
-	for _, status := range []int{500, 404} {
-		srv.status.Store(int32(status))
-		for range 10 {
-			resp, err := l.Fetch(context.Background(), &aggregator.FetchRequest{URL: srv.URL, NotFailures: []int{404, 500}})
-			if err != nil || resp.Status != status {
-				t.Fatalf("a not-failure %d: %+v %v", status, resp, err)
-			}
-		}
-	}
-	for range 3 {
-		_, _ = l.get(srv.URL) // the same 404 without NotFailures counts
-	}
-	if _, err := l.get(srv.URL); causeOf(err) != "circuit_open" {
-		t.Errorf("3 counted 404s: %v", err)
-	}
-}
 
 // TestUpdateKeepsCounters: a reload keeps the quota spent and the open
+
 // breaker of a supplier that is still configured, applies its new limits,
+
 // and forgets a supplier that is gone.
+
 func TestUpdateKeepsCounters(t *testing.T) {
 	t.Parallel()
 	srv, other := newSupplier(t), newSupplier(t)
@@ -469,8 +237,11 @@ func TestUpdateKeepsCounters(t *testing.T) {
 }
 
 // TestHedge: once an idempotent supplier's host has a p95, a call that has
+
 // not answered by then gets a second one; the first answer wins and both
+
 // count against the quota.
+
 func TestHedge(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -507,50 +278,17 @@ func TestHedge(t *testing.T) {
 }
 
 // TestDefaultsForEveryHost: a host no supplier names gets the defaults,
+
 // breaker on, under its own name.
-func TestDefaultsForEveryHost(t *testing.T) {
-	t.Parallel()
-	srv := newSupplier(t)
-	l := newTestLimiter(t, Config{}, nil)
-	srv.status.Store(502)
-	for range 5 {
-		_, _ = l.get(srv.URL)
-	}
-	_, err := l.get(srv.URL)
-	if causeOf(err) != "circuit_open" || !strings.Contains(err.Error(), "(in 30s)") {
-		t.Errorf("the 6th call after 5 502s: %v", err)
-	}
-	if s := l.Snapshot(); len(s) != 1 || s[0].Named || s[0].Name != srv.host() || s[0].Hosts[0].State != "open" {
-		t.Errorf("snapshot: %+v", s)
-	}
-}
 
 // gauge reads a gauge of supplier from l's registry, as /metrics shows it.
-func gauge(t *testing.T, l *testLimiter, name, supplier string) float64 {
-	t.Helper()
-	mfs, err := l.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "supplier" && lp.GetValue() == supplier {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{supplier=%q}", name, supplier)
-	return 0
-}
 
 // TestUpdateUnderLoad: reloads while calls are in flight and waiting
+
 // (caps shrinking and growing, the supplier coming and going) lose no
+
 // slot: every call ends, and afterwards nothing is in flight or waiting.
+
 func TestUpdateUnderLoad(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -602,8 +340,11 @@ func TestUpdateUnderLoad(t *testing.T) {
 }
 
 // TestForgetIdleHosts: past maxHosts, a new host makes the limiter forget
+
 // the idle hosts, and keeps those with something to remember (a failure)
+
 // and every configured supplier.
+
 func TestForgetIdleHosts(t *testing.T) {
 	t.Parallel()
 	named, failing := newSupplier(t), newSupplier(t)
