@@ -10,8 +10,13 @@ import (
 	"github.com/theaspect/aggregator"
 )
 
+// breakerPolicy opens after 3 failures for 10 s, 20 s, then 25 s.
 var breakerPolicy = Policy{Breaker: BreakerConfig{Failures: 3, OpenTime: 10 * time.Second, MaxOpenTime: 25 * time.Second}}
 
+// TestBreakerOverHTTP: 3 consecutive 503s open the host's breaker: calls
+// fail at once with circuit_open and never reach it; at the end of the open
+// time one probe goes (others fail fast meanwhile); a failed probe opens it
+// for twice as long; a good one closes it. One log line per change.
 func TestBreakerOverHTTP(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -79,6 +84,8 @@ func TestBreakerOverHTTP(t *testing.T) {
 	}
 }
 
+// TestBreakerNoAnswer: refused connections and timeouts count; a call the
+// job cancelled does not.
 func TestBreakerNoAnswer(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -102,6 +109,8 @@ func TestBreakerNoAnswer(t *testing.T) {
 	}
 }
 
+// TestNotFailures: statuses a call says are normal answers never count,
+// even where the configuration counts their class.
 func TestNotFailures(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -125,6 +134,8 @@ func TestNotFailures(t *testing.T) {
 	}
 }
 
+// TestDefaultsForEveryHost: a host no supplier names gets the defaults,
+// breaker on, under its own name.
 func TestDefaultsForEveryHost(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)

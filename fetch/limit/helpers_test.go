@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
+// fakeClock is a clock the test moves.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -37,6 +38,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// supplierServer is a real HTTP server whose answers the test chooses:
+// status (200 by default), and hold, which while set keeps each request
+// until it is closed. It counts requests and the most in flight at once.
 type supplierServer struct {
 	*httptest.Server
 	status   atomic.Int32
@@ -79,6 +83,7 @@ func newSupplier(t *testing.T) *supplierServer {
 	return s
 }
 
+// holdRequests makes requests wait until the returned func is called.
 func (s *supplierServer) holdRequests() (release func()) {
 	ch := make(chan struct{})
 	s.mu.Lock()
@@ -95,6 +100,7 @@ func (s *supplierServer) holdRequests() (release func()) {
 	}
 }
 
+// drain forgets the arrivals so far.
 func (s *supplierServer) drain() {
 	for {
 		select {
@@ -105,8 +111,11 @@ func (s *supplierServer) drain() {
 	}
 }
 
+// host is the server's host:port, as a supplier's hosts name it.
 func (s *supplierServer) host() string { return strings.TrimPrefix(s.URL, "http://") }
 
+// testLimiter is a Limiter in front of a real fetch.Client, with a fake
+// clock, an observed log and its own registry.
 type testLimiter struct {
 	*Limiter
 	clock *fakeClock
@@ -133,6 +142,7 @@ func (l *testLimiter) get(url string) (*aggregator.FetchResponse, error) {
 	return l.Fetch(context.Background(), &aggregator.FetchRequest{Method: "GET", URL: url})
 }
 
+// causeOf is err's FetchError cause, "" for none.
 func causeOf(err error) string {
 	var fe *aggregator.FetchError
 	if errors.As(err, &fe) {
@@ -159,6 +169,7 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
+// gauge reads a gauge of supplier from l's registry, as /metrics shows it.
 func gauge(t *testing.T, l *testLimiter, name, supplier string) float64 {
 	t.Helper()
 	mfs, err := l.reg.Gather()

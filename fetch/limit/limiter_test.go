@@ -13,32 +13,9 @@ import (
 	"github.com/theaspect/aggregator"
 )
 
-// fakeClock is a clock the test moves.
-
-// supplierServer is a real HTTP server whose answers the test chooses:
-
-// status (200 by default), and hold, which while set keeps each request
-
-// until it is closed. It counts requests and the most in flight at once.
-
-// holdRequests makes requests wait until the returned func is called.
-
-// drain forgets the arrivals so far.
-
-// host is the server's host:port, as a supplier's hosts name it.
-
-// testLimiter is a Limiter in front of a real fetch.Client, with a fake
-
-// clock, an observed log and its own registry.
-
-// causeOf is err's FetchError cause, "" for none.
-
 // TestCap: at most max-in-flight calls reach the host at once; the others
-
 // wait (counted) and go when a slot frees; a call whose time runs out
-
 // while waiting fails alone, naming the cap.
-
 func TestCap(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -87,11 +64,8 @@ func TestCap(t *testing.T) {
 }
 
 // TestQuotaPerSecond: the 4th call within a second of a 3/s quota fails
-
 // at once with rate_limited, naming the limit and when it frees up, and
-
 // never reaches the supplier; a second later it goes.
-
 func TestQuotaPerSecond(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -124,9 +98,7 @@ func TestQuotaPerSecond(t *testing.T) {
 }
 
 // TestQuotaPerDay: "5/d,2/m": the minute window spreads the calls, the day
-
 // holds 5 in any 24 hours whichever window the day starts.
-
 func TestQuotaPerDay(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -165,30 +137,9 @@ func TestQuotaPerDay(t *testing.T) {
 	}
 }
 
-// breakerPolicy opens after 3 failures for 10 s, 20 s, then 25 s.
-
-// TestBreakerOverHTTP: 3 consecutive 503s open the host's breaker: calls
-
-// fail at once with circuit_open and never reach it; at the end of the open
-
-// time one probe goes (others fail fast meanwhile); a failed probe opens it
-
-// for twice as long; a good one closes it. One log line per change.
-
-// TestBreakerNoAnswer: refused connections and timeouts count; a call the
-
-// job cancelled does not.
-
-// TestNotFailures: statuses a call says are normal answers never count,
-
-// even where the configuration counts their class.
-
 // TestUpdateKeepsCounters: a reload keeps the quota spent and the open
-
 // breaker of a supplier that is still configured, applies its new limits,
-
 // and forgets a supplier that is gone.
-
 func TestUpdateKeepsCounters(t *testing.T) {
 	t.Parallel()
 	srv, other := newSupplier(t), newSupplier(t)
@@ -237,11 +188,8 @@ func TestUpdateKeepsCounters(t *testing.T) {
 }
 
 // TestHedge: once an idempotent supplier's host has a p95, a call that has
-
 // not answered by then gets a second one; the first answer wins and both
-
 // count against the quota.
-
 func TestHedge(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -277,18 +225,9 @@ func TestHedge(t *testing.T) {
 	}
 }
 
-// TestDefaultsForEveryHost: a host no supplier names gets the defaults,
-
-// breaker on, under its own name.
-
-// gauge reads a gauge of supplier from l's registry, as /metrics shows it.
-
 // TestUpdateUnderLoad: reloads while calls are in flight and waiting
-
 // (caps shrinking and growing, the supplier coming and going) lose no
-
 // slot: every call ends, and afterwards nothing is in flight or waiting.
-
 func TestUpdateUnderLoad(t *testing.T) {
 	t.Parallel()
 	srv := newSupplier(t)
@@ -340,11 +279,8 @@ func TestUpdateUnderLoad(t *testing.T) {
 }
 
 // TestForgetIdleHosts: past maxHosts, a new host makes the limiter forget
-
 // the idle hosts, and keeps those with something to remember (a failure)
-
 // and every configured supplier.
-
 func TestForgetIdleHosts(t *testing.T) {
 	t.Parallel()
 	named, failing := newSupplier(t), newSupplier(t)
