@@ -11,7 +11,7 @@ BIN      := bin/aggregator
 APT      := DEBIAN_FRONTEND=noninteractive apt-get
 # Packages the tests need: PHP to run, phpunit for the PHP tests, nginx and
 # chromium for the deploy and page tests, composer to validate composer.json.
-TEST_PKGS := php-cli phpunit nginx chromium composer curl
+TEST_PKGS := php-cli phpunit nginx chromium composer curl redis-server
 
 .PHONY: run-example build run test deps test-deps bench vet php-test deploy-test dist clean
 
@@ -55,7 +55,7 @@ deploy-test:
 # test: the packages with goroutines of their own run under the race
 # detector; integration runs the real binary (built without it).
 test: test-deps vet php-test deploy-test
-	$(GO) test -count=1 -race -timeout 10m . ./pool/ ./server/ ./fetch/ ./cmd/... ./internal/...
+	$(GO) test -count=1 -race -timeout 10m . ./pool/ ./server/ ./fetch/... ./cmd/... ./internal/...
 	$(GO) test -count=1 -timeout 14m ./integration/
 
 # bench: cmd/aggbench, every part (~10 minutes): the replay ceiling, the PHP

@@ -15,6 +15,19 @@ type FetchRequest struct {
 	// Timeout bounds the call; 0 means what is left of the job's time
 	// (the context's deadline).
 	Timeout time.Duration
+	// Redirects is how many redirects the call follows (fetch()'s
+	// 'redirects' option): nil is the default (20, PHP's own), 0 follows
+	// none and the 3xx is the answer.
+	Redirects *int
+	// RedirectHeaders keeps the translator's headers on a redirect to
+	// another host (fetch()'s 'redirect_headers' option). By default a
+	// redirect that leaves the URL's scheme, host and port carries none of
+	// them, so an API key never reaches a host the translator did not name.
+	RedirectHeaders bool
+	// NotFailures are statuses that are a normal answer of this call, never
+	// a failure for the supplier's circuit breaker (fetch()'s 'not_failures'
+	// option), e.g. a 404 or 500 a supplier answers for "no such part".
+	NotFailures []int
 }
 
 // FetchResponse is a supplier's answer: any status, 4xx and 5xx included.
@@ -31,7 +44,9 @@ type FetchError struct {
 	Method string
 	URL    string
 	// Cause is one word for metrics and logs: refused, dns, tls, timeout,
-	// too_large, scheme, cancelled, redirects, network.
+	// too_large, scheme, url, method, header, cancelled, redirects,
+	// blocked_address, network; and, from the supplier limits (SPEC §18),
+	// rate_limited and circuit_open.
 	Cause  string
 	Detail string
 }

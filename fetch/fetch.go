@@ -6,6 +6,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,7 +27,8 @@ import (
 
 // Defaults of a Client.
 const (
-	// MaxRedirects is how many redirects a call follows: PHP's own default.
+	// MaxRedirects is how many redirects a call follows unless it says:
+	// PHP's own default.
 	MaxRedirects = 20
 	// DefaultTimeout bounds a call when neither the call nor its job says.
 	DefaultTimeout = 30 * time.Second
@@ -38,7 +40,14 @@ const (
 type Config struct {
 	MaxBody         int // bytes of a response body; 0 = no limit
 	MaxConnsPerHost int // connections to one host at once (dialing, in use, idle); 0 = no limit
-	Registerer      prometheus.Registerer
+	// RedirectLinkLocal lets redirects reach link-local and metadata
+	// addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254), refused by
+	// default (aggregator.fetch.redirect-link-local). A translator's own
+	// URL may always name them.
+	RedirectLinkLocal bool
+	// Resolver resolves host names; nil is the system's.
+	Resolver   *net.Resolver
+	Registerer prometheus.Registerer
 }
 
 // Client performs calls; it is safe for use by every worker at once.
@@ -48,17 +57,24 @@ type Client struct {
 	metrics *metrics
 }
 
-// errTooManyRedirects marks the end of a redirect chain too long.
-var errTooManyRedirects = errors.New("too many redirects")
-
-// New returns a client with its own transport.
+// New returns a client with its own transports.
 func New(cfg Config) *Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dialer := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: cfg.Resolver}
+	var transport http.RoundTripper = newTransport(cfg, &dialer)
+	if !cfg.RedirectLinkLocal {
+		transport = hops{direct: transport, redirected: newTransport(cfg, guardedDialer(dialer))}
+	}
+	c := &Client{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	c.http = &http.Client{Transport: transport, CheckRedirect: checkRedirect(cfg.RedirectLinkLocal)}
+	return c
+}
+
+func newTransport(cfg Config, dialer *net.Dialer) *http.Transport {
 	idle := cfg.MaxConnsPerHost
 	if idle <= 0 {
 		idle = 256
 	}
-	transport := &http.Transport{
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -69,33 +85,20 @@ func New(cfg Config) *Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	c := &Client{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
-	c.http = &http.Client{
-		Transport: transport,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > MaxRedirects {
-				return errTooManyRedirects
-			}
-			return nil
-		},
-	}
-	return c
 }
 
 // Fetch performs one call. Any answer is a response, 4xx and 5xx
 // included; no answer is a *aggregator.FetchError.
 func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggregator.FetchResponse, error) {
 	start := time.Now()
-	host := "-"
 	fail := func(cause, format string, args ...any) error {
 		c.metrics.failed(cause)
 		return &aggregator.FetchError{Method: r.Method, URL: r.URL, Cause: cause, Detail: fmt.Sprintf(format, args...)}
 	}
-	u, err := url.Parse(r.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fail("scheme", "only http:// and https:// URLs can be fetched")
+	method, u, err := checkRequest(r)
+	if err != nil {
+		return nil, fail(err.cause, "%s", err.detail)
 	}
-	host = u.Host
 	timeout := r.Timeout
 	if _, ok := ctx.Deadline(); !ok && timeout <= 0 {
 		timeout = DefaultTimeout
@@ -105,41 +108,43 @@ func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggreg
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	method := r.Method
-	if method == "" {
-		method = http.MethodGet
+	policy := &redirectPolicy{max: MaxRedirects, keepHeaders: r.RedirectHeaders}
+	if r.Redirects != nil {
+		policy.max = *r.Redirects
 	}
 	var body io.Reader
 	if len(r.Body) > 0 {
-		body = strings.NewReader(string(r.Body))
+		body = bytes.NewReader(r.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.URL, body)
-	if err != nil {
-		return nil, fail("network", "%v", err)
+	req, rerr := http.NewRequestWithContext(context.WithValue(ctx, policyKey{}, policy), method, u.String(), body)
+	if rerr != nil {
+		return nil, fail("url", "%v", rerr)
 	}
 	for _, h := range r.Headers {
 		req.Header.Add(h[0], h[1])
+		policy.translator = append(policy.translator, h[0])
+		policy.referer = policy.referer || strings.EqualFold(h[0], "Referer")
 	}
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", userAgent)
 	}
 	done := c.metrics.started()
 	defer done()
-	resp, err := c.http.Do(req)
-	if err != nil {
-		cause := classify(ctx, err)
-		return nil, fail(cause, "%s", describe(cause, err, timeout, u.Hostname()))
+	resp, rerr := c.http.Do(req)
+	if rerr != nil {
+		cause := classify(ctx, rerr)
+		return nil, fail(cause, "%s", describe(cause, rerr, timeout, u.Hostname(), policy.max))
 	}
 	defer resp.Body.Close()
-	data, err := readBody(resp.Body, c.cfg.MaxBody)
-	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
+	data, rerr := readBody(resp.Body, c.cfg.MaxBody)
+	if rerr != nil {
+		if errors.Is(rerr, errBodyTooLarge) {
 			return nil, fail("too_large", "the body is over %d bytes (aggregator.limit.output-size)", c.cfg.MaxBody)
 		}
-		cause := classify(ctx, err)
-		return nil, fail(cause, "reading the body: %s", describe(cause, err, timeout, u.Hostname()))
+		cause := classify(ctx, rerr)
+		return nil, fail(cause, "reading the body: %s", describe(cause, rerr, timeout, u.Hostname(), policy.max))
 	}
-	c.metrics.answered(host, resp.StatusCode, time.Since(start))
+	c.metrics.answered(u.Host, resp.StatusCode, time.Since(start))
 	out := &aggregator.FetchResponse{Status: resp.StatusCode, Headers: make(map[string]string, len(resp.Header)), Body: data}
 	for name, values := range resp.Header {
 		out.Headers[strings.ToLower(name)] = strings.Join(values, ", ")
@@ -175,6 +180,8 @@ func classify(ctx context.Context, err error) string {
 	switch {
 	case errors.Is(err, errTooManyRedirects):
 		return "redirects"
+	case errors.Is(err, errBlockedAddress):
+		return "blocked_address"
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(ctx.Err(), context.Canceled):
@@ -197,7 +204,7 @@ func classify(ctx context.Context, err error) string {
 // describe is the detail of a failed call for PHP's FetchException; the
 // causes both modes can tell are worded as exec mode's PHP words them
 // (src/Http/StreamTransport.php), so a translator sees the same message.
-func describe(cause string, err error, timeout time.Duration, host string) string {
+func describe(cause string, err error, timeout time.Duration, host string, redirects int) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -211,7 +218,12 @@ func describe(cause string, err error, timeout time.Duration, host string) strin
 	case "cancelled":
 		return "the job was cancelled"
 	case "redirects":
-		return fmt.Sprintf("more than %d redirects", MaxRedirects)
+		return fmt.Sprintf("more than %d redirects", redirects)
+	case "blocked_address":
+		var be *blockedError
+		if errors.As(err, &be) {
+			return be.Error()
+		}
 	case "refused":
 		return "connection refused"
 	case "dns":

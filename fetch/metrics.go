@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"host", "status"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_fetch_errors_total",
-			Help: "Supplier calls with no answer, by cause (refused, dns, tls, timeout, too_large, scheme, redirects, cancelled, network).",
+			Help: "Supplier calls with no answer, by cause (refused, dns, tls, timeout, too_large, scheme, url, method, header, redirects, blocked_address, cancelled, network).",
 		}, []string{"cause"}),
 	}
 	reg.MustRegister(m.inFlight, m.duration, m.responses, m.errors)
