@@ -19,12 +19,6 @@ final class Worker
     /** json_encode flags for a handler's array answer. */
     public const JSON_FLAGS = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE;
 
-    /** Option 0 of a job frame and its result frame. */
-    public const JOB = 1;
-
-    /** Option 0 of a fetch frame (PHP -> Go) and its answer (Go -> PHP). */
-    public const FETCH = 2;
-
     /** The protocol version announced in the handshake. */
     public const PROTOCOL = 2;
 
@@ -101,10 +95,10 @@ final class Worker
                 }
                 continue;
             }
-            match ($frame->options[0] ?? null) {
-                self::JOB => $this->start($frame),
-                self::FETCH => $this->answer($frame),
-                default => self::log('ignored a frame of unknown type ' . var_export($frame->options[0] ?? null, true)),
+            match (FrameType::tryFrom($frame->options[0] ?? 0)) {
+                FrameType::Job => $this->start($frame),
+                FrameType::Fetch => $this->answer($frame),
+                null => self::log('ignored a frame of unknown type ' . var_export($frame->options[0] ?? null, true)),
             };
         }
         return 0;
@@ -280,11 +274,7 @@ final class Worker
     private function execute(Job $job): JobDone
     {
         try {
-            $handler = match ($job->kind) {
-                Handlers::KIND_SUPPLIERS => $this->handlers->suppliers,
-                Handlers::KIND_ITEMS => $this->handlers->items,
-                default => $this->handlers->forKind($job->kind), // throws
-            };
+            $handler = $this->handlers->forKind(JobKind::fromOption($job->kind));
             $input = json_decode($job->input, true, 512, JSON_THROW_ON_ERROR);
             if (!is_array($input)) {
                 self::decodeInput($job->input); // throws what it says
@@ -303,7 +293,7 @@ final class Worker
             $call = ++$job->lastCall;
             $job->calls[$call] = $index;
             $head = $request->head();
-            $this->writer->write(new Frame(Frame::CODEC_RAW, $head . $request->body, [self::FETCH, $job->id, $call, strlen($head)]));
+            $this->writer->write(new Frame(Frame::CODEC_RAW, $head . $request->body, [FrameType::Fetch->value, $job->id, $call, strlen($head)]));
         }
     }
 
@@ -412,7 +402,7 @@ final class Worker
     private function sendResult(int $id, int $flags, string $payload, string $output): void
     {
         $memory = min(memory_get_usage(true), Frame::MAX_UINT32); // self::memory(), inline: once per job
-        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [self::JOB, $id, $memory, strlen($output)]);
+        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [FrameType::Job->value, $id, $memory, strlen($output)]);
     }
 
     /** @param array<string, mixed> $failure */
