@@ -129,8 +129,6 @@ final class Fetch
         if ($answer instanceof Response) {
             return $answer;
         }
-        $cause = is_array($answer) ? (string)($answer['cause'] ?? 'network') : 'network';
-        $message = is_array($answer) ? (string)($answer['message'] ?? '') : '';
-        return new FetchException($request->url, $cause, $message !== '' ? $message : "$request->method $request->url: $cause");
+        return ($answer instanceof NoAnswer ? $answer : new NoAnswer('network', ''))->exception($request);
     }
 }

@@ -17,7 +17,7 @@ final class Job
     /** @var array<int, int> call id => index in the batch, for the calls not answered yet */
     public array $calls = [];
 
-    /** @var array<int, Response|array<string, string>> answers by index */
+    /** @var array<int, Response|NoAnswer> answers by index */
     public array $answers = [];
 
     public int $lastCall = 0;

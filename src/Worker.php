@@ -121,11 +121,10 @@ final class Worker
             Report::allowShutdownMemory();
             $failure = Report::fatal($error);
         } else {
-            $failure = ['error' => 'the handler called exit() in the middle of a job', 'class' => 'Exit',
-                'file' => '', 'line' => 0, 'trace' => '', 'fatal' => true];
+            $failure = Failure::exit();
         }
         try {
-            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, self::errorPayload($failure), '');
+            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, $failure->json(), '');
         } catch (\Throwable) {
             // The aggregator will see the process die instead.
         }
@@ -282,7 +281,7 @@ final class Worker
             $answer = $handler($input);
             return new JobDone(Frame::CODEC_RAW, is_string($answer) ? $answer : self::encodeAnswer($answer));
         } catch (\Throwable $e) {
-            return new JobDone(Frame::CODEC_JSON | Frame::ERROR, self::errorPayload(Report::describe($e)));
+            return new JobDone(Frame::CODEC_JSON | Frame::ERROR, Failure::of($e)->json());
         }
     }
 
@@ -344,20 +343,16 @@ final class Worker
         }
     }
 
-    /**
-     * The answer to one call, as Fetch expects it: a Response, or
-     * ['cause' => ..., 'message' => ...] when there was none.
-     */
-    private static function fetchAnswer(Frame $frame): Response|array
+    /** The answer to one call, as Fetch expects it: a Response, or a NoAnswer when there was none. */
+    private static function fetchAnswer(Frame $frame): Response|NoAnswer
     {
         if (($frame->flags & Frame::ERROR) !== 0) {
-            $error = json_decode($frame->payload, true);
-            return is_array($error) ? $error : ['cause' => 'network', 'message' => $frame->payload];
+            return NoAnswer::fromPayload($frame->payload);
         }
         $headLength = (int)($frame->options[3] ?? 0);
         $head = json_decode(substr($frame->payload, 0, $headLength), true);
         if (!is_array($head)) {
-            return ['cause' => 'network', 'message' => 'the aggregator sent an unreadable answer'];
+            return new NoAnswer('network', 'the aggregator sent an unreadable answer');
         }
         return new Response((int)($head['status'] ?? 0), (array)($head['headers'] ?? []), substr($frame->payload, $headLength), (string)($head['url'] ?? ''));
     }
@@ -403,12 +398,6 @@ final class Worker
     {
         $memory = min(memory_get_usage(true), Frame::MAX_UINT32); // self::memory(), inline: once per job
         $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [FrameType::Job->value, $id, $memory, strlen($output)]);
-    }
-
-    /** @param array<string, mixed> $failure */
-    private static function errorPayload(array $failure): string
-    {
-        return (string)json_encode($failure, Report::JSON_FLAGS);
     }
 
     /** @param mixed[] $message */
