@@ -175,8 +175,8 @@ final class Worker
     /** A new job: run it on a parked Fiber (or a new one) until it ends or waits. */
     private function start(Frame $frame): void
     {
-        $job = new Job((int)($frame->options[1] ?? 0), $frame->options[2] ?? null, $frame->payload);
-        $job->fiber = array_pop($this->idle) ?? $this->newFiber();
+        $fiber = array_pop($this->idle) ?? $this->newFiber();
+        $job = new Job((int)($frame->options[1] ?? 0), $frame->options[2] ?? null, $frame->payload, $fiber);
         $this->jobs[$job->id] = $job;
         $this->step($job, $job);
     }
@@ -185,17 +185,8 @@ final class Worker
     private function answer(Frame $frame): void
     {
         $job = $this->jobs[(int)($frame->options[1] ?? 0)] ?? null;
-        $call = (int)($frame->options[2] ?? 0);
-        if ($job === null || !isset($job->calls[$call])) {
-            return; // the job was cancelled meanwhile
-        }
-        $index = $job->calls[$call];
-        unset($job->calls[$call]);
-        $job->answers[$index] = self::fetchAnswer($frame);
-        if ($job->calls === []) {
-            ksort($job->answers);
-            $answers = $job->answers;
-            $job->answers = [];
+        $answers = $job?->answer((int)($frame->options[2] ?? 0), self::fetchAnswer($frame));
+        if ($answers !== null) {
             $this->step($job, $answers);
         }
     }
@@ -208,13 +199,7 @@ final class Worker
     private function cancel(int $id): void
     {
         $job = $this->jobs[$id] ?? null;
-        if ($job === null || $job->cancelled) {
-            return;
-        }
-        $job->cancelled = true;
-        if ($job->calls !== []) {
-            $job->calls = [];
-            $job->answers = [];
+        if ($job?->cancel() === true) {
             $this->step($job, new Cancelled("job $id cancelled by the aggregator"), true);
         }
     }
@@ -246,12 +231,12 @@ final class Worker
                 $this->finish($job, $signal);
                 return;
             }
-            if ($signal instanceof FetchBatch && !$job->cancelled) {
+            if ($signal instanceof FetchBatch && !$job->isCancelled()) {
                 $this->sendCalls($job, $signal);
                 return;
             }
             $throw = true;
-            $value = $job->cancelled
+            $value = $job->isCancelled()
                 ? new Cancelled("job $job->id cancelled by the aggregator")
                 : new \LogicException('a handler suspended the worker\'s Fiber: wait for suppliers with \Aggregator\fetch()');
         }
@@ -288,11 +273,9 @@ final class Worker
     /** Send a job's fetch() calls to the aggregator. */
     private function sendCalls(Job $job, FetchBatch $batch): void
     {
-        foreach ($batch->requests as $index => $request) {
-            $call = ++$job->lastCall;
-            $job->calls[$call] = $index;
+        foreach ($job->await($batch) as $call => $request) {
             $head = $request->head();
-            $this->writer->write(new Frame(Frame::CODEC_RAW, $head . $request->body, [FrameType::Fetch->value, $job->id, $call, strlen($head)]));
+            $this->writer->send(Frame::CODEC_RAW, $head . $request->body, [FrameType::Fetch->value, $job->id, $call, strlen($head)]);
         }
     }
 
@@ -301,8 +284,7 @@ final class Worker
     {
         unset($this->jobs[$job->id]);
         $this->idle[] = $job->fiber;
-        $job->fiber = null;
-        $this->sendResult($job->id, $done->flags, $done->payload, $job->output);
+        $this->sendResult($job->id, $done->flags, $done->payload, $job->output());
         if ($this->handlers->reset !== null) {
             $this->reset();
         }
@@ -316,11 +298,8 @@ final class Worker
             return;
         }
         if ((int)ob_get_length() > 0) {
-            $job->output .= (string)ob_get_contents();
+            $job->keepOutput((string)ob_get_contents());
             ob_clean();
-            if (strlen($job->output) > self::MAX_JOB_OUTPUT) {
-                $job->output = substr($job->output, -self::MAX_JOB_OUTPUT);
-            }
         }
     }
 
