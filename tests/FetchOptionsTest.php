@@ -63,6 +63,10 @@ final class FetchOptionsTest extends TestCase
             'auth with a line break' => [self::URL, ['auth' => ['u', "p\r\n"]], 'cannot hold control characters'],
             'auth and an Authorization header' => [self::URL, ['auth' => ['u', 'p'], 'headers' => ['authorization' => 'Bearer t']], 'give one'],
             'a query that is a string' => [self::URL, ['query' => 'a=1'], 'query must be an array'],
+            'negative redirects' => [self::URL, ['redirects' => -1], 'redirects must be how many to follow'],
+            'redirects as a string' => [self::URL, ['redirects' => '5'], 'redirects must be'],
+            'redirects with an unknown key' => [self::URL, ['redirects' => ['max' => 1, 'strict' => true]], 'redirects must be'],
+            'redirects with a bad max' => [self::URL, ['redirects' => ['max' => 1.5]], 'redirects must be'],
         ];
     }
 
@@ -151,5 +155,21 @@ final class FetchOptionsTest extends TestCase
     {
         $request = Request::from(self::URL, ['auth' => ['shop', 'sécret:1']]);
         self::assertSame([['Authorization', 'Basic ' . base64_encode('shop:sécret:1')]], $request->headers);
+    }
+
+    /** @testdox redirects: in the head only when the call sets them */
+    public function testRedirectsInTheHead(): void
+    {
+        $head = static fn (array $options): array => json_decode(Request::from(self::URL, $options)->head(), true);
+        self::assertArrayNotHasKey('redirects', $head([]));
+        self::assertArrayNotHasKey('redirect_headers', $head([]));
+        self::assertSame(20, Request::from(self::URL, [])->maxRedirects(), 'the default, PHP\'s');
+        self::assertSame(0, $head(['redirects' => 0])['redirects']);
+        self::assertArrayNotHasKey('redirect_headers', $head(['redirects' => 3]));
+        $both = $head(['redirects' => ['max' => 3, 'cross_host_headers' => true]]);
+        self::assertSame([3, true], [$both['redirects'], $both['redirect_headers']]);
+        $keep = $head(['redirects' => ['cross_host_headers' => true]]);
+        self::assertSame(true, $keep['redirect_headers']);
+        self::assertArrayNotHasKey('redirects', $keep, 'no max: the default');
     }
 }

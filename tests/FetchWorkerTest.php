@@ -50,13 +50,13 @@ final class FetchWorkerTest extends TestCase
         self::assertSame("AGGREGATOR-BACKTRACE-READY\n", $worker->stderr(), 'nothing else for the log: the failures travel as data');
     }
 
-    /** @testdox query, json, form and auth reach the aggregator encoded in the call's head and body */
+    /** @testdox query, json, form, auth and redirects reach the aggregator encoded in the call's head and body */
     public function testTheOptionsReachTheAggregatorEncoded(): void
     {
         $worker = self::worker();
         $worker->startJob(JobKind::Items, json_encode(['url' => 'http://s.test/find parts?key=k', 'options' => [
             'method' => 'post', 'query' => ['code' => 'KYB 334'], 'json' => ['brand' => 'Ауди'],
-            'auth' => ['shop', 'pw'], 'headers' => ['X-Api-Key' => 'k'],
+            'auth' => ['shop', 'pw'], 'headers' => ['X-Api-Key' => 'k'], 'redirects' => ['max' => 3, 'cross_host_headers' => true],
         ]]));
         $call = $worker->fetchCall();
         self::assertSame([
@@ -64,12 +64,15 @@ final class FetchWorkerTest extends TestCase
             'url' => 'http://s.test/find%20parts?key=k&code=KYB%20334',
             'headers' => [['X-Api-Key', 'k'], ['Content-Type', 'application/json'], ['Authorization', 'Basic ' . base64_encode('shop:pw')]],
             'timeout' => null,
+            'redirects' => 3,
+            'redirect_headers' => true,
         ], $call['request']);
         self::assertSame('{"brand":"Ауди"}', $call['body']);
 
-        $worker->startJob(JobKind::Items, json_encode(['url' => 'http://s.test/x', 'options' => ['form' => ['q' => 'a b']]]));
+        $worker->startJob(JobKind::Items, json_encode(['url' => 'http://s.test/x', 'options' => ['form' => ['q' => 'a b'], 'redirects' => 0]]));
         $call = $worker->fetchCall();
-        self::assertSame('q=a+b', $call['body']);
+        self::assertSame([0, 'q=a+b'], [$call['request']['redirects'], $call['body']]);
+        self::assertArrayNotHasKey('redirect_headers', $call['request'], 'absent: a redirect to another host carries no header of the translator');
         $worker->kill();
         $worker->wait();
     }

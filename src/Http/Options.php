@@ -15,7 +15,7 @@ namespace Aggregator\Http;
  */
 final class Options
 {
-    public const KNOWN = ['method', 'headers', 'query', 'body', 'json', 'form', 'auth', 'timeout'];
+    public const KNOWN = ['method', 'headers', 'query', 'body', 'json', 'form', 'auth', 'timeout', 'redirects'];
 
     /** The methods fetch() makes (SPEC §14): not CONNECT, TRACE or made-up ones. */
     public const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -158,6 +158,32 @@ final class Options
             ));
         }
         return (float)$timeout;
+    }
+
+    /**
+     * redirects: how many to follow (0: none, the 3xx is the answer), or
+     * ['max' => N, 'cross_host_headers' => true] to keep the translator's
+     * headers on a redirect to another host (scheme, host or port).
+     *
+     * @return array{0: ?int, 1: bool} the most to follow (null: the default, 20), whether headers cross hosts
+     * @throws \InvalidArgumentException for anything else
+     */
+    public static function redirects(mixed $redirects): array
+    {
+        if ($redirects === null) {
+            return [null, false];
+        }
+        if (is_int($redirects) && $redirects >= 0) {
+            return [$redirects, false];
+        }
+        $keys = is_array($redirects) ? array_keys($redirects) : [];
+        $max = is_array($redirects) ? ($redirects['max'] ?? null) : -1;
+        $cross = is_array($redirects) ? ($redirects['cross_host_headers'] ?? false) : false;
+        if (!is_array($redirects) || array_diff($keys, ['max', 'cross_host_headers']) !== []
+            || ($max !== null && (!is_int($max) || $max < 0)) || !is_bool($cross)) {
+            throw new \InvalidArgumentException("fetch(): redirects must be how many to follow (0: none), or ['max' => N, 'cross_host_headers' => true] to keep your headers on a redirect to another host");
+        }
+        return [$max, $cross];
     }
 
     /**

@@ -10,7 +10,7 @@ use Aggregator\FetchException;
  * One call of \Aggregator\fetch(), checked and encoded (Options.php,
  * Url.php): an http(s) URL as it is sent, a method fetch() makes, headers
  * that can travel, the body, a timeout in seconds (null: what is left of
- * the job's time). Everything the options
+ * the job's time) and how redirects are followed. Everything the options
  * add (query, json, form, auth) is in the URL, the body and the headers
  * by now, so worker mode and exec mode send the same request. A Request
  * always has a head (docs/PROTOCOL.md): what cannot be encoded was refused
@@ -20,11 +20,16 @@ use Aggregator\FetchException;
  */
 final readonly class Request
 {
+    /** Redirects followed when the call does not say: PHP's own default. */
+    public const DEFAULT_REDIRECTS = 20;
+
     /** json_encode flags of the head: it holds nothing that could fail (see from()). */
     private const HEAD_FLAGS = JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR;
 
     /**
      * @param list<array{0: string, 1: string}> $headers name, value
+     * @param ?int $redirects the most redirects to follow; null: DEFAULT_REDIRECTS
+     * @param bool $crossHostHeaders whether a redirect to another host keeps the headers
      */
     private function __construct(
         public string $method,
@@ -32,6 +37,8 @@ final readonly class Request
         public array $headers,
         public string $body,
         public ?float $timeout,
+        public ?int $redirects,
+        public bool $crossHostHeaders,
         private string $head,
     ) {
     }
@@ -59,19 +66,33 @@ final readonly class Request
             $headers[] = Options::auth($options['auth']);
         }
         $timeout = Options::timeout($options['timeout'] ?? null);
+        [$redirects, $crossHostHeaders] = Options::redirects($options['redirects'] ?? null);
         $target = self::target($url, $method, $options['query'] ?? null);
         $head = ['method' => $method, 'url' => $target, 'headers' => $headers, 'timeout' => $timeout];
+        if ($redirects !== null) {
+            $head['redirects'] = $redirects;
+        }
+        if ($crossHostHeaders) {
+            $head['redirect_headers'] = true;
+        }
         $json = json_encode($head, self::HEAD_FLAGS); // every part was checked: this cannot throw, and if it did it would be in the job
-        return new self($method, $target, $headers, $body, $timeout, $json);
+        return new self($method, $target, $headers, $body, $timeout, $redirects, $crossHostHeaders, $json);
     }
 
     /**
      * The request as the worker sends it to the aggregator (the body travels
-     * apart): {"method","url","headers","timeout"} (docs/PROTOCOL.md).
+     * apart): {"method","url","headers","timeout"}, plus "redirects" and
+     * "redirect_headers" when the call sets them (docs/PROTOCOL.md).
      */
     public function head(): string
     {
         return $this->head;
+    }
+
+    /** The most redirects to follow. */
+    public function maxRedirects(): int
+    {
+        return $this->redirects ?? self::DEFAULT_REDIRECTS;
     }
 
     /**

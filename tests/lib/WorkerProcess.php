@@ -141,7 +141,8 @@ final class WorkerProcess
         foreach ($head['headers'] as [$name, $value]) {
             $headers[$name] = $value;
         }
-        $options = ['method' => $head['method'], 'headers' => $headers, 'timeout' => $head['timeout']];
+        $options = ['method' => $head['method'], 'headers' => $headers, 'timeout' => $head['timeout'],
+            'redirects' => ['max' => $head['redirects'] ?? null, 'cross_host_headers' => $head['redirect_headers'] ?? false]];
         $body = substr($frame->payload, $headLength);
         if ($body !== '') {
             $options['body'] = $body;
