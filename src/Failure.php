@@ -17,6 +17,9 @@ final readonly class Failure
     /** Never fails: invalid UTF-8 becomes U+FFFD, a part that cannot be encoded is left out. */
     public const JSON_FLAGS = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE | JSON_PARTIAL_OUTPUT_ON_ERROR;
 
+    /** Bytes of what exit() printed that its failure quotes. */
+    private const QUOTED = 500;
+
     /**
      * @param bool    $public the message may reach the customer (a PublicError)
      * @param bool    $fatal  the process is ending (a fatal error, exit())
@@ -64,10 +67,28 @@ final readonly class Failure
         return new self($error['message'], 'FatalError', $error['file'], $error['line'], '', false, true, $hint);
     }
 
-    /** exit() (or die()) in the middle of a job. */
-    public static function exit(): self
+    /**
+     * exit() (or die()) in the middle of a job. PHP 8.2 does not say where
+     * it was called (a Fiber that exits is terminated before the shutdown
+     * functions run, so ReflectionFiber has nothing to show), but
+     * exit('text') prints its text like an echo, and the worker notes
+     * where each write of a job's output comes from: when the job's last
+     * write comes from a line that calls exit() or die(), that is the place
+     * and that is the text.
+     *
+     * @param ?OutputWrite $last the job's last write of output, if any
+     */
+    public static function exit(?OutputWrite $last): self
     {
-        return new self('the handler called exit() in the middle of a job', 'Exit', '', 0, '', false, true);
+        $error = 'the handler called exit() in the middle of a job';
+        if ($last === null) {
+            return new self($error, 'Exit', '', 0, '', false, true);
+        }
+        if (!$last->callsExit()) {
+            return new self("$error (its last output was written at $last->file:$last->line)", 'Exit', '', 0, '', false, true);
+        }
+        $text = strlen($last->text) > self::QUOTED ? substr($last->text, 0, self::QUOTED) . '…' : $last->text;
+        return new self($error . ': ' . json_encode($text, self::JSON_FLAGS), 'Exit', $last->file, $last->line, '', false, true);
     }
 
     /** The failure as JSON: the payload of a job's ERROR frame (docs/PROTOCOL.md). */

@@ -30,6 +30,8 @@ final class Job
     /** What the handler echoed, sent with its result (at most Worker::MAX_JOB_OUTPUT bytes). */
     private string $output = '';
 
+    private ?OutputWrite $lastWrite = null;
+
     /**
      * @param ?int $kind option 2 of its frame, as it came (JobKind::fromOption() checks it)
      */
@@ -104,18 +106,39 @@ final class Job
         return $this->cancelled;
     }
 
-    /** Keep what the job echoed: the last Worker::MAX_JOB_OUTPUT bytes. */
-    public function keepOutput(string $text): void
+    /**
+     * Keep one write of the job's output and where it came from.
+     *
+     * @return string what does not fit in Worker::MAX_JOB_OUTPUT: it goes to stdout (the log) instead
+     */
+    public function keepOutput(string $text, string $file, int $line): string
     {
-        $this->output .= $text;
-        if (strlen($this->output) > Worker::MAX_JOB_OUTPUT) {
-            $this->output = substr($this->output, -Worker::MAX_JOB_OUTPUT);
+        $this->lastWrite = new OutputWrite($text, $file, $line);
+        $room = Worker::MAX_JOB_OUTPUT - strlen($this->output);
+        if (strlen($text) <= $room) {
+            $this->output .= $text;
+            return '';
         }
+        $this->output .= substr($text, 0, max(0, $room));
+        return substr($text, max(0, $room));
     }
 
     /** What the job echoed. */
     public function output(): string
     {
         return $this->output;
+    }
+
+    /** The last write of its output, if any. */
+    public function lastWrite(): ?OutputWrite
+    {
+        return $this->lastWrite;
+    }
+
+    /** Its output without the text of its last write (when exit() printed it, its failure quotes it). */
+    public function outputBeforeLastWrite(): string
+    {
+        $text = $this->lastWrite?->text ?? '';
+        return $text !== '' && str_ends_with($this->output, $text) ? substr($this->output, 0, -strlen($text)) : $this->output;
     }
 }

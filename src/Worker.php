@@ -80,7 +80,7 @@ final class Worker
         } catch (FrameException $e) {
             throw new FrameException('cannot send the handshake on fd 4: ' . $e->getMessage(), 0, $e);
         }
-        ob_start(null, self::MAX_JOB_OUTPUT);
+        $this->captureOutput();
         while (true) {
             if ($this->jobs !== []) {
                 $this->reader->wait(); // jobs wait in fetch(): stay where SIGUSR1 can show them
@@ -119,12 +119,14 @@ final class Worker
         $error = Report::fatalError();
         if ($error !== null) {
             Report::allowShutdownMemory();
-            $failure = Report::fatal($error);
+            [$failure, $output] = [Report::fatal($error), $job->output()];
         } else {
-            $failure = Failure::exit();
+            $failure = Failure::exit($job->lastWrite());
+            // Located, the failure quotes what exit() printed: not twice.
+            $output = $failure->file !== '' ? $job->outputBeforeLastWrite() : $job->output();
         }
         try {
-            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, $failure->json(), '');
+            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, $failure->json(), $output);
         } catch (\Throwable) {
             // The aggregator will see the process die instead.
         }
@@ -222,10 +224,8 @@ final class Worker
             } finally {
                 $this->current = null;
             }
-            // What the job echoed, if anything (one call when nothing was).
-            $buffered = ob_get_length();
-            if ($buffered === false || $buffered > 0) {
-                $this->collectOutput($job);
+            if (ob_get_level() === 0) {
+                $this->captureOutput(); // the handler ended ours
             }
             if ($signal instanceof JobDone) {
                 $this->finish($job, $signal);
@@ -290,17 +290,22 @@ final class Worker
         }
     }
 
-    /** Keep what the job echoed (up to MAX_JOB_OUTPUT) for its result frame. */
-    private function collectOutput(Job $job): void
+    /**
+     * Buffer what jobs echo, one write at a time (chunk size 1): each
+     * write goes to the job that runs now, with the place it came from
+     * (that locates an exit('text'), see Failure::exit); output outside a
+     * job goes to stdout, which the aggregator logs. A job that echoes
+     * nothing costs nothing here.
+     */
+    private function captureOutput(): void
     {
-        if (ob_get_level() === 0) {
-            ob_start(null, self::MAX_JOB_OUTPUT); // the handler ended ours
-            return;
-        }
-        if ((int)ob_get_length() > 0) {
-            $job->keepOutput((string)ob_get_contents());
-            ob_clean();
-        }
+        ob_start(function (string $buffer): string {
+            if ($buffer === '' || $this->current === null) {
+                return $buffer;
+            }
+            $at = debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 1)[0] ?? [];
+            return $this->current->keepOutput($buffer, (string)($at['file'] ?? ''), (int)($at['line'] ?? 0));
+        }, 1);
     }
 
     /** @throws HandlersException when the reset handler throws: the worker's state can no longer be trusted */

@@ -158,6 +158,39 @@ final class WorkerTest extends TestCase
         self::assertSame(3, $worker->wait());
     }
 
+    /** @testdox die('text') in a job: its failure says the text and where die() was called; what the job echoed before travels with it */
+    public function testDieWithATextIsReportedWithItsTextAndPlace(): void
+    {
+        $worker = WorkerProcess::worker(['tests/fixtures/output.php']);
+        $worker->handshake();
+        self::assertSuccess($worker->job(JobKind::Items, '{"ok":1}'));
+        $result = $worker->job(JobKind::Items, '{"die":"no stock file: /var/stock.csv"}');
+        $error = self::assertError($result);
+        self::assertSame(['Exit', true], [$error['class'], $error['fatal']]);
+        self::assertSame('the handler called exit() in the middle of a job: "no stock file: /var/stock.csv"', $error['error']);
+        $fixture = realpath(ROOT . '/tests/fixtures/output.php');
+        self::assertSame([$fixture, self::lineOf($fixture, 'die($why);')], [$error['file'], $error['line']], 'where die() was called');
+        self::assertSame("before the die\n", $result->output, 'the echo before it, once; the text is in the failure');
+        self::assertNull($worker->receive(), 'then fd 4 closes');
+        self::assertSame(0, $worker->wait(), 'die() with a text exits 0, as PHP does');
+        self::assertSame('', $worker->stdout(), 'nothing of it goes to stdout, apart from its job');
+    }
+
+    /** @testdox exit() after an echo: PHP does not say where exit() was, the failure says where the last output came from */
+    public function testExitAfterAnEchoNamesWhereTheLastOutputCameFrom(): void
+    {
+        $worker = WorkerProcess::worker(['tests/fixtures/output.php']);
+        $worker->handshake();
+        $result = $worker->job(JobKind::Items, '{"echo":"bye"}');
+        $error = self::assertError($result);
+        $fixture = realpath(ROOT . '/tests/fixtures/output.php');
+        $echo = self::lineOf($fixture, "echo \$input['echo'];");
+        self::assertSame("the handler called exit() in the middle of a job (its last output was written at $fixture:$echo)", $error['error']);
+        self::assertSame(['', 0], [$error['file'], $error['line']], 'not located: no place is made up');
+        self::assertSame('bye', $result->output);
+        self::assertSame(4, $worker->wait());
+    }
+
     /** @testdox memory grows across jobs and is reported */
     public function testMemoryGrowsAcrossJobsAndIsReported(): void
     {
@@ -196,6 +229,21 @@ final class WorkerTest extends TestCase
         self::stopWorker($worker);
         self::assertSame('', $worker->stdout(), 'nothing of a job reaches stdout');
         self::assertStringContainsString('stray error', $worker->stderr());
+    }
+
+    /** @testdox a job that prints more than 64 KB: the first 64 KB travel with its result, the rest goes to stdout (the log) */
+    public function testOutputOver64KbGoesToStdout(): void
+    {
+        $worker = WorkerProcess::worker(['tests/fixtures/output.php']);
+        $worker->handshake();
+        $result = $worker->job(JobKind::Items, '{"kb":100}');
+        self::assertSame('[]', $result->payload);
+        self::assertSame(65536, strlen($result->output));
+        self::assertStringStartsWith(str_repeat('a', 1023) . "\n" . str_repeat('b', 1023), $result->output);
+        self::assertSuccess($worker->job(JobKind::Items, '{"ok":1}'));
+        self::stopWorker($worker);
+        self::assertSame(100 * 1024 - 65536, strlen($worker->stdout()), 'the rest, once');
+        self::assertStringEndsWith(str_repeat('v', 1023) . "\n", $worker->stdout(), 'up to the 100th line');
     }
 
     /** @testdox a 5 MB string answer */
@@ -365,6 +413,17 @@ final class WorkerTest extends TestCase
         $worker = WorkerProcess::worker(["pool/testdata/$handlers.php"], null, $phpOptions, $env);
         self::assertSame($worker->pid(), $worker->handshake(), 'the handshake announces the worker pid');
         return $worker;
+    }
+
+    /** The number of the line of $file that holds $code. */
+    private static function lineOf(string $file, string $code): int
+    {
+        foreach (file($file) as $i => $line) {
+            if (str_contains($line, $code)) {
+                return $i + 1;
+            }
+        }
+        self::fail("$code is not in $file");
     }
 
     private static function assertSuccess(WorkerResult $result): void
