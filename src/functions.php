@@ -21,6 +21,8 @@ if (!function_exists('Aggregator\fetch')) {
      *         'auth'      => ['user', 'password'],  // HTTP Basic
      *         'timeout'   => 2.5,                   // seconds; default: what is left of the job's time
      *         'redirects' => 5,                     // how many to follow (default 20, 0: none)
+     *         'redirect_headers' => false,          // true: your headers go to other hosts a redirect leads to
+     *         'not_failures' => [404],              // statuses that are no failure for the supplier's breaker
      *     ]);
      *
      * A status >= 400 is an answer, not an exception. In a worker the job
@@ -28,7 +30,7 @@ if (!function_exists('Aggregator\fetch')) {
      * docs/translators.md has every option.
      *
      * @param array<string, mixed> $options
-     * @throws FetchException            when there is no answer (refused, DNS, TLS, timeout, body too large, bad scheme, redirects)
+     * @throws FetchException            when there is no answer (refused, DNS, TLS, timeout, body too large, bad scheme, redirects, a supplier limit)
      * @throws \InvalidArgumentException when an option is a mistake or cannot be sent (nothing is sent)
      */
     function fetch(string $url, array $options = []): Response

@@ -93,7 +93,7 @@ final class FetchExecTest extends TestCase
         $back = self::echoed(fetch(self::a('/redirect?to=' . urlencode(self::b('/redirect?to=' . urlencode(self::a('/echo'))))), $options));
         self::assertArrayNotHasKey('x-api-key', $back['headers'], 'once the chain left the host, it carries none, even back on it');
 
-        $opted = self::echoed(fetch(self::a('/redirect?to=' . urlencode(self::b('/echo'))), $options + ['redirects' => ['cross_host_headers' => true]]));
+        $opted = self::echoed(fetch(self::a('/redirect?to=' . urlencode(self::b('/echo'))), $options + ['redirect_headers' => true]));
         self::assertSame('SECRET', $opted['headers']['x-api-key'] ?? null, 'opted in');
     }
 
@@ -113,18 +113,20 @@ final class FetchExecTest extends TestCase
         self::assertSame([200, ''], [$head->status, $head->body], 'HEAD stays HEAD');
     }
 
-    /** @testdox a redirect to a link-local or metadata address, or to another scheme, is refused (cause redirects) */
+    /** @testdox a redirect to a link-local or metadata address is refused (cause blocked_address), one to another scheme too (cause scheme) */
     public function testRefusedRedirects(): void
     {
-        foreach (['http://169.254.169.254/latest/meta-data/', 'http://[fd00:ec2::254]/', 'http://[::ffff:169.254.169.254]/', 'http://[fe80::1]:8080/'] as $to) {
+        $refused = ['http://169.254.169.254/latest/meta-data/' => '169.254.169.254', 'http://[fd00:ec2::254]/' => '[fd00:ec2::254]',
+            'http://[::ffff:169.254.169.254]/' => '[::ffff:169.254.169.254]', 'http://[fe80::1]:8080/' => '[fe80::1]:8080', 'http://224.0.0.1/' => '224.0.0.1'];
+        foreach ($refused as $to => $address) {
             $start = microtime(true);
             $e = self::assertThrows(FetchException::class, static fn () => fetch(self::a('/redirect?to=' . urlencode($to)), ['timeout' => 5]), $to);
-            self::assertSame('redirects', $e->cause, $to);
-            self::assertStringContainsString('is a link-local or metadata address', $e->getMessage());
+            self::assertSame('blocked_address', $e->cause, $to);
+            self::assertStringEndsWith(": blocked_address: a redirect to $address, a link-local or metadata address, is refused", $e->getMessage());
             self::assertLessThan(2.0, microtime(true) - $start, 'refused before any connection');
         }
         $e = self::assertThrows(FetchException::class, static fn () => fetch(self::a('/redirect?to=' . urlencode('ftp://s.test/'))));
-        self::assertSame('redirects', $e->cause);
+        self::assertSame('scheme', $e->cause);
         self::assertStringContainsString('only http:// and https://', $e->getMessage());
     }
 

@@ -63,10 +63,14 @@ final class FetchOptionsTest extends TestCase
             'auth with a line break' => [self::URL, ['auth' => ['u', "p\r\n"]], 'cannot hold control characters'],
             'auth and an Authorization header' => [self::URL, ['auth' => ['u', 'p'], 'headers' => ['authorization' => 'Bearer t']], 'give one'],
             'a query that is a string' => [self::URL, ['query' => 'a=1'], 'query must be an array'],
-            'negative redirects' => [self::URL, ['redirects' => -1], 'redirects must be how many to follow'],
-            'redirects as a string' => [self::URL, ['redirects' => '5'], 'redirects must be'],
-            'redirects with an unknown key' => [self::URL, ['redirects' => ['max' => 1, 'strict' => true]], 'redirects must be'],
-            'redirects with a bad max' => [self::URL, ['redirects' => ['max' => 1.5]], 'redirects must be'],
+            'negative redirects' => [self::URL, ['redirects' => -1], 'redirects must be how many redirects to follow, an integer from 0 (none: the 3xx is the answer), got -1'],
+            'redirects as a string' => [self::URL, ['redirects' => '5'], 'got "5"'],
+            'redirects as a float' => [self::URL, ['redirects' => 1.5], 'got 1.5'],
+            'redirect_headers as a string' => [self::URL, ['redirect_headers' => 'yes'], 'redirect_headers must be true'],
+            'not_failures as an int' => [self::URL, ['not_failures' => 404], 'not_failures must be a list of HTTP statuses'],
+            'not_failures with a string' => [self::URL, ['not_failures' => ['404']], 'not_failures must be'],
+            'not_failures out of range' => [self::URL, ['not_failures' => [404, 99]], 'not_failures must be'],
+            'not_failures keyed' => [self::URL, ['not_failures' => ['a' => 404]], 'not_failures must be'],
         ];
     }
 
@@ -157,19 +161,14 @@ final class FetchOptionsTest extends TestCase
         self::assertSame([['Authorization', 'Basic ' . base64_encode('shop:sécret:1')]], $request->headers);
     }
 
-    /** @testdox redirects: in the head only when the call sets them */
-    public function testRedirectsInTheHead(): void
+    /** @testdox redirects, redirect_headers and not_failures: in the head only when the call sets them */
+    public function testRedirectsAndNotFailuresInTheHead(): void
     {
         $head = static fn (array $options): array => json_decode(Request::from(self::URL, $options)->head(), true);
-        self::assertArrayNotHasKey('redirects', $head([]));
-        self::assertArrayNotHasKey('redirect_headers', $head([]));
+        self::assertSame(['method', 'url', 'headers', 'timeout'], array_keys($head(['redirect_headers' => false, 'not_failures' => []])), 'the defaults: today\'s head');
         self::assertSame(20, Request::from(self::URL, [])->maxRedirects(), 'the default, PHP\'s');
         self::assertSame(0, $head(['redirects' => 0])['redirects']);
-        self::assertArrayNotHasKey('redirect_headers', $head(['redirects' => 3]));
-        $both = $head(['redirects' => ['max' => 3, 'cross_host_headers' => true]]);
-        self::assertSame([3, true], [$both['redirects'], $both['redirect_headers']]);
-        $keep = $head(['redirects' => ['cross_host_headers' => true]]);
-        self::assertSame(true, $keep['redirect_headers']);
-        self::assertArrayNotHasKey('redirects', $keep, 'no max: the default');
+        $all = $head(['redirects' => 3, 'redirect_headers' => true, 'not_failures' => [404, 500]]);
+        self::assertSame([3, true, [404, 500]], [$all['redirects'], $all['redirect_headers'], $all['not_failures']]);
     }
 }

@@ -50,13 +50,13 @@ final class FetchWorkerTest extends TestCase
         self::assertSame("AGGREGATOR-BACKTRACE-READY\n", $worker->stderr(), 'nothing else for the log: the failures travel as data');
     }
 
-    /** @testdox query, json, form, auth and redirects reach the aggregator encoded in the call's head and body */
+    /** @testdox query, json, form, auth, redirects and not_failures reach the aggregator encoded in the call's head and body */
     public function testTheOptionsReachTheAggregatorEncoded(): void
     {
         $worker = self::worker();
         $worker->startJob(JobKind::Items, json_encode(['url' => 'http://s.test/find parts?key=k', 'options' => [
             'method' => 'post', 'query' => ['code' => 'KYB 334'], 'json' => ['brand' => 'Ауди'],
-            'auth' => ['shop', 'pw'], 'headers' => ['X-Api-Key' => 'k'], 'redirects' => ['max' => 3, 'cross_host_headers' => true],
+            'auth' => ['shop', 'pw'], 'headers' => ['X-Api-Key' => 'k'], 'redirects' => 3, 'redirect_headers' => true, 'not_failures' => [404],
         ]]));
         $call = $worker->fetchCall();
         self::assertSame([
@@ -66,6 +66,7 @@ final class FetchWorkerTest extends TestCase
             'timeout' => null,
             'redirects' => 3,
             'redirect_headers' => true,
+            'not_failures' => [404],
         ], $call['request']);
         self::assertSame('{"brand":"Ауди"}', $call['body']);
 

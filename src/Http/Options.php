@@ -15,7 +15,7 @@ namespace Aggregator\Http;
  */
 final class Options
 {
-    public const KNOWN = ['method', 'headers', 'query', 'body', 'json', 'form', 'auth', 'timeout', 'redirects'];
+    public const KNOWN = ['method', 'headers', 'query', 'body', 'json', 'form', 'auth', 'timeout', 'redirects', 'redirect_headers', 'not_failures'];
 
     /** The methods fetch() makes (SPEC §14): not CONNECT, TRACE or made-up ones. */
     public const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
@@ -161,29 +161,51 @@ final class Options
     }
 
     /**
-     * redirects: how many to follow (0: none, the 3xx is the answer), or
-     * ['max' => N, 'cross_host_headers' => true] to keep the translator's
-     * headers on a redirect to another host (scheme, host or port).
+     * redirects: how many to follow; 0: none, the 3xx is the answer.
      *
-     * @return array{0: ?int, 1: bool} the most to follow (null: the default, 20), whether headers cross hosts
-     * @throws \InvalidArgumentException for anything else
+     * @return ?int null: the default, Request::DEFAULT_REDIRECTS
+     * @throws \InvalidArgumentException for anything but an integer >= 0
      */
-    public static function redirects(mixed $redirects): array
+    public static function redirects(mixed $redirects): ?int
     {
-        if ($redirects === null) {
-            return [null, false];
+        if ($redirects !== null && (!is_int($redirects) || $redirects < 0)) {
+            throw new \InvalidArgumentException('fetch(): redirects must be how many redirects to follow, an integer from 0 (none: the 3xx is the answer), got ' . self::shown($redirects));
         }
-        if (is_int($redirects) && $redirects >= 0) {
-            return [$redirects, false];
+        return $redirects;
+    }
+
+    /**
+     * redirect_headers: true keeps the translator's headers on a redirect
+     * to another origin (scheme, host, port), which by default carries none.
+     *
+     * @throws \InvalidArgumentException for anything but a bool
+     */
+    public static function redirectHeaders(mixed $keep): bool
+    {
+        if ($keep !== null && !is_bool($keep)) {
+            throw new \InvalidArgumentException('fetch(): redirect_headers must be true (your headers go to the other hosts a redirect leads to) or false, got ' . self::shown($keep));
         }
-        $keys = is_array($redirects) ? array_keys($redirects) : [];
-        $max = is_array($redirects) ? ($redirects['max'] ?? null) : -1;
-        $cross = is_array($redirects) ? ($redirects['cross_host_headers'] ?? false) : false;
-        if (!is_array($redirects) || array_diff($keys, ['max', 'cross_host_headers']) !== []
-            || ($max !== null && (!is_int($max) || $max < 0)) || !is_bool($cross)) {
-            throw new \InvalidArgumentException("fetch(): redirects must be how many to follow (0: none), or ['max' => N, 'cross_host_headers' => true] to keep your headers on a redirect to another host");
+        return $keep ?? false;
+    }
+
+    /**
+     * not_failures: statuses that are normal answers of this call, never a
+     * failure for its supplier's circuit breaker (docs/suppliers.md).
+     *
+     * @return list<int>
+     * @throws \InvalidArgumentException for anything but a list of HTTP statuses (100-599)
+     */
+    public static function notFailures(mixed $statuses): array
+    {
+        $statuses ??= [];
+        $valid = is_array($statuses) && array_is_list($statuses);
+        foreach ($valid ? $statuses : [] as $status) {
+            $valid = $valid && is_int($status) && $status >= 100 && $status <= 599;
         }
-        return [$max, $cross];
+        if (!$valid) {
+            throw new \InvalidArgumentException('fetch(): not_failures must be a list of HTTP statuses such as [404, 500], got ' . self::shown($statuses));
+        }
+        return $statuses;
     }
 
     /**
@@ -220,6 +242,16 @@ final class Options
             throw new \InvalidArgumentException("fetch(): header '$name' is not valid UTF-8, which the aggregator cannot carry; encode the value (rawurlencode, base64) as the supplier expects");
         }
         return $value;
+    }
+
+    /** A value for a message: a number or a short string as it is, else its type. */
+    private static function shown(mixed $value): string
+    {
+        return match (true) {
+            is_int($value), is_float($value), is_bool($value) => var_export($value, true),
+            is_string($value) && strlen($value) <= 40 => (string)json_encode($value, JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE),
+            default => get_debug_type($value),
+        };
     }
 
     /** ", did you mean 'timeout'?" for a near miss, else ''. */

@@ -28,8 +28,9 @@ final readonly class Request
 
     /**
      * @param list<array{0: string, 1: string}> $headers name, value
-     * @param ?int $redirects the most redirects to follow; null: DEFAULT_REDIRECTS
-     * @param bool $crossHostHeaders whether a redirect to another host keeps the headers
+     * @param ?int      $redirects       the most redirects to follow; null: DEFAULT_REDIRECTS
+     * @param bool      $redirectHeaders whether a redirect to another origin keeps the headers
+     * @param list<int> $notFailures     statuses that are no failure for the supplier's breaker (worker mode)
      */
     private function __construct(
         public string $method,
@@ -38,7 +39,8 @@ final readonly class Request
         public string $body,
         public ?float $timeout,
         public ?int $redirects,
-        public bool $crossHostHeaders,
+        public bool $redirectHeaders,
+        public array $notFailures,
         private string $head,
     ) {
     }
@@ -66,23 +68,29 @@ final readonly class Request
             $headers[] = Options::auth($options['auth']);
         }
         $timeout = Options::timeout($options['timeout'] ?? null);
-        [$redirects, $crossHostHeaders] = Options::redirects($options['redirects'] ?? null);
+        $redirects = Options::redirects($options['redirects'] ?? null);
+        $redirectHeaders = Options::redirectHeaders($options['redirect_headers'] ?? null);
+        $notFailures = Options::notFailures($options['not_failures'] ?? null);
         $target = self::target($url, $method, $options['query'] ?? null);
         $head = ['method' => $method, 'url' => $target, 'headers' => $headers, 'timeout' => $timeout];
         if ($redirects !== null) {
             $head['redirects'] = $redirects;
         }
-        if ($crossHostHeaders) {
+        if ($redirectHeaders) {
             $head['redirect_headers'] = true;
         }
+        if ($notFailures !== []) {
+            $head['not_failures'] = $notFailures;
+        }
         $json = json_encode($head, self::HEAD_FLAGS); // every part was checked: this cannot throw, and if it did it would be in the job
-        return new self($method, $target, $headers, $body, $timeout, $redirects, $crossHostHeaders, $json);
+        return new self($method, $target, $headers, $body, $timeout, $redirects, $redirectHeaders, $notFailures, $json);
     }
 
     /**
      * The request as the worker sends it to the aggregator (the body travels
-     * apart): {"method","url","headers","timeout"}, plus "redirects" and
-     * "redirect_headers" when the call sets them (docs/PROTOCOL.md).
+     * apart): {"method","url","headers","timeout"}, plus "redirects",
+     * "redirect_headers" and "not_failures" when the call sets them
+     * (docs/PROTOCOL.md).
      */
     public function head(): string
     {

@@ -18,11 +18,11 @@ namespace Aggregator\Http;
  */
 final readonly class Url
 {
-    /** Bytes of a path, query or fragment that are not escaped: RFC 3986's pchar, "/", "?", a "%" that starts an escape, and "[" "]". */
-    private const KEEP_IN_PATH = '/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&\'()*+,;=:@\/?\[\]%]/';
+    /** What is encoded in a path, query or fragment: any byte but RFC 3986's pchar, "/", "?", "[", "]" and a "%" that starts an escape. */
+    private const ENCODE_IN_PATH = '/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&\'()*+,;=:@\/?\[\]%]/';
 
-    /** The same for the userinfo (user:password@): no "/", "?", "@", "[", "]". */
-    private const KEEP_IN_USERINFO = '/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&\'()*+,;=:%]/';
+    /** The same for the userinfo (user:password@), where "/", "?", "@", "[" and "]" are encoded too. */
+    private const ENCODE_IN_USERINFO = '/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&\'()*+,;=:%]/';
 
     /** RFC 3986 appendix B: scheme, authority, path, query, fragment. */
     private const PARTS = '#^(?:([A-Za-z][A-Za-z0-9+.\-]*):)?(?://([^/?\#]*))?([^?\#]*)(?:\?([^\#]*))?(?:\#(.*))?$#s';
@@ -67,9 +67,9 @@ final readonly class Url
             $authority,
             $host,
             $port,
-            self::encode((string)$m[3], self::KEEP_IN_PATH),
-            isset($m[4]) ? self::encode($m[4], self::KEEP_IN_PATH) : null,
-            isset($m[5]) ? self::encode($m[5], self::KEEP_IN_PATH) : null,
+            self::encode((string)$m[3], self::ENCODE_IN_PATH),
+            isset($m[4]) ? self::encode($m[4], self::ENCODE_IN_PATH) : null,
+            isset($m[5]) ? self::encode($m[5], self::ENCODE_IN_PATH) : null,
         );
     }
 
@@ -112,10 +112,10 @@ final readonly class Url
         return new self($this->scheme, $this->authority, $this->host, $this->port, self::removeDotSegments($path), $ref->query, $ref->fragment);
     }
 
-    /** Scheme, host and port (the default one filled in): two URLs of one origin are one supplier. */
+    /** Scheme, host (without a trailing dot) and port (the default one filled in), RFC 6454's origin. */
     public function origin(): string
     {
-        return sprintf('%s://%s:%d', $this->scheme, $this->host, $this->port ?? self::DEFAULT_PORTS[$this->scheme] ?? 0);
+        return sprintf('%s://%s:%d', $this->scheme, rtrim($this->host, '.'), $this->port ?? self::DEFAULT_PORTS[$this->scheme] ?? 0);
     }
 
     public function __toString(): string
@@ -160,7 +160,7 @@ final readonly class Url
     private static function authority(string $authority): array
     {
         $at = strrpos($authority, '@');
-        $userinfo = $at === false ? null : self::encode(substr($authority, 0, $at), self::KEEP_IN_USERINFO);
+        $userinfo = $at === false ? null : self::encode(substr($authority, 0, $at), self::ENCODE_IN_USERINFO);
         $hostPort = $at === false ? $authority : substr($authority, $at + 1);
         if (preg_match('/^(\[[^\]]*\]|[^:]*)(?::([^:]*))?$/', $hostPort, $m) !== 1) {
             throw new \InvalidArgumentException("fetch(): '$hostPort' is not a host and port");

@@ -142,7 +142,7 @@ final class WorkerProcess
             $headers[$name] = $value;
         }
         $options = ['method' => $head['method'], 'headers' => $headers, 'timeout' => $head['timeout'],
-            'redirects' => ['max' => $head['redirects'] ?? null, 'cross_host_headers' => $head['redirect_headers'] ?? false]];
+            'redirects' => $head['redirects'] ?? null, 'redirect_headers' => $head['redirect_headers'] ?? null, 'not_failures' => $head['not_failures'] ?? null];
         $body = substr($frame->payload, $headLength);
         if ($body !== '') {
             $options['body'] = $body;
