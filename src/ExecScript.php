@@ -26,13 +26,13 @@ final class ExecScript
         $input = json_decode((string)stream_get_contents(STDIN), true);
         if (!is_array($input)) {
             $why = json_last_error() === JSON_ERROR_NONE ? 'got a JSON ' . get_debug_type($input) : json_last_error_msg();
-            Report::send(Report::describe(new \UnexpectedValueException("stdin must hold a JSON object: $why")));
+            Report::send(Failure::of(new \UnexpectedValueException("stdin must hold a JSON object: $why")));
             return 1;
         }
         try {
             $output = self::encode($handler($input));
         } catch (\Throwable $e) {
-            Report::send(Report::describe($e));
+            Report::send(Failure::of($e));
             return 1;
         }
         fwrite(STDOUT, $output . "\n");

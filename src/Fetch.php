@@ -22,7 +22,10 @@ final class Fetch
 
     private static ?StreamTransport $streams = null;
 
-    /** @throws FetchException when there is no answer */
+    /**
+     * @throws FetchException            when there is no answer
+     * @throws \InvalidArgumentException for options that cannot be sent (Http/Options.php)
+     */
     public static function one(string $url, array $options = []): Response
     {
         $result = self::all([[$url, $options]])[0];
@@ -38,10 +41,15 @@ final class Fetch
      * @param array<array-key, string|array{0: string, 1?: array<string, mixed>}> $requests
      *        each a URL, or [URL, options] with the options of fetch()
      * @return array<array-key, Response|FetchException> a response, or the exception of a call that got none
+     * @throws \InvalidArgumentException for a call whose options cannot be sent: none of the calls is made
      */
     public static function all(array $requests): array
     {
-        $results = self::calls($requests);
+        try {
+            $results = self::calls($requests);
+        } catch (\InvalidArgumentException $e) {
+            throw self::pointAt($e, ...self::caller());
+        }
         [$file, $line] = self::caller();
         foreach ($results as $key => $result) {
             if ($result instanceof FetchException) {
@@ -109,6 +117,14 @@ final class Fetch
         return [__FILE__, __LINE__];
     }
 
+    /** The translator's mistake, pointed at its call of fetch() rather than at the kit's check. */
+    private static function pointAt(\InvalidArgumentException $e, string $file, int $line): \InvalidArgumentException
+    {
+        (new \ReflectionProperty(\Exception::class, 'file'))->setValue($e, $file);
+        (new \ReflectionProperty(\Exception::class, 'line'))->setValue($e, $line);
+        return $e;
+    }
+
     /**
      * Mark a Fiber of the worker: fetch() inside it suspends it.
      *
@@ -129,8 +145,6 @@ final class Fetch
         if ($answer instanceof Response) {
             return $answer;
         }
-        $cause = is_array($answer) ? (string)($answer['cause'] ?? 'network') : 'network';
-        $message = is_array($answer) ? (string)($answer['message'] ?? '') : '';
-        return new FetchException($request->url, $cause, $message !== '' ? $message : "$request->method $request->url: $cause");
+        return ($answer instanceof NoAnswer ? $answer : new NoAnswer('network', ''))->exception($request);
     }
 }

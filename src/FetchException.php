@@ -8,7 +8,9 @@ namespace Aggregator;
  * \Aggregator\fetch() got no answer: connection refused, DNS, TLS, timeout,
  * a body over aggregator.limit.output-size, a scheme other than http/https.
  * The message names the URL and the cause; $cause is one word for code:
- * refused, dns, tls, timeout, too_large, scheme, redirects, cancelled, network.
+ * refused, dns, tls, timeout, too_large, scheme, redirects, blocked_address,
+ * cancelled, network; and from the supplier limits (docs/suppliers.md)
+ * rate_limited and circuit_open.
  */
 class FetchException extends \RuntimeException
 {

@@ -14,15 +14,12 @@ namespace Aggregator;
  *       'reset'     => fn(): void => ...,   // optional, called after every job
  *   ]
  */
-final class Handlers
+final readonly class Handlers
 {
-    public const KIND_SUPPLIERS = 1;
-    public const KIND_ITEMS = 2;
-
     public function __construct(
-        public readonly \Closure $suppliers,
-        public readonly \Closure $items,
-        public readonly ?\Closure $reset = null,
+        public \Closure $suppliers,
+        public \Closure $items,
+        public ?\Closure $reset = null,
     ) {
     }
 
@@ -83,20 +80,12 @@ final class Handlers
         );
     }
 
-    /**
-     * The handler for a job kind (1 = suppliers, 2 = items).
-     *
-     * @throws \UnexpectedValueException for any other kind
-     */
-    public function forKind(?int $kind): \Closure
+    /** The handler for a job kind. */
+    public function forKind(JobKind $kind): \Closure
     {
         return match ($kind) {
-            self::KIND_SUPPLIERS => $this->suppliers,
-            self::KIND_ITEMS => $this->items,
-            default => throw new \UnexpectedValueException(sprintf(
-                'unknown job kind %s: option 0 must be 1 (suppliers) or 2 (items)',
-                $kind === null ? '(missing)' : (string)$kind,
-            )),
+            JobKind::Suppliers => $this->suppliers,
+            JobKind::Items => $this->items,
         };
     }
 

@@ -10,11 +10,11 @@ namespace Aggregator;
  *
  * @internal
  */
-final class JobDone
+final readonly class JobDone
 {
     public function __construct(
-        public readonly int $flags,
-        public readonly string $payload,
+        public int $flags,
+        public string $payload,
     ) {
     }
 }

@@ -5,18 +5,14 @@ declare(strict_types=1);
 namespace Aggregator;
 
 /**
- * How PHP tells the aggregator that a handler failed, as data: a throwable
- * or a fatal error becomes one array (class, message, file, line, trace,
- * and whether the customer may see the message), which the worker sends in
- * its ERROR frame and an exec script writes to the report pipe the
- * aggregator gives it (fd AGGREGATOR_REPORT_FD). The aggregator logs it as
- * one "handler failed" line and `aggregator call` prints it; nothing parses
- * PHP's text.
+ * How PHP hands a handler's failure (Failure.php) to the aggregator: the
+ * worker sends it in its ERROR frame; an exec script writes it to the
+ * report pipe the aggregator gives it (fd AGGREGATOR_REPORT_FD), and run by
+ * hand prints it readably on stderr. Also what a fatal error at shutdown
+ * was, and memory_limit as the process started, for its hint.
  */
 final class Report
 {
-    public const JSON_FLAGS = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE | JSON_PARTIAL_OUTPUT_ON_ERROR;
-
     /** Error types that end the process (a shutdown function still runs). */
     public const FATAL_ERRORS = E_ERROR | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_PARSE;
 
@@ -33,57 +29,20 @@ final class Report
     }
 
     /**
-     * A throwable as data; the trace lists the previous exceptions too.
+     * A fatal error (error_get_last() at shutdown) as a Failure.
      *
-     * @return array{error: string, class: string, file: string, line: int, trace: string, public?: true}
+     * @param array{type: int, message: string, file: string, line: int} $error
      */
-    public static function describe(\Throwable $e): array
+    public static function fatal(array $error): Failure
     {
-        $trace = $e->getTraceAsString();
-        for ($cause = $e->getPrevious(); $cause !== null; $cause = $cause->getPrevious()) {
-            $trace .= sprintf("\nCaused by %s: %s in %s:%d\n%s", get_class($cause), $cause->getMessage(), $cause->getFile(), $cause->getLine(), $cause->getTraceAsString());
-        }
-        $out = [
-            'error' => $e->getMessage(),
-            'class' => get_class($e),
-            'file' => $e->getFile(),
-            'line' => $e->getLine(),
-            'trace' => $trace,
-        ];
-        if ($e instanceof PublicError) {
-            $out['public'] = true;
-        }
-        return $out;
+        return Failure::fatalError($error, self::$memoryLimit ?? (string)ini_get('memory_limit'));
     }
 
     /**
-     * A fatal error (error_get_last() at shutdown) as data, with a hint
-     * where PHP knows what to do about it.
+     * The fatal error that ends this process, if that is why it ends.
      *
-     * @param array{type: int, message: string, file: string, line: int} $error
-     * @return array{error: string, class: string, file: string, line: int, trace: string, fatal: true, hint?: string}
+     * @return array{type: int, message: string, file: string, line: int}|null
      */
-    public static function fatal(array $error): array
-    {
-        $out = [
-            'error' => $error['message'],
-            'class' => 'FatalError',
-            'file' => $error['file'],
-            'line' => $error['line'],
-            'trace' => '',
-            'fatal' => true,
-        ];
-        if (str_starts_with($error['message'], 'Allowed memory size')) {
-            $out['hint'] = sprintf(
-                'memory_limit is %s: it comes from -d memory_limit=… in aggregator.worker.command (worker mode) '
-                . 'or the script command (exec mode), else php.ini; raise it there, or make the handler hold less',
-                self::$memoryLimit ?? (string)ini_get('memory_limit'),
-            );
-        }
-        return $out;
-    }
-
-    /** The fatal error that ends this process, if that is why it ends. */
     public static function fatalError(): ?array
     {
         $error = error_get_last();
@@ -93,24 +52,15 @@ final class Report
     /**
      * Exec mode: hand a failure to the aggregator through the report pipe,
      * or, run by hand, print it readably on stderr.
-     *
-     * @param array<string, mixed> $failure from describe() or fatal()
      */
-    public static function send(array $failure): void
+    public static function send(Failure $failure): void
     {
         $pipe = self::pipe();
         if ($pipe !== false) {
-            @fwrite($pipe, json_encode(['exception' => $failure], self::JSON_FLAGS) . "\n");
+            @fwrite($pipe, '{"exception":' . $failure->json() . "}\n");
             return;
         }
-        $text = sprintf('%s: %s in %s:%d', $failure['class'], $failure['error'], $failure['file'], $failure['line']);
-        if (($failure['trace'] ?? '') !== '') {
-            $text .= "\n" . $failure['trace'];
-        }
-        if (isset($failure['hint'])) {
-            $text .= "\nhint: " . $failure['hint'];
-        }
-        fwrite(STDERR, $text . "\n");
+        fwrite(STDERR, $failure->text() . "\n");
     }
 
     /**
@@ -125,7 +75,7 @@ final class Report
             return;
         }
         set_exception_handler(static function (\Throwable $e): void {
-            self::send(self::describe($e));
+            self::send(Failure::of($e));
             exit(255); // what PHP itself does on an uncaught exception
         });
         register_shutdown_function(static function (): void {
@@ -153,7 +103,7 @@ final class Report
         }
         self::$pipe = false;
         $fd = getenv('AGGREGATOR_REPORT_FD');
-        if ($fd !== false && ctype_digit($fd)) {
+        if ($fd !== false && preg_match('/^\d+$/', $fd) === 1) {
             $stream = @fopen("php://fd/$fd", 'wb');
             if ($stream !== false && ((fstat($stream)['mode'] ?? 0) & 0170000) === 0010000) {
                 self::$pipe = $stream;

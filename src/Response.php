@@ -8,7 +8,7 @@ namespace Aggregator;
  * A supplier's answer to \Aggregator\fetch(): any status, 4xx and 5xx
  * included (only "no answer" throws, as FetchException).
  */
-final class Response
+final readonly class Response
 {
     /**
      * @param int                   $status  e.g. 200 or 503
@@ -17,10 +17,10 @@ final class Response
      * @param string                $url     the URL that answered (after redirects)
      */
     public function __construct(
-        public readonly int $status,
-        public readonly array $headers,
-        public readonly string $body,
-        public readonly string $url = '',
+        public int $status,
+        public array $headers,
+        public string $body,
+        public string $url = '',
     ) {
     }
 

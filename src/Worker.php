@@ -19,12 +19,6 @@ final class Worker
     /** json_encode flags for a handler's array answer. */
     public const JSON_FLAGS = JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE;
 
-    /** Option 0 of a job frame and its result frame. */
-    public const JOB = 1;
-
-    /** Option 0 of a fetch frame (PHP -> Go) and its answer (Go -> PHP). */
-    public const FETCH = 2;
-
     /** The protocol version announced in the handshake. */
     public const PROTOCOL = 2;
 
@@ -86,7 +80,7 @@ final class Worker
         } catch (FrameException $e) {
             throw new FrameException('cannot send the handshake on fd 4: ' . $e->getMessage(), 0, $e);
         }
-        ob_start(null, self::MAX_JOB_OUTPUT);
+        $this->captureOutput();
         while (true) {
             if ($this->jobs !== []) {
                 $this->reader->wait(); // jobs wait in fetch(): stay where SIGUSR1 can show them
@@ -101,10 +95,10 @@ final class Worker
                 }
                 continue;
             }
-            match ($frame->options[0] ?? null) {
-                self::JOB => $this->start($frame),
-                self::FETCH => $this->answer($frame),
-                default => self::log('ignored a frame of unknown type ' . var_export($frame->options[0] ?? null, true)),
+            match (FrameType::tryFrom($frame->options[0] ?? 0)) {
+                FrameType::Job => $this->start($frame),
+                FrameType::Fetch => $this->answer($frame),
+                null => self::log('ignored a frame of unknown type ' . var_export($frame->options[0] ?? null, true)),
             };
         }
         return 0;
@@ -125,13 +119,14 @@ final class Worker
         $error = Report::fatalError();
         if ($error !== null) {
             Report::allowShutdownMemory();
-            $failure = Report::fatal($error);
+            [$failure, $output] = [Report::fatal($error), $job->output()];
         } else {
-            $failure = ['error' => 'the handler called exit() in the middle of a job', 'class' => 'Exit',
-                'file' => '', 'line' => 0, 'trace' => '', 'fatal' => true];
+            $failure = Failure::exit($job->lastWrite());
+            // Located, the failure quotes what exit() printed: not twice.
+            $output = $failure->file !== '' ? $job->outputBeforeLastWrite() : $job->output();
         }
         try {
-            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, self::errorPayload($failure), '');
+            $this->sendResult($job->id, Frame::CODEC_JSON | Frame::ERROR, $failure->json(), $output);
         } catch (\Throwable) {
             // The aggregator will see the process die instead.
         }
@@ -182,8 +177,8 @@ final class Worker
     /** A new job: run it on a parked Fiber (or a new one) until it ends or waits. */
     private function start(Frame $frame): void
     {
-        $job = new Job((int)($frame->options[1] ?? 0), $frame->options[2] ?? null, $frame->payload);
-        $job->fiber = array_pop($this->idle) ?? $this->newFiber();
+        $fiber = array_pop($this->idle) ?? $this->newFiber();
+        $job = new Job((int)($frame->options[1] ?? 0), $frame->options[2] ?? null, $frame->payload, $fiber);
         $this->jobs[$job->id] = $job;
         $this->step($job, $job);
     }
@@ -192,17 +187,8 @@ final class Worker
     private function answer(Frame $frame): void
     {
         $job = $this->jobs[(int)($frame->options[1] ?? 0)] ?? null;
-        $call = (int)($frame->options[2] ?? 0);
-        if ($job === null || !isset($job->calls[$call])) {
-            return; // the job was cancelled meanwhile
-        }
-        $index = $job->calls[$call];
-        unset($job->calls[$call]);
-        $job->answers[$index] = self::fetchAnswer($frame);
-        if ($job->calls === []) {
-            ksort($job->answers);
-            $answers = $job->answers;
-            $job->answers = [];
+        $answers = $job?->answer((int)($frame->options[2] ?? 0), self::fetchAnswer($frame));
+        if ($answers !== null) {
             $this->step($job, $answers);
         }
     }
@@ -215,13 +201,7 @@ final class Worker
     private function cancel(int $id): void
     {
         $job = $this->jobs[$id] ?? null;
-        if ($job === null || $job->cancelled) {
-            return;
-        }
-        $job->cancelled = true;
-        if ($job->calls !== []) {
-            $job->calls = [];
-            $job->answers = [];
+        if ($job?->cancel() === true) {
             $this->step($job, new Cancelled("job $id cancelled by the aggregator"), true);
         }
     }
@@ -244,21 +224,19 @@ final class Worker
             } finally {
                 $this->current = null;
             }
-            // What the job echoed, if anything (one call when nothing was).
-            $buffered = ob_get_length();
-            if ($buffered === false || $buffered > 0) {
-                $this->collectOutput($job);
+            if (ob_get_level() === 0) {
+                $this->captureOutput(); // the handler ended ours
             }
             if ($signal instanceof JobDone) {
                 $this->finish($job, $signal);
                 return;
             }
-            if ($signal instanceof FetchBatch && !$job->cancelled) {
+            if ($signal instanceof FetchBatch && !$job->isCancelled()) {
                 $this->sendCalls($job, $signal);
                 return;
             }
             $throw = true;
-            $value = $job->cancelled
+            $value = $job->isCancelled()
                 ? new Cancelled("job $job->id cancelled by the aggregator")
                 : new \LogicException('a handler suspended the worker\'s Fiber: wait for suppliers with \Aggregator\fetch()');
         }
@@ -280,11 +258,7 @@ final class Worker
     private function execute(Job $job): JobDone
     {
         try {
-            $handler = match ($job->kind) {
-                Handlers::KIND_SUPPLIERS => $this->handlers->suppliers,
-                Handlers::KIND_ITEMS => $this->handlers->items,
-                default => $this->handlers->forKind($job->kind), // throws
-            };
+            $handler = $this->handlers->forKind(JobKind::fromOption($job->kind));
             $input = json_decode($job->input, true, 512, JSON_THROW_ON_ERROR);
             if (!is_array($input)) {
                 self::decodeInput($job->input); // throws what it says
@@ -292,18 +266,16 @@ final class Worker
             $answer = $handler($input);
             return new JobDone(Frame::CODEC_RAW, is_string($answer) ? $answer : self::encodeAnswer($answer));
         } catch (\Throwable $e) {
-            return new JobDone(Frame::CODEC_JSON | Frame::ERROR, self::errorPayload(Report::describe($e)));
+            return new JobDone(Frame::CODEC_JSON | Frame::ERROR, Failure::of($e)->json());
         }
     }
 
     /** Send a job's fetch() calls to the aggregator. */
     private function sendCalls(Job $job, FetchBatch $batch): void
     {
-        foreach ($batch->requests as $index => $request) {
-            $call = ++$job->lastCall;
-            $job->calls[$call] = $index;
+        foreach ($job->await($batch) as $call => $request) {
             $head = $request->head();
-            $this->writer->write(new Frame(Frame::CODEC_RAW, $head . $request->body, [self::FETCH, $job->id, $call, strlen($head)]));
+            $this->writer->send(Frame::CODEC_RAW, $head . $request->body, [FrameType::Fetch->value, $job->id, $call, strlen($head)]);
         }
     }
 
@@ -312,27 +284,28 @@ final class Worker
     {
         unset($this->jobs[$job->id]);
         $this->idle[] = $job->fiber;
-        $job->fiber = null;
-        $this->sendResult($job->id, $done->flags, $done->payload, $job->output);
+        $this->sendResult($job->id, $done->flags, $done->payload, $job->output());
         if ($this->handlers->reset !== null) {
             $this->reset();
         }
     }
 
-    /** Keep what the job echoed (up to MAX_JOB_OUTPUT) for its result frame. */
-    private function collectOutput(Job $job): void
+    /**
+     * Buffer what jobs echo, one write at a time (chunk size 1): each
+     * write goes to the job that runs now, with the place it came from
+     * (that locates an exit('text'), see Failure::exit); output outside a
+     * job goes to stdout, which the aggregator logs. A job that echoes
+     * nothing costs nothing here.
+     */
+    private function captureOutput(): void
     {
-        if (ob_get_level() === 0) {
-            ob_start(null, self::MAX_JOB_OUTPUT); // the handler ended ours
-            return;
-        }
-        if ((int)ob_get_length() > 0) {
-            $job->output .= (string)ob_get_contents();
-            ob_clean();
-            if (strlen($job->output) > self::MAX_JOB_OUTPUT) {
-                $job->output = substr($job->output, -self::MAX_JOB_OUTPUT);
+        ob_start(function (string $buffer): string {
+            if ($buffer === '' || $this->current === null) {
+                return $buffer;
             }
-        }
+            $at = debug_backtrace(DEBUG_BACKTRACE_IGNORE_ARGS, 1)[0] ?? [];
+            return $this->current->keepOutput($buffer, (string)($at['file'] ?? ''), (int)($at['line'] ?? 0));
+        }, 1);
     }
 
     /** @throws HandlersException when the reset handler throws: the worker's state can no longer be trusted */
@@ -354,20 +327,16 @@ final class Worker
         }
     }
 
-    /**
-     * The answer to one call, as Fetch expects it: a Response, or
-     * ['cause' => ..., 'message' => ...] when there was none.
-     */
-    private static function fetchAnswer(Frame $frame): Response|array
+    /** The answer to one call, as Fetch expects it: a Response, or a NoAnswer when there was none. */
+    private static function fetchAnswer(Frame $frame): Response|NoAnswer
     {
         if (($frame->flags & Frame::ERROR) !== 0) {
-            $error = json_decode($frame->payload, true);
-            return is_array($error) ? $error : ['cause' => 'network', 'message' => $frame->payload];
+            return NoAnswer::fromPayload($frame->payload);
         }
         $headLength = (int)($frame->options[3] ?? 0);
         $head = json_decode(substr($frame->payload, 0, $headLength), true);
         if (!is_array($head)) {
-            return ['cause' => 'network', 'message' => 'the aggregator sent an unreadable answer'];
+            return new NoAnswer('network', 'the aggregator sent an unreadable answer');
         }
         return new Response((int)($head['status'] ?? 0), (array)($head['headers'] ?? []), substr($frame->payload, $headLength), (string)($head['url'] ?? ''));
     }
@@ -412,13 +381,7 @@ final class Worker
     private function sendResult(int $id, int $flags, string $payload, string $output): void
     {
         $memory = min(memory_get_usage(true), Frame::MAX_UINT32); // self::memory(), inline: once per job
-        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [self::JOB, $id, $memory, strlen($output)]);
-    }
-
-    /** @param array<string, mixed> $failure */
-    private static function errorPayload(array $failure): string
-    {
-        return (string)json_encode($failure, Report::JSON_FLAGS);
+        $this->writer->send($flags, $output === '' ? $payload : $payload . $output, [FrameType::Job->value, $id, $memory, strlen($output)]);
     }
 
     /** @param mixed[] $message */

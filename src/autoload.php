@@ -17,6 +17,13 @@
  *    same rules composer would use.
  */
 
+// The kit uses PHP 8.2 (readonly classes): on an older PHP say so, instead
+// of a parse error in whichever class loads first.
+if (PHP_VERSION_ID < 80200) {
+    fwrite(STDERR, 'the Aggregator PHP kit needs PHP 8.2 or later; this is PHP ' . PHP_VERSION . ' (' . PHP_BINARY . ")\n");
+    exit(1);
+}
+
 (static function (): void {
     $root = dirname(__DIR__);
     $vendorAbove = dirname($root, 2); // <project>/vendor when installed as vendor/aggregator/worker

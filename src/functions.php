@@ -13,18 +13,25 @@ if (!function_exists('Aggregator\fetch')) {
     /**
      * Call a supplier over HTTP(S):
      *
-     *     $r = \Aggregator\fetch('https://api.example/search?code=3310', [
-     *         'method'  => 'GET',                 // default GET
-     *         'headers' => ['X-Api-Key' => 'k'],  // name => value
-     *         'body'    => null,                  // string or null
-     *         'timeout' => 2.5,                   // seconds; default: what is left of the job's time
+     *     $r = \Aggregator\fetch('https://api.example/search', [
+     *         'method'    => 'GET',                 // GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
+     *         'headers'   => ['X-Api-Key' => 'k'],  // name => value
+     *         'query'     => ['code' => '3310'],    // appended to the URL, RFC 3986-encoded
+     *         'body'      => null,                  // a string; or 'json' => value, or 'form' => array
+     *         'auth'      => ['user', 'password'],  // HTTP Basic
+     *         'timeout'   => 2.5,                   // seconds; default: what is left of the job's time
+     *         'redirects' => 5,                     // how many to follow (default 20, 0: none)
+     *         'redirect_headers' => false,          // true: your headers go to other hosts a redirect leads to
+     *         'not_failures' => [404],              // statuses that are no failure for the supplier's breaker
      *     ]);
      *
      * A status >= 400 is an answer, not an exception. In a worker the job
      * waits without holding the PHP process: the worker runs other jobs.
+     * docs/translators.md has every option.
      *
-     * @param array{method?: string, headers?: array<string, scalar>, body?: ?string, timeout?: int|float|null} $options
-     * @throws FetchException when there is no answer (refused, DNS, TLS, timeout, body too large, bad scheme)
+     * @param array<string, mixed> $options
+     * @throws FetchException            when there is no answer (refused, DNS, TLS, timeout, body too large, bad scheme, redirects, a supplier limit)
+     * @throws \InvalidArgumentException when an option is a mistake or cannot be sent (nothing is sent)
      */
     function fetch(string $url, array $options = []): Response
     {
@@ -42,6 +49,7 @@ if (!function_exists('Aggregator\fetch')) {
      *
      * @param array<array-key, string|array{0: string, 1?: array<string, mixed>}> $requests a URL, or [URL, options]
      * @return array<array-key, Response|FetchException> a Response, or the FetchException of a call that got no answer
+     * @throws \InvalidArgumentException when the options of a call are a mistake (none is sent)
      */
     function fetchAll(array $requests): array
     {

@@ -5,7 +5,7 @@ declare(strict_types=1);
 namespace Aggregator\Tests;
 
 use Aggregator\Frame;
-use Aggregator\Handlers;
+use Aggregator\JobKind;
 use Aggregator\Testing\Translator;
 use PHPUnit\Framework\TestCase;
 
@@ -59,7 +59,7 @@ final class ComposerTest extends TestCase
                     'suppliers' => fn (array $request): array => ['suppliers' => [['class' => 'shop-1', 'code' => $request['code']]]],
                     'items' => fn (array $supplier): array => ['items' => [[
                         'code' => $supplier['code'],
-                        'kind' => \Aggregator\Handlers::KIND_ITEMS,
+                        'kind' => \Aggregator\JobKind::Items->value,
                         'worker' => (new \ReflectionClass(\Aggregator\Worker::class))->getFileName(),
                     ]]],
                 ];
@@ -71,10 +71,10 @@ final class ComposerTest extends TestCase
 
             $worker = WorkerProcess::start(["$project/vendor/bin/worker.php", 'handlers.php'], $project);
             $worker->handshake();
-            $result = $worker->job(Handlers::KIND_SUPPLIERS, '{"code":"3310"}');
+            $result = $worker->job(JobKind::Suppliers, '{"code":"3310"}');
             self::assertSame(Frame::CODEC_RAW, $result->flags, 'suppliers: ' . $result->payload);
             self::assertSame('{"suppliers":[{"class":"shop-1","code":"3310"}]}', $result->payload);
-            $result = $worker->job(Handlers::KIND_ITEMS, '{"class":"shop-1","code":"3310"}');
+            $result = $worker->job(JobKind::Items, '{"class":"shop-1","code":"3310"}');
             self::assertSame(Frame::CODEC_RAW, $result->flags, 'items: ' . $result->payload);
             $item = json_decode($result->payload, true)['items'][0];
             self::assertSame(2, $item['kind']);
@@ -162,9 +162,9 @@ final class ComposerTest extends TestCase
 
             $worker = WorkerProcess::start(["$project/vendor/bin/worker.php", 'handlers.php'], $project);
             $worker->handshake();
-            $result = $worker->job(Handlers::KIND_ITEMS, '{"class":"acme","code":"3310"}');
+            $result = $worker->job(JobKind::Items, '{"class":"acme","code":"3310"}');
             self::assertSame('{"items":[{"code":"3310","from":"Acme\\\\Parts\\\\Translator"}]}', $result->payload);
-            $result = $worker->job(Handlers::KIND_SUPPLIERS, '{"code":"3310","apikey":"999"}');
+            $result = $worker->job(JobKind::Suppliers, '{"code":"3310","apikey":"999"}');
             $error = json_decode($result->payload, true);
             self::assertSame(['Aggregator\PublicError', 'API key 999 may not search', true], [$error['class'], $error['error'], $error['public'] ?? null]);
             $worker->send(new Frame(Frame::CONTROL | Frame::CODEC_JSON, '{"stop":true}'));

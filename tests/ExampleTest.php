@@ -8,6 +8,7 @@ use Aggregator\Example\PartsApiTranslator;
 use Aggregator\Example\SupplierException;
 use Aggregator\Frame;
 use Aggregator\Handlers;
+use Aggregator\JobKind;
 use Aggregator\PublicError;
 use Aggregator\Testing\PhpServer;
 use PHPUnit\Framework\TestCase;
@@ -154,15 +155,15 @@ final class ExampleTest extends TestCase
         $url = self::supplier()->url;
         $worker = WorkerProcess::worker(['script/example/handlers.php'], null, [], ['EXAMPLE_SUPPLIER_URL' => $url]);
         $worker->handshake();
-        $result = $worker->job(Handlers::KIND_SUPPLIERS, json_encode(self::REQUEST));
+        $result = $worker->job(JobKind::Suppliers, json_encode(self::REQUEST));
         self::assertSame(Frame::CODEC_RAW, $result->flags, 'suppliers answer: ' . $result->payload);
         $element = json_decode($result->payload, true)['suppliers'][0];
-        $result = $worker->job(Handlers::KIND_ITEMS, json_encode($element));
+        $result = $worker->job(JobKind::Items, json_encode($element));
         self::assertSame(Frame::CODEC_RAW, $result->flags, 'items answer: ' . $result->payload);
         self::assertSame(2, count(json_decode($result->payload, true)['items']));
 
         $element['params']['url'] = "$url/fail";
-        $result = $worker->job(Handlers::KIND_ITEMS, json_encode($element));
+        $result = $worker->job(JobKind::Items, json_encode($element));
         self::assertSame(Frame::CODEC_JSON | Frame::ERROR, $result->flags);
         $error = json_decode($result->payload, true);
         self::assertSame(SupplierException::class, $error['class']);

@@ -5,23 +5,21 @@ declare(strict_types=1);
 namespace Aggregator\Tests;
 
 use Aggregator\Frame;
-use Aggregator\Worker;
+use Aggregator\FrameType;
+use Aggregator\JobKind;
 use PHPUnit\Framework\TestCase;
 
 final class WorkerTest extends TestCase
 {
-    private const SUPPLIERS = 1;
-    private const ITEMS = 2;
-
     /** @testdox echo: handshake, jobs of both kinds, ping, stop */
     public function testEchoHandshakeJobsOfBothKindsPingStop(): void
     {
         $worker = self::startedWorker('echo');
         $input = '{"code":"3310","brand":"ctr","name":"Привет, 世界","path":"a/b","n":1.5}';
-        $result = $worker->job(self::SUPPLIERS, $input);
+        $result = $worker->job(JobKind::Suppliers, $input);
         self::assertSuccess($result);
         self::assertSame($input, $result->payload, 'unescaped unicode and slashes');
-        $result = $worker->job(self::ITEMS, '{"class":"normal-1"}');
+        $result = $worker->job(JobKind::Items, '{"class":"normal-1"}');
         self::assertSuccess($result);
         self::assertSame('{"class":"normal-1"}', $result->payload);
 
@@ -39,7 +37,7 @@ final class WorkerTest extends TestCase
     {
         $worker = self::startedWorker('echo');
         $input = json_encode(['blob' => str_repeat('Привет, 世界 ', 10_000)], JSON_UNESCAPED_UNICODE);
-        $result = $worker->job(self::ITEMS, $input);
+        $result = $worker->job(JobKind::Items, $input);
         self::assertTrue($result->payload === $input, 'big payload round-trips');
         self::stopWorker($worker);
     }
@@ -57,14 +55,14 @@ final class WorkerTest extends TestCase
     public function testBadInputIsAnErrorFrameAndTheWorkerGoesOn(): void
     {
         $worker = self::startedWorker('echo');
-        self::assertSame('JsonException', self::assertError($worker->job(self::SUPPLIERS, '{not json'))['class']);
-        self::assertStringContainsString('must be a JSON object', self::assertError($worker->job(self::SUPPLIERS, '42'))['error']);
-        self::assertStringContainsString('unknown job kind 7', self::assertError($worker->job(7, '{}'))['error']);
-        $worker->send(new Frame(Frame::CODEC_RAW, '{}', [Worker::JOB, 99]));
+        self::assertSame('JsonException', self::assertError($worker->job(JobKind::Suppliers, '{not json'))['class']);
+        self::assertStringContainsString('must be a JSON object', self::assertError($worker->job(JobKind::Suppliers, '42'))['error']);
+        self::assertStringContainsString('unknown job kind 7: option 2 must be 1 (suppliers) or 2 (items)', self::assertError($worker->job(7, '{}'))['error']);
+        $worker->send(new Frame(Frame::CODEC_RAW, '{}', [FrameType::Job->value, 99]));
         $missing = $worker->result();
         self::assertSame(99, $missing->id);
         self::assertStringContainsString('unknown job kind (missing)', self::assertError($missing)['error']);
-        self::assertSuccess($worker->job(self::ITEMS, '{"a":1}'));
+        self::assertSuccess($worker->job(JobKind::Items, '{"a":1}'));
         self::stopWorker($worker);
         self::assertStringNotContainsString('JsonException', $worker->stderr(), 'failures travel as data, not as stderr lines');
     }
@@ -73,7 +71,7 @@ final class WorkerTest extends TestCase
     public function testAnExceptionBecomesAnErrorFrameWithClassFileLineAndTrace(): void
     {
         $worker = self::startedWorker('exception');
-        $error = self::assertError($worker->job(self::ITEMS, '{"class":"x"}'));
+        $error = self::assertError($worker->job(JobKind::Items, '{"class":"x"}'));
         self::assertSame('boom', $error['error']);
         self::assertSame('LogicException', $error['class']);
         self::assertSame(realpath(ROOT . '/pool/testdata/exception.php'), realpath($error['file']));
@@ -113,7 +111,7 @@ final class WorkerTest extends TestCase
         foreach (['pool/testdata/echo.php', realpath(ROOT . '/pool/testdata/echo.php')] as $path) {
             $worker = WorkerProcess::worker([$path], sys_get_temp_dir());
             $worker->handshake();
-            self::assertSuccess($worker->job(self::ITEMS, '{}'));
+            self::assertSuccess($worker->job(JobKind::Items, '{}'));
             self::stopWorker($worker);
         }
     }
@@ -141,7 +139,7 @@ final class WorkerTest extends TestCase
     public function testTheResetHookRunsAfterEveryJob(): void
     {
         $worker = self::startedWorker('reset');
-        foreach ([self::SUPPLIERS, self::ITEMS, self::ITEMS] as $kind) {
+        foreach ([JobKind::Suppliers, JobKind::Items, JobKind::Items] as $kind) {
             self::assertSame('{"count":1}', $worker->job($kind, '{}')->payload);
         }
         self::stopWorker($worker);
@@ -151,8 +149,8 @@ final class WorkerTest extends TestCase
     public function testExitInAJobIsReportedAndTheExitCodeComesThrough(): void
     {
         $worker = self::startedWorker('crash');
-        self::assertSuccess($worker->job(self::ITEMS, '{"crash":false}'));
-        $error = self::assertError($worker->job(self::ITEMS, '{"crash":true}'));
+        self::assertSuccess($worker->job(JobKind::Items, '{"crash":false}'));
+        $error = self::assertError($worker->job(JobKind::Items, '{"crash":true}'));
         self::assertSame('Exit', $error['class']);
         self::assertTrue($error['fatal'], 'the process is going');
         self::assertStringContainsString('exit()', $error['error']);
@@ -160,14 +158,47 @@ final class WorkerTest extends TestCase
         self::assertSame(3, $worker->wait());
     }
 
+    /** @testdox die('text') in a job: its failure says the text and where die() was called; what the job echoed before travels with it */
+    public function testDieWithATextIsReportedWithItsTextAndPlace(): void
+    {
+        $worker = WorkerProcess::worker(['tests/fixtures/output.php']);
+        $worker->handshake();
+        self::assertSuccess($worker->job(JobKind::Items, '{"ok":1}'));
+        $result = $worker->job(JobKind::Items, '{"die":"no stock file: /var/stock.csv"}');
+        $error = self::assertError($result);
+        self::assertSame(['Exit', true], [$error['class'], $error['fatal']]);
+        self::assertSame('the handler called exit() in the middle of a job: "no stock file: /var/stock.csv"', $error['error']);
+        $fixture = realpath(ROOT . '/tests/fixtures/output.php');
+        self::assertSame([$fixture, self::lineOf($fixture, 'die($why);')], [$error['file'], $error['line']], 'where die() was called');
+        self::assertSame("before the die\n", $result->output, 'the echo before it, once; the text is in the failure');
+        self::assertNull($worker->receive(), 'then fd 4 closes');
+        self::assertSame(0, $worker->wait(), 'die() with a text exits 0, as PHP does');
+        self::assertSame('', $worker->stdout(), 'nothing of it goes to stdout, apart from its job');
+    }
+
+    /** @testdox exit() after an echo: PHP does not say where exit() was, the failure says where the last output came from */
+    public function testExitAfterAnEchoNamesWhereTheLastOutputCameFrom(): void
+    {
+        $worker = WorkerProcess::worker(['tests/fixtures/output.php']);
+        $worker->handshake();
+        $result = $worker->job(JobKind::Items, '{"echo":"bye"}');
+        $error = self::assertError($result);
+        $fixture = realpath(ROOT . '/tests/fixtures/output.php');
+        $echo = self::lineOf($fixture, "echo \$input['echo'];");
+        self::assertSame("the handler called exit() in the middle of a job (its last output was written at $fixture:$echo)", $error['error']);
+        self::assertSame(['', 0], [$error['file'], $error['line']], 'not located: no place is made up');
+        self::assertSame('bye', $result->output);
+        self::assertSame(4, $worker->wait());
+    }
+
     /** @testdox memory grows across jobs and is reported */
     public function testMemoryGrowsAcrossJobsAndIsReported(): void
     {
         $worker = self::startedWorker('memory');
-        $first = $worker->job(self::ITEMS, '{"mb":4}');
+        $first = $worker->job(JobKind::Items, '{"mb":4}');
         self::assertSuccess($first);
         self::assertSame('{"items":[]}', $first->payload);
-        $second = $worker->job(self::ITEMS, '{"mb":4}');
+        $second = $worker->job(JobKind::Items, '{"mb":4}');
         self::assertTrue($second->memory >= $first->memory + (4 << 20), 'memory grew by 4 MB');
         self::stopWorker($worker);
     }
@@ -176,7 +207,7 @@ final class WorkerTest extends TestCase
     public function testMemoryExhaustedInAJobSendsAnErrorFrameBeforeTheProcessDies(): void
     {
         $worker = self::startedWorker('memory', ['-d', 'memory_limit=16M']);
-        $error = self::assertError($worker->job(self::ITEMS, '{"mb":64}'));
+        $error = self::assertError($worker->job(JobKind::Items, '{"mb":64}'));
         self::assertSame('FatalError', $error['class']);
         self::assertStringContainsString('Allowed memory size', $error['error']);
         self::assertTrue($error['fatal']);
@@ -189,10 +220,10 @@ final class WorkerTest extends TestCase
     public function testStrayOutputTravelsWithItsJobsResult(): void
     {
         $worker = self::startedWorker('stray');
-        $first = $worker->job(self::ITEMS, '{"a":"b"}');
+        $first = $worker->job(JobKind::Items, '{"a":"b"}');
         self::assertSame('{"a":"b"}', $first->payload);
         self::assertSame("stray output\n", $first->output);
-        $second = $worker->job(self::SUPPLIERS, '{"c":"d"}');
+        $second = $worker->job(JobKind::Suppliers, '{"c":"d"}');
         self::assertSame('{"c":"d"}', $second->payload);
         self::assertSame("stray output\n", $second->output);
         self::stopWorker($worker);
@@ -200,15 +231,30 @@ final class WorkerTest extends TestCase
         self::assertStringContainsString('stray error', $worker->stderr());
     }
 
+    /** @testdox a job that prints more than 64 KB: the first 64 KB travel with its result, the rest goes to stdout (the log) */
+    public function testOutputOver64KbGoesToStdout(): void
+    {
+        $worker = WorkerProcess::worker(['tests/fixtures/output.php']);
+        $worker->handshake();
+        $result = $worker->job(JobKind::Items, '{"kb":100}');
+        self::assertSame('[]', $result->payload);
+        self::assertSame(65536, strlen($result->output));
+        self::assertStringStartsWith(str_repeat('a', 1023) . "\n" . str_repeat('b', 1023), $result->output);
+        self::assertSuccess($worker->job(JobKind::Items, '{"ok":1}'));
+        self::stopWorker($worker);
+        self::assertSame(100 * 1024 - 65536, strlen($worker->stdout()), 'the rest, once');
+        self::assertStringEndsWith(str_repeat('v', 1023) . "\n", $worker->stdout(), 'up to the 100th line');
+    }
+
     /** @testdox a 5 MB string answer */
     public function testA5MbStringAnswer(): void
     {
         $worker = self::startedWorker('bigoutput');
-        $result = $worker->job(self::ITEMS, '{"bytes":5000000}');
+        $result = $worker->job(JobKind::Items, '{"bytes":5000000}');
         self::assertSuccess($result);
         self::assertSame(5_000_000, strlen($result->payload));
         self::assertSame('', trim($result->payload, 'x'));
-        self::assertSame('', $worker->job(self::ITEMS, '{"bytes":0}')->payload);
+        self::assertSame('', $worker->job(JobKind::Items, '{"bytes":0}')->payload);
         self::stopWorker($worker);
     }
 
@@ -217,10 +263,10 @@ final class WorkerTest extends TestCase
     {
         $worker = self::startedWorker('sleep');
         $start = microtime(true);
-        self::assertSame('{"sleep":0.3}', $worker->job(self::ITEMS, '{"sleep":0.3}')->payload);
+        self::assertSame('{"sleep":0.3}', $worker->job(JobKind::Items, '{"sleep":0.3}')->payload);
         self::assertTrue(microtime(true) - $start >= 0.3, 'slept');
         $pidfile = (string)tempnam(sys_get_temp_dir(), 'pid');
-        $answer = json_decode($worker->job(self::ITEMS, json_encode(['fork' => true, 'pidfile' => $pidfile]))->payload, true);
+        $answer = json_decode($worker->job(JobKind::Items, json_encode(['fork' => true, 'pidfile' => $pidfile]))->payload, true);
         $pid = $answer['child_pid'];
         self::assertSame("$pid\n", file_get_contents($pidfile));
         unlink($pidfile);
@@ -235,12 +281,12 @@ final class WorkerTest extends TestCase
     {
         $worker = self::startedWorker('../../script/handlers', [], ['DEMO_DELAY_MS' => '0']);
         $request = '{"code":"normal","brand":"x","apikey":"1","analog":1,"params":{"code":"normal","brand":"x","apikey":"1","analog":1}}';
-        $suppliers = json_decode($worker->job(self::SUPPLIERS, $request)->payload, true)['suppliers'];
+        $suppliers = json_decode($worker->job(JobKind::Suppliers, $request)->payload, true)['suppliers'];
         self::assertSame(['normal-1', 'normal-2', 'normal-3'], array_column($suppliers, 'class'));
-        $items = json_decode($worker->job(self::ITEMS, json_encode($suppliers[0]))->payload, true)['items'];
+        $items = json_decode($worker->job(JobKind::Items, json_encode($suppliers[0]))->payload, true)['items'];
         self::assertSame(3, count($items));
-        self::assertSame('Not a JSON', $worker->job(self::ITEMS, '{"class":"badjson-1"}')->payload);
-        self::assertSame('RuntimeException', self::assertError($worker->job(self::ITEMS, '{"class":"error-1"}'))['class']);
+        self::assertSame('Not a JSON', $worker->job(JobKind::Items, '{"class":"badjson-1"}')->payload);
+        self::assertSame('RuntimeException', self::assertError($worker->job(JobKind::Items, '{"class":"error-1"}'))['class']);
         self::stopWorker($worker);
     }
 
@@ -248,12 +294,12 @@ final class WorkerTest extends TestCase
     public function testTwoJobsWaitInFetchAtOnce(): void
     {
         $worker = self::startedWorker('fetch');
-        $one = $worker->startJob(self::ITEMS, '{"url":"http://supplier.test/one","options":{"method":"post","headers":{"X-Api-Key":"k"},"body":"q=1","timeout":2.5}}');
+        $one = $worker->startJob(JobKind::Items, '{"url":"http://supplier.test/one","options":{"method":"post","headers":{"X-Api-Key":"k"},"body":"q=1","timeout":2.5}}');
         $call1 = $worker->fetchCall();
         self::assertSame($one, $call1['id']);
         self::assertSame(['method' => 'POST', 'url' => 'http://supplier.test/one', 'headers' => [['X-Api-Key', 'k']], 'timeout' => 2.5], $call1['request']);
         self::assertSame('q=1', $call1['body']);
-        $two = $worker->startJob(self::ITEMS, '{"url":"https://supplier.test/two"}');
+        $two = $worker->startJob(JobKind::Items, '{"url":"https://supplier.test/two"}');
         $call2 = $worker->fetchCall();
         self::assertSame($two, $call2['id'], 'the second job runs while the first waits');
         self::assertNull($call2['request']['timeout'], 'no timeout: what is left of the job\'s time');
@@ -273,7 +319,7 @@ final class WorkerTest extends TestCase
     public function testFetchAllSendsTheCallsTogether(): void
     {
         $worker = self::startedWorker('fetch');
-        $id = $worker->startJob(self::ITEMS, '{"all":{"search":"http://s.test/search","price":["http://s.test/price",{"method":"POST"}],"bad":"ftp://s.test/"}}');
+        $id = $worker->startJob(JobKind::Items, '{"all":{"search":"http://s.test/search","price":["http://s.test/price",{"method":"POST"}],"bad":"ftp://s.test/"}}');
         $a = $worker->fetchCall();
         $b = $worker->fetchCall();
         self::assertSame(['http://s.test/search', 'http://s.test/price'], [$a['request']['url'], $b['request']['url']], 'no frame for the ftp URL');
@@ -291,7 +337,7 @@ final class WorkerTest extends TestCase
     public function testNoAnswerThrowsFetchException(): void
     {
         $worker = self::startedWorker('fetch');
-        $id = $worker->startJob(self::ITEMS, '{"url":"http://s.test/x"}');
+        $id = $worker->startJob(JobKind::Items, '{"url":"http://s.test/x"}');
         $call = $worker->fetchCall();
         $worker->failFetch($id, $call['call'], 'timeout', 'GET http://s.test/x: timeout: no answer within 2 s');
         $error = self::assertError($worker->result());
@@ -307,9 +353,9 @@ final class WorkerTest extends TestCase
         $worker = self::startedWorker('fetch');
         $marker = (string)tempnam(sys_get_temp_dir(), 'finally');
         unlink($marker);
-        $one = $worker->startJob(self::ITEMS, json_encode(['url' => 'http://s.test/slow', 'finally' => $marker]));
+        $one = $worker->startJob(JobKind::Items, json_encode(['url' => 'http://s.test/slow', 'finally' => $marker]));
         $worker->fetchCall();
-        $two = $worker->startJob(self::ITEMS, '{"url":"http://s.test/fast"}');
+        $two = $worker->startJob(JobKind::Items, '{"url":"http://s.test/fast"}');
         $call2 = $worker->fetchCall();
         $worker->cancel($one);
         $gone = $worker->result();
@@ -326,7 +372,7 @@ final class WorkerTest extends TestCase
     public function testPublicErrorIsMarkedPublic(): void
     {
         $worker = self::startedWorker('fetch');
-        $error = self::assertError($worker->job(self::SUPPLIERS, '{"message":"API key 999 may not search"}'));
+        $error = self::assertError($worker->job(JobKind::Suppliers, '{"message":"API key 999 may not search"}'));
         self::assertSame('Aggregator\PublicError', $error['class']);
         self::assertSame('API key 999 may not search', $error['error']);
         self::assertTrue($error['public']);
@@ -340,9 +386,9 @@ final class WorkerTest extends TestCase
             self::markTestSkipped('needs posix');
         }
         $worker = self::startedWorker('fetch');
-        $one = $worker->startJob(self::ITEMS, '{"url":"http://s.test/1"}');
+        $one = $worker->startJob(JobKind::Items, '{"url":"http://s.test/1"}');
         $worker->fetchCall();
-        $two = $worker->startJob(self::ITEMS, '{"url":"http://s.test/2"}');
+        $two = $worker->startJob(JobKind::Items, '{"url":"http://s.test/2"}');
         $worker->fetchCall();
         posix_kill($worker->pid(), SIGUSR1);
         $deadline = microtime(true) + 5;
@@ -367,6 +413,17 @@ final class WorkerTest extends TestCase
         $worker = WorkerProcess::worker(["pool/testdata/$handlers.php"], null, $phpOptions, $env);
         self::assertSame($worker->pid(), $worker->handshake(), 'the handshake announces the worker pid');
         return $worker;
+    }
+
+    /** The number of the line of $file that holds $code. */
+    private static function lineOf(string $file, string $code): int
+    {
+        foreach (file($file) as $i => $line) {
+            if (str_contains($line, $code)) {
+                return $i + 1;
+            }
+        }
+        self::fail("$code is not in $file");
     }
 
     private static function assertSuccess(WorkerResult $result): void

@@ -15,9 +15,20 @@ namespace Aggregator\Testing;
  * It serves up to four requests at once (PHP_CLI_SERVER_WORKERS), so a slow
  * endpoint does not hold up the next test. The router runs in its own
  * directory.
+ *
+ * Those four are child processes of `php -S`, which does not end them
+ * when it is killed: stop() stops the server, kills every child it has,
+ * then the server, so no PHP process outlives the test. It stays in the
+ * test runner's process group, so a Ctrl-C of phpunit ends it too. Finding
+ * the children takes Linux's /proc and the posix extension; without them
+ * it serves one request at a time, in one process, and there is nothing
+ * to leave behind.
  */
 final class PhpServer
 {
+    /** Concurrent requests, each in a child process, when they can be found again (workers()). */
+    private const WORKERS = 4;
+
     /** @var resource|null */
     private $process;
 
@@ -38,7 +49,7 @@ final class PhpServer
                 [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'w'], 2 => ['file', $log, 'a']],
                 $pipes,
                 dirname($router),
-                ['PHP_CLI_SERVER_WORKERS' => '4'] + getenv(),
+                (self::canFindChildren() ? ['PHP_CLI_SERVER_WORKERS' => (string)self::WORKERS] : []) + getenv(),
             );
             if ($process === false) {
                 throw new \RuntimeException("cannot start php -S for $router");
@@ -65,19 +76,62 @@ final class PhpServer
         return (string)@file_get_contents($this->logFile);
     }
 
+    /** Stop the server and its children; nothing of it runs once this returns. */
     public function stop(): void
     {
-        if ($this->process !== null) {
-            proc_terminate($this->process, 9);
-            proc_close($this->process);
-            $this->process = null;
-            @unlink($this->logFile);
+        if ($this->process === null) {
+            return;
         }
+        $pid = (int)proc_get_status($this->process)['pid'];
+        if (self::canFindChildren()) {
+            proc_terminate($this->process, \defined('SIGSTOP') ? SIGSTOP : 19); // it forks no child while its children are found
+            foreach (self::children($pid) as $child) {
+                posix_kill($child, \defined('SIGKILL') ? SIGKILL : 9);
+            }
+        }
+        proc_terminate($this->process, 9);
+        proc_close($this->process);
+        $this->process = null;
+        @unlink($this->logFile);
+    }
+
+    /**
+     * The pids of the server's child processes (its PHP_CLI_SERVER_WORKERS).
+     *
+     * @return list<int>
+     */
+    public function workers(): array
+    {
+        return $this->process === null ? [] : self::children((int)proc_get_status($this->process)['pid']);
     }
 
     public function __destruct()
     {
         $this->stop();
+    }
+
+    private static function canFindChildren(): bool
+    {
+        return function_exists('posix_kill') && is_readable('/proc/self/stat');
+    }
+
+    /**
+     * The live child processes of $parent, from /proc/PID/stat (field 4,
+     * the parent pid, after the ")" that ends the command name).
+     *
+     * @return list<int>
+     */
+    private static function children(int $parent): array
+    {
+        $children = [];
+        foreach (glob('/proc/[0-9]*/stat') ?: [] as $file) {
+            $stat = (string)@file_get_contents($file);
+            $fields = explode(' ', substr($stat, (int)strrpos($stat, ')') + 2));
+            if (($fields[1] ?? '') === (string)$parent && ($fields[0] ?? 'Z') !== 'Z') {
+                $children[] = (int)basename(dirname($file));
+            }
+        }
+        return $children;
     }
 
     private static function freePort(): int

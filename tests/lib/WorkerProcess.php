@@ -7,10 +7,11 @@ namespace Aggregator\Tests;
 use Aggregator\FetchException;
 use Aggregator\Frame;
 use Aggregator\FrameReader;
+use Aggregator\FrameType;
 use Aggregator\FrameWriter;
 use Aggregator\Http\Request;
 use Aggregator\Http\StreamTransport;
-use Aggregator\Worker;
+use Aggregator\JobKind;
 use PHPUnit\Framework\Assert;
 
 /**
@@ -119,12 +120,12 @@ final class WorkerProcess
      * Send a job of $kind and return its result. Its fetch() calls are made
      * here, as the aggregator would make them (with PHP's streams).
      */
-    public function job(int $kind, string $payload): WorkerResult
+    public function job(JobKind|int $kind, string $payload): WorkerResult
     {
         $this->startJob($kind, $payload);
         while (true) {
             $frame = $this->receive();
-            if ($frame === null || $frame->option(0) !== Worker::FETCH) {
+            if ($frame === null || $frame->option(0) !== FrameType::Fetch->value) {
                 return WorkerResult::fromFrame($frame);
             }
             $this->makeCall($frame);
@@ -140,7 +141,8 @@ final class WorkerProcess
         foreach ($head['headers'] as [$name, $value]) {
             $headers[$name] = $value;
         }
-        $options = ['method' => $head['method'], 'headers' => $headers, 'timeout' => $head['timeout']];
+        $options = ['method' => $head['method'], 'headers' => $headers, 'timeout' => $head['timeout'],
+            'redirects' => $head['redirects'] ?? null, 'redirect_headers' => $head['redirect_headers'] ?? null, 'not_failures' => $head['not_failures'] ?? null];
         $body = substr($frame->payload, $headLength);
         if ($body !== '') {
             $options['body'] = $body;
@@ -153,11 +155,11 @@ final class WorkerProcess
         }
     }
 
-    /** Send a job of $kind without waiting; returns its id. */
-    public function startJob(int $kind, string $payload): int
+    /** Send a job of $kind (an int: any option 2, to test a bad one) without waiting; returns its id. */
+    public function startJob(JobKind|int $kind, string $payload): int
     {
         $id = ++$this->lastJob;
-        $this->send(new Frame(Frame::CODEC_RAW, $payload, [Worker::JOB, $id, $kind]));
+        $this->send(new Frame(Frame::CODEC_RAW, $payload, [FrameType::Job->value, $id, $kind instanceof JobKind ? $kind->value : $kind]));
         return $id;
     }
 
@@ -176,7 +178,7 @@ final class WorkerProcess
     {
         $frame = $this->receive();
         Assert::assertNotNull($frame, 'the worker closed fd 4 instead of calling');
-        Assert::assertSame(Worker::FETCH, $frame->option(0), 'a fetch frame; got options ' . json_encode($frame->options) . ' ' . $frame->payload);
+        Assert::assertSame(FrameType::Fetch->value, $frame->option(0), 'a fetch frame; got options ' . json_encode($frame->options) . ' ' . $frame->payload);
         $head = (int)$frame->option(3);
         return ['id' => (int)$frame->option(1), 'call' => (int)$frame->option(2),
             'request' => json_decode(substr($frame->payload, 0, $head), true), 'body' => substr($frame->payload, $head)];
@@ -190,14 +192,14 @@ final class WorkerProcess
     public function answerFetch(int $id, int $call, int $status, array $headers, string $body, string $url = ''): void
     {
         $head = json_encode(['status' => $status, 'headers' => (object)$headers, 'url' => $url]);
-        $this->send(new Frame(Frame::CODEC_RAW, $head . $body, [Worker::FETCH, $id, $call, strlen($head)]));
+        $this->send(new Frame(Frame::CODEC_RAW, $head . $body, [FrameType::Fetch->value, $id, $call, strlen($head)]));
     }
 
     /** Tell a fetch() call it got no answer. */
     public function failFetch(int $id, int $call, string $cause, string $message): void
     {
         $payload = json_encode(['cause' => $cause, 'message' => $message]);
-        $this->send(new Frame(Frame::CODEC_RAW | Frame::ERROR, $payload, [Worker::FETCH, $id, $call, strlen($payload)]));
+        $this->send(new Frame(Frame::CODEC_RAW | Frame::ERROR, $payload, [FrameType::Fetch->value, $id, $call, strlen($payload)]));
     }
 
     /** Cancel a job. */

@@ -5,7 +5,7 @@ declare(strict_types=1);
 namespace Aggregator\Tests;
 
 use Aggregator\Frame;
-use Aggregator\Worker;
+use Aggregator\FrameType;
 use PHPUnit\Framework\Assert;
 
 /**
@@ -26,7 +26,7 @@ final class WorkerResult
     public static function fromFrame(?Frame $frame): self
     {
         Assert::assertNotNull($frame, 'the worker closed fd 4 instead of answering');
-        Assert::assertSame(Worker::JOB, $frame->option(0), 'a result frame; got options ' . json_encode($frame->options) . ' ' . $frame->payload);
+        Assert::assertSame(FrameType::Job->value, $frame->option(0), 'a result frame; got options ' . json_encode($frame->options) . ' ' . $frame->payload);
         Assert::assertCount(4, $frame->options, 'options: type, id, memory, stray output bytes');
         $split = strlen($frame->payload) - (int)$frame->option(3);
         return new self((int)$frame->option(1), $frame->flags, substr($frame->payload, 0, $split), substr($frame->payload, $split), (int)$frame->option(2));
