@@ -470,8 +470,11 @@ rm -f "$FAKE_STATE/sessions.8001" "$AGG_ETC/application.properties"
 # The pause between instances.
 start=$SECONDS
 AGG_ROLL_PAUSE=2 ctl deploy "$R/v2"
-check "instances: AGG_ROLL_PAUSE waits between the instances" out_has "waiting 2s before the next instance"
+check "instances: AGG_ROLL_PAUSE waits between the instances" out_has "waiting 2s before draining the next instance"
 check "instances: ... for real" [ $((SECONDS - start)) -ge 2 ]
+start=$SECONDS
+AGG_ROLL_PAUSE=2 ctl restart
+check "instances: ... and a command right after another waits too" out_has "waiting [12]s before draining the next instance"
 
 # restart rolls too; drain and resume one instance.
 m=$(mark)
