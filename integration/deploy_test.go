@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,18 +151,6 @@ func failures(searches []search) []search {
 	return bad
 }
 
-func healthOf(t *testing.T, s *Server) (int, map[string]any) {
-	t.Helper()
-	resp, err := http.Get(s.URL + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var h map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&h)
-	return resp.StatusCode, h
-}
-
 // TestDrainThroughNginx: a drained instance answers a new upgrade 503 and
 // /health 503 "draining" with its open sessions; nginx retries the upgrade
 // on the other instance without the client noticing; the search the
@@ -189,7 +176,7 @@ func TestDrainThroughNginx(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, func() string {
-		if code, h := healthOf(t, a); code != 503 || h["status"] != "draining" || h["sessions"] != 1.0 {
+		if code, h := health(t, a); code != 503 || h["status"] != "draining" || h["sessions"] != 1.0 {
 			return fmt.Sprintf("/health of a drained instance: %d %v, want 503 draining with 1 session", code, h)
 		}
 		return ""
@@ -219,7 +206,7 @@ func TestDrainThroughNginx(t *testing.T) {
 		t.Errorf("the search in flight on the drained instance: refused %q, problem %q, server %d", r.refused, r.problem, r.server)
 	}
 	eventually(t, 5*time.Second, func() string {
-		if _, h := healthOf(t, a); h["sessions"] != 0.0 || !strings.Contains(a.Log(), "drained: no session left") {
+		if _, h := health(t, a); h["sessions"] != 0.0 || !strings.Contains(a.Log(), "drained: no session left") {
 			return fmt.Sprintf("not drained: /health %v", h)
 		}
 		return ""
@@ -229,7 +216,7 @@ func TestDrainThroughNginx(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, func() string {
-		if code, _ := healthOf(t, a); code != 200 {
+		if code, _ := health(t, a); code != 200 {
 			return fmt.Sprintf("/health after SIGUSR1: %d", code)
 		}
 		return ""
@@ -250,7 +237,7 @@ func TestUntilWarmTakesNothingBroken(t *testing.T) {
 	s := startServerNoWait(t, nil, "-Daggregator.pool.executor=1", "-Daggregator.worker.handlers="+broken,
 		"-Daggregator.drain.until-warm=true")
 	eventually(t, 5*time.Second, func() string {
-		if code, h := healthOf(t, s); code != 503 || h["status"] != "down" {
+		if code, h := health(t, s); code != 503 || h["status"] != "down" {
 			return fmt.Sprintf("/health: %d %v, want 503 down", code, h)
 		}
 		return ""
