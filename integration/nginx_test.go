@@ -76,6 +76,19 @@ func TestNginxTwoInstances(t *testing.T) {
 // in front of the servers, and returns it as a Server to talk to.
 func startNginx(t *testing.T, upstreams ...*Server) *Server {
 	t.Helper()
+	var lines []string
+	for _, s := range upstreams {
+		lines = append(lines, "server "+strings.TrimPrefix(s.URL, "http://")+";")
+	}
+	front, _ := startNginxUpstream(t, lines)
+	return front
+}
+
+// startNginxUpstream is startNginx with the upstream's server lines given
+// whole (their max_fails and fail_timeout too); it also returns nginx's
+// directory, which holds access.log.
+func startNginxUpstream(t *testing.T, lines []string) (front *Server, dir string) {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, err2 := os.Stat("/usr/sbin/nginx"); err2 != nil {
@@ -83,20 +96,16 @@ func startNginx(t *testing.T, upstreams ...*Server) *Server {
 		}
 		nginx = "/usr/sbin/nginx"
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	port := freePort(t)
 	tmpl, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "nginx-test.conf.tmpl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ups []string
-	for _, s := range upstreams {
-		ups = append(ups, "server "+strings.TrimPrefix(s.URL, "http://")+";")
-	}
 	conf := strings.NewReplacer(
 		"{{PREFIX}}", dir,
 		"{{PORT}}", fmt.Sprint(port),
-		"{{UPSTREAMS}}", strings.Join(ups, "\n        "),
+		"{{UPSTREAMS}}", strings.Join(lines, "\n        "),
 		"{{LOCATIONS}}", filepath.Join(repoRoot, "deploy", "nginx", "aggregator-locations.conf"),
 	).Replace(string(tmpl))
 	confFile := filepath.Join(dir, "nginx.conf")
@@ -119,7 +128,7 @@ func startNginx(t *testing.T, upstreams ...*Server) *Server {
 			_ = cmd.Process.Kill()
 		}
 	})
-	front := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), WS: fmt.Sprintf("ws://127.0.0.1:%d", port)}
+	front = &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), WS: fmt.Sprintf("ws://127.0.0.1:%d", port)}
 	eventually(t, 10*time.Second, func() string {
 		resp, err := http.Get(front.URL + "/health")
 		if err != nil {
@@ -131,7 +140,7 @@ func startNginx(t *testing.T, upstreams ...*Server) *Server {
 		}
 		return ""
 	})
-	return front
+	return front, dir
 }
 
 func freePort(t *testing.T) int {

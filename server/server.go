@@ -43,6 +43,7 @@ type Config struct {
 	Static          fs.FS  // the demo page
 	Mode            string // worker or exec, for /workers
 	Pprof           bool   // serve /debug/pprof/ with the operators' endpoints
+	UntilWarm       bool   // refuse new sessions (503) until PHP has run once (drain.go)
 	// HealthChecks add to the runner's health in /health (the log file, ...).
 	HealthChecks []func() aggregator.Health
 }
@@ -65,13 +66,15 @@ type Server struct {
 	mu         sync.Mutex        // orders sessions.Add against Shutdown's cancel
 	sessions   sync.WaitGroup    // running sessions; Add only under mu, before cancel
 	runners    *spares[*session] // goroutines that run sessions
+	drain      *drainState       // refusing new sessions before a restart (drain.go)
 }
 
 // New builds a server around runner. reg receives the server's metrics.
 func New(cfg Config, runner aggregator.Runner, log *zap.Logger, reg *prometheus.Registry) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, runner: runner, log: log, registry: reg, stats: newStats(), ctx: ctx, cancel: cancel}
-	s.runners = newSpares(func(sess *session) { sess.run(); s.sessions.Done() })
+	s.runners = newSpares(func(sess *session) { sess.run(); s.leave() })
+	s.drain = newDrain(reg, log)
 	s.queue = newQueue(cfg.Capacity, cfg.SessionLimit, s.runTask)
 	s.metrics = newMetrics(reg, s.queue)
 	s.upgrader = websocket.Upgrader{
@@ -205,13 +208,13 @@ func (s *Server) serveEcho(w http.ResponseWriter, r *http.Request) { s.serveSess
 
 // serveSession upgrades the connection and runs its session.
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool) {
-	if !s.enter() {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	if why := s.enter(); why != admitted {
+		s.refuse(w, why)
 		return
 	}
 	remote := s.clientAddr(r)
 	if n := s.alive.Add(1); s.cfg.MaxSessions > 0 && n > int64(s.cfg.MaxSessions) {
-		s.sessions.Done()
+		s.leave()
 		s.alive.Add(-1)
 		s.metrics.sessionsRejected.Inc()
 		s.metrics.limitHits.WithLabelValues("sessions").Inc()
@@ -223,7 +226,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool)
 	}
 	conn, err := s.upgrade(w, r)
 	if err != nil {
-		s.sessions.Done()
+		s.leave()
 		s.alive.Add(-1)
 		s.log.Info("websocket upgrade failed", zap.Error(err), zap.String("remote", remote))
 		return
@@ -240,16 +243,21 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool)
 	s.runners.launch(sess)
 }
 
-// enter counts a session in, unless the server is shutting down: a session
-// counted is one Shutdown waits for.
-func (s *Server) enter() bool {
+// enter counts a session in, unless the server is shutting down, draining
+// or not warm yet (drain.go): a session counted is one Shutdown waits for
+// and a drain waits out; leave counts it out.
+func (s *Server) enter() admission {
+	if why := s.coldGate(); why != admitted {
+		return why
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return false
+	if why := s.admit(); why != admitted {
+		return why
 	}
 	s.sessions.Add(1)
-	return true
+	s.drain.open.Add(1)
+	return admitted
 }
 
 // sessionEnded is called once by each session's loop as it ends.
@@ -282,6 +290,9 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if s.ctx.Err() != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "down", "reason": "shutting down"})
+		return
+	}
+	if s.serveDrainHealth(w) {
 		return
 	}
 	h := s.runner.Health()

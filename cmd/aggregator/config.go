@@ -64,6 +64,7 @@ var defaults = map[string]string{
 	"aggregator.limit.send-queue-bytes":   "0",
 	"aggregator.fetch.max-conns-per-host": "1024",
 	"aggregator.ws.allowed-origins":       "",
+	"aggregator.drain.until-warm":         "false",
 	"aggregator.gc.heap-floor":            "8",
 }
 
@@ -115,6 +116,7 @@ type Config struct {
 	SendQueue       int
 	SendQueueBytes  int
 	AllowedOrigins  []string
+	UntilWarm       bool // refuse new sessions (503) until PHP has run once: instances behind nginx
 
 	FetchConnsPerHost int // connections fetch() opens to one supplier host at once
 	HeapFloorMB       int // no garbage collection before the Go heap reaches this (internal/gcfloor); 0 = Go's pacing
@@ -461,6 +463,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		SendQueue:       r.int("aggregator.limit.send-queue", 1),
 		SendQueueBytes:  r.int("aggregator.limit.send-queue-bytes", 0),
 		AllowedOrigins:  r.list("aggregator.ws.allowed-origins"),
+		UntilWarm:       r.bool("aggregator.drain.until-warm"),
 
 		FetchConnsPerHost: r.int("aggregator.fetch.max-conns-per-host", 0),
 		HeapFloorMB:       r.int("aggregator.gc.heap-floor", 0),

@@ -46,7 +46,9 @@ const usage = `usage: aggregator [-c application.properties] [-Dkey=value ...] [
 With no command, serves the aggregator (see README.md and docs/). Configuration comes
 from application.properties in the working directory (or the file given with
 -c), then the PORT environment variable, then -Dkey=value overrides.
-Signals: SIGTERM/SIGINT stop, SIGHUP reloads the PHP workers.
+Signals: SIGTERM/SIGINT stop, SIGHUP reloads the PHP workers, SIGUSR2 drains
+(new sessions refused with 503, running ones go on; for a deploy), SIGUSR1
+takes sessions again.
 
 Commands:
   call suppliers|items JSON   run one job through the configured mode and
@@ -145,6 +147,7 @@ func (m *Main) Run() error {
 		Static:          frontend.FS(),
 		Mode:            c.Mode,
 		Pprof:           c.Pprof,
+		UntilWarm:       c.UntilWarm,
 		HealthChecks:    []func() aggregator.Health{logHealth},
 	}, m.Runner, log, reg)
 
@@ -298,11 +301,18 @@ func main() {
 		os.Exit(1)
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGUSR1)
 	for sig := range sigs {
-		if sig == syscall.SIGHUP {
+		switch sig {
+		case syscall.SIGHUP:
 			m.Log.Info("SIGHUP: reloading PHP")
 			m.Runner.Reload()
+			continue
+		case syscall.SIGUSR2: // a deploy's drain (server/drain.go); a stop stays SIGTERM
+			m.Server.Drain()
+			continue
+		case syscall.SIGUSR1:
+			m.Server.Resume()
 			continue
 		}
 		m.Log.Info("stopping", zap.String("signal", sig.String()))
