@@ -288,19 +288,38 @@ func syscalls(pid int) float64 {
 	return n
 }
 
-// phpPSS is the summed PSS of pid's children (the PHP workers), in bytes.
-func phpPSS(pid int) int64 {
-	var sum int64
-	for _, c := range procstat.Children(pid) {
+// phpPSS is the summed PSS of pid's descendants (the PHP workers, exec
+// processes and the children of a PHP fork server), in bytes, and how
+// many processes it summed.
+func phpPSS(pid int) (sum int64, procs int) {
+	for _, c := range descendants(pid) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", c))
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(line, "Pss:") {
 				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 				sum += kb << 10
+				procs++
 			}
 		}
 	}
-	return sum
+	return sum, procs
+}
+
+// descendants lists pid's children, their children and so on.
+func descendants(pid int) []int {
+	kids := map[int][]int{}
+	for _, p := range procstat.Find(func(procstat.Stat) bool { return true }) {
+		if st, ok := procstat.Read(p); ok {
+			kids[st.PPID] = append(kids[st.PPID], p)
+		}
+	}
+	var out []int
+	for next := kids[pid]; len(next) > 0; {
+		p := next[0]
+		next = append(next[1:], kids[p]...)
+		out = append(out, p)
+	}
+	return out
 }
 
 // mallocs reads go_memstats_mallocs_total from a server's /metrics.
