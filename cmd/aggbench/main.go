@@ -4,6 +4,9 @@
 //
 // Parts (select with -only, comma-separated):
 //
+//	shop       a real shop's search: 25 suppliers of real latency, 100 browsers;
+//	           the aggregator as shipped and tuned, against the same service
+//	           in Go alone and in Node.js (shop.go)
 //	ceiling    the aggregator against a server that only replays its messages
 //	throughput sessions/s per mode and scenario
 //	php        the pool against a minimal PHP loop and RoadRunner's pool (Go benchmarks)
@@ -36,7 +39,7 @@ import (
 var (
 	binary   = flag.String("bin", "bin/aggregator", "the aggregator binary")
 	duration = flag.Duration("d", 5*time.Second, "how long each throughput run lasts")
-	only     = flag.String("only", "", "comma-separated parts to run: ceiling, throughput, php, latency, inflight, fair, memory (default all)")
+	only     = flag.String("only", "", "comma-separated parts to run: shop, ceiling, throughput, php, latency, inflight, fair, memory (default all)")
 	rounds   = flag.Int("rounds", 3, "ceiling: how many times the replay and the aggregator are measured, alternately (each row is the median)")
 	latencyD = flag.Duration("latency-d", 10*time.Second, "how long each real-latency run lasts")
 
@@ -51,6 +54,7 @@ var parts = []struct {
 	name string
 	run  func()
 }{
+	{"shop", shop},
 	{"ceiling", ceiling},
 	{"throughput", throughput},
 	{"php", phpSide},
