@@ -126,6 +126,26 @@ func stealTime() (steal, total float64) {
 	return steal, total
 }
 
+// busyTime is the CPU time every process on the machine has used since
+// boot (user, nice, system, irq, softirq in /proc/stat), in seconds.
+func busyTime() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks float64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, _ := strconv.ParseFloat(f[i], 64)
+		ticks += n
+	}
+	return ticks / 100 // USER_HZ
+}
+
 // want says whether name is a part.
 func want(name string) bool {
 	for _, p := range parts {

@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/theaspect/aggregator/internal/procstat"
 )
 
 var (
@@ -104,7 +107,8 @@ type shopResult struct {
 	firsts, watched           []time.Duration
 	serverCPU, phpCPU         float64 // seconds in the window
 	mem                       *sampler
-	maxPerSecond              int // the watched supplier's most calls in one second
+	maxPerSecond              int     // the watched supplier's most calls in one second
+	others                    float64 // cores the other processes on the machine used in the window
 }
 
 func (r *shopResult) sessions() int { return r.clean + r.withErrors }
@@ -247,13 +251,16 @@ func shopLoad(srv *server, sup *shopSuppliers, browsers int, watch, hang string)
 		a.second, a.inSecond, a.maxSecond = 0, 0, 0 // count calls per second in the window only
 		a.mu.Unlock()
 	}
-	c0 := cpuOf(srv.pid())
+	c0, b0, a0 := cpuOf(srv.pid()), busyTime(), procstat.Self()
 	smp := sample(srv.pid(), time.Second)
 	time.Sleep(time.Until(w1))
-	c1 := cpuOf(srv.pid())
+	c1, b1, a1 := cpuOf(srv.pid()), busyTime(), procstat.Self()
 	smp.end()
 	res := &shopResult{window: *shopD, serverCPU: c1.server - c0.server, phpCPU: c1.php - c0.php, mem: smp,
 		taskErrors: map[string]int{}, sessionErrors: map[string]int{}}
+	// What the machine's other processes took meanwhile: on a shared
+	// machine a row measured beside a busy neighbour is slower.
+	res.others = max(0, (b1-b0)-(res.serverCPU+res.phpCPU)-(a1-a0).Seconds()) / shopD.Seconds()
 	if watch != "" {
 		res.maxPerSecond = sup.api(watch).maxPerSecond()
 	}
@@ -382,9 +389,9 @@ func median(rs []*shopResult) (m *shopResult, lo, hi float64) {
 }
 
 func printShop(rows []shopRow, results map[string][]*shopResult, bound float64) {
-	fmt.Printf("Each row is its median round by sessions/s (the range over the rounds in brackets); task errors and the suppliers' own failures count all rounds. Latency bound (a server of zero cost): **%.0f sessions/s**.\n\n", bound)
-	fmt.Println("| service | sessions/s | of the bound | items/s (per search) | task errors beyond the suppliers' own | suppliers' own failures (503s, a hanging one) | first item p50 / p99 ms | CPU per search: server + PHP | memory in all: server RSS + PHP PSS |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Printf("Each row is its median round by sessions/s (the range over the rounds in brackets); task errors and the suppliers' own failures count all rounds; the last column is the CPU the machine's other processes used meanwhile (of %d cores; not aggbench, the server or its PHP), the noise a shared machine adds. Latency bound (a server of zero cost): **%.0f sessions/s**.\n\n", runtime.NumCPU(), bound)
+	fmt.Println("| service | sessions/s | of the bound | items/s (per search) | task errors beyond the suppliers' own | suppliers' own failures (503s, a hanging one) | first item p50 / p99 ms | CPU per search: server + PHP | memory in all: server RSS + PHP PSS | other processes' CPU (range) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var notes []string
 	for _, row := range rows {
 		rs := results[row.key]
@@ -403,9 +410,14 @@ func printShop(rows []shopRow, results map[string][]*shopResult, bound float64) 
 		if row.kind != shopAggregator {
 			mem = mb(m.mem.all)
 		}
-		fmt.Printf("| %s | %.1f (%.1f–%.1f) | %.0f%% | %s (%.0f) | %s | %s | %s / %s | %.1f ms (%.1f + %.1f) | %s |\n",
+		oLo, oHi := rs[0].others, rs[0].others
+		for _, r := range rs {
+			oLo, oHi = min(oLo, r.others), max(oHi, r.others)
+		}
+		fmt.Printf("| %s | %.1f (%.1f–%.1f) | %.0f%% | %s (%.0f) | %s | %s | %s / %s | %.1f ms (%.1f + %.1f) | %s | %.2f cores (%.2f–%.2f) |\n",
 			row.name, m.rate(), lo, hi, 100*m.rate()/bound, commas(float64(m.items)/m.window.Seconds()), perSearch,
-			errCell, commas(float64(unavailable)), ms(pct(m.firsts, .5)), ms(pct(m.firsts, .99)), 1e3*all, 1e3*srv, 1e3*php, mem)
+			errCell, commas(float64(unavailable)), ms(pct(m.firsts, .5)), ms(pct(m.firsts, .99)), 1e3*all, 1e3*srv, 1e3*php, mem,
+			m.others, oLo, oHi)
 		notes = append(notes, rowNotes(row, rs, m, failed)...)
 	}
 	fmt.Println()
