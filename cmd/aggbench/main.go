@@ -157,12 +157,16 @@ func want(name string) bool {
 }
 
 // selected says whether -only asks for the part.
-func selected(part string) bool {
-	if *only == "" {
+func selected(part string) bool { return inList(*only, part) }
+
+// inList says whether a comma-separated list names w; an empty list
+// names everything.
+func inList(list, w string) bool {
+	if list == "" {
 		return true
 	}
-	for _, w := range strings.Split(*only, ",") {
-		if strings.TrimSpace(w) == part {
+	for _, x := range strings.Split(list, ",") {
+		if strings.TrimSpace(x) == w {
 			return true
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -139,10 +140,15 @@ func shop() {
 	browsers := *shopBrowsers
 	fmt.Printf("### A real shop's search (%d suppliers, latency lognormal median %v σ=%.1f capped at %v, 0–%d parts of 12 fields, %.0f%% answering 503; %d browsers; %v warm-up, then %v per row, %d rounds)\n\n",
 		shopSupplierCount, shopMedian, shopSigma, shopLatencyCap, shopMaxParts, 100*shopUnavailable, browsers, *shopWarm, *shopD, *shopRounds)
+	for _, w := range strings.Split(*shopOnly, ",") {
+		if w = strings.TrimSpace(w); w != "" && !slices.ContainsFunc(shopRows, func(r shopRow) bool { return r.key == w }) {
+			fail("-shop-rows: no row %q", w)
+		}
+	}
 	var rows []shopRow
 	var skipped []string
 	for _, r := range shopRows {
-		if !shopSelected(r.key) {
+		if !inList(*shopOnly, r.key) {
 			continue
 		}
 		if r.needs != nil {
@@ -169,18 +175,6 @@ func shop() {
 		}
 		fmt.Println()
 	}
-}
-
-func shopSelected(key string) bool {
-	if *shopOnly == "" {
-		return true
-	}
-	for _, w := range strings.Split(*shopOnly, ",") {
-		if strings.TrimSpace(w) == key {
-			return true
-		}
-	}
-	return false
 }
 
 // measure starts the row's server, loads it for warm-up + -shop-d and
