@@ -45,6 +45,7 @@ type shopRow struct {
 	args      func(s *shopSuppliers) []string // -D overrides; nil: the default configuration
 	needs     func() string                   // why the row cannot run here yet; "" when it can
 	hang      string                          // the supplier that hangs in this row
+	instant   bool                            // the suppliers answer at once: the row measures PHP's own cost
 	watch     string                          // the supplier whose task times and calls per second the row reports
 	browsers  int                             // 0: -shop-browsers
 }
@@ -69,10 +70,12 @@ var shopRows = []shopRow{
 	{key: "quota", name: "aggregator, default configuration, `fetch()`, " + shopSingled + " at most 50 calls/s", call: "fetch",
 		watch: shopSingled, args: supplierHosts(shopSingled, "rate=50/s"), needs: configKey("aggregator.supplier." + shopSingled + ".rate=50/s")},
 	// Issue 27: exec mode (a `php` per call) through a fork server against fork+exec.
-	{key: "exec-fork", name: "exec mode through the fork server, 10 browsers", call: "fetch", browsers: 10,
-		args: execMode("true"), needs: configKey("aggregator.script.fork=true")},
-	{key: "exec", name: "exec mode, fork+exec per call, 10 browsers", call: "fetch", browsers: 10,
-		args: execMode("false"), needs: configKey("aggregator.script.fork=false")},
+	// The suppliers answer at once: with their latency the 20 exec processes
+	// wait on them, whatever a process costs to start.
+	{key: "exec-fork", name: "exec mode through the fork server, suppliers answering at once, 4 browsers", call: "fetch", browsers: 4,
+		instant: true, args: execMode("true"), needs: configKey("aggregator.script.fork=true")},
+	{key: "exec", name: "exec mode, fork+exec per call, suppliers answering at once, 4 browsers", call: "fetch", browsers: 4,
+		instant: true, args: execMode("false"), needs: configKey("aggregator.script.fork=false")},
 }
 
 func fixed(args ...string) func(*shopSuppliers) []string {
@@ -181,7 +184,7 @@ func shop() {
 // stops it: each row starts afresh, so that no other row's PHP processes
 // share its pages (PSS) or its CPU.
 func (r shopRow) measure(sup *shopSuppliers) *shopResult {
-	sup.reset(r.hang)
+	sup.reset(r.hang, r.instant)
 	srv := r.start(sup, 0)
 	defer srv.stop()
 	browsers := r.browsers
@@ -408,8 +411,12 @@ func printShop(rows []shopRow, results map[string][]*shopResult, bound float64) 
 		for _, r := range rs {
 			oLo, oHi = min(oLo, r.others), max(oHi, r.others)
 		}
-		fmt.Printf("| %s | %.1f (%.1f–%.1f) | %.0f%% | %s (%.0f) | %s | %s | %s / %s | %.1f ms (%.1f + %.1f) | %s | %.2f cores (%.2f–%.2f) |\n",
-			row.name, m.rate(), lo, hi, 100*m.rate()/bound, commas(float64(m.items)/m.window.Seconds()), perSearch,
+		ofBound := fmt.Sprintf("%.0f%%", 100*m.rate()/bound)
+		if row.instant {
+			ofBound = "—" // the bound is the suppliers' latency
+		}
+		fmt.Printf("| %s | %.1f (%.1f–%.1f) | %s | %s (%.0f) | %s | %s | %s / %s | %.1f ms (%.1f + %.1f) | %s | %.2f cores (%.2f–%.2f) |\n",
+			row.name, m.rate(), lo, hi, ofBound, commas(float64(m.items)/m.window.Seconds()), perSearch,
 			errCell, commas(float64(unavailable)), ms(pct(m.firsts, .5)), ms(pct(m.firsts, .99)), 1e3*all, 1e3*srv, 1e3*php, mem,
 			m.others, oLo, oHi)
 		notes = append(notes, rowNotes(row, rs, m, failed)...)
@@ -453,8 +460,8 @@ func rowNotes(row shopRow, rs []*shopResult, m *shopResult, failed int) []string
 	}
 	if strings.HasPrefix(row.key, "exec") {
 		all, _, _ := m.cpuPerSearch()
-		notes = append(notes, fmt.Sprintf("%s: %.1f ms of CPU per call (per search ÷ %d), PHP PSS per process at most %s on average in a sample.",
-			row.key, 1e3*all/shopSupplierCount, shopSupplierCount, mb(m.mem.perProcess)))
+		notes = append(notes, fmt.Sprintf("%s: %.1f ms of CPU per call (per search ÷ %d calls); PSS per PHP process in flight %s (the most of any sample's mean).",
+			row.key, 1e3*all/(shopSupplierCount+1), shopSupplierCount+1, mb(m.mem.perProcess)))
 	}
 	return notes
 }

@@ -37,10 +37,11 @@ const (
 type shopSuppliers struct {
 	apis        []*shopAPI
 	byName      map[string]*shopAPI
-	parts       []shopPart // an answer with n parts has the first n
-	json        [][]byte   // the JSON answer with n parts, by n
-	soap        [][]byte   // the SOAP answer with n parts, by n
-	unavailable float64    // the share of calls answered 503 (set before the first call)
+	parts       []shopPart  // an answer with n parts has the first n
+	json        [][]byte    // the JSON answer with n parts, by n
+	soap        [][]byte    // the SOAP answer with n parts, by n
+	unavailable float64     // the share of calls answered 503 (set before the first call)
+	instant     atomic.Bool // answer at once, without the latency
 }
 
 // shopAPI is one supplier.
@@ -114,8 +115,9 @@ func (s *shopSuppliers) api(name string) *shopAPI {
 }
 
 // reset starts counting afresh and makes hang (a name, or "") the one
-// supplier that hangs.
-func (s *shopSuppliers) reset(hang string) {
+// supplier that hangs; instant suppliers answer without their latency.
+func (s *shopSuppliers) reset(hang string, instant bool) {
+	s.instant.Store(instant)
 	for _, a := range s.apis {
 		a.calls.Store(0)
 		a.unavailable.Store(0)
@@ -152,6 +154,9 @@ func (a *shopAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.calls.Add(1)
 	a.count(time.Now().Unix())
 	delay := shopLatency(rand.NormFloat64())
+	if a.of.instant.Load() {
+		delay = 0
+	}
 	if a.hang.Load() {
 		delay = shopHangFor
 	}
