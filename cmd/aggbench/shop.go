@@ -113,6 +113,7 @@ type shopResult struct {
 	mem                       *sampler
 	maxPerSecond              int     // the watched supplier's most calls in one second
 	others                    float64 // cores the other processes on the machine used in the window
+	calls, parts              int64   // the suppliers' calls and the parts they answered, in the window
 }
 
 func (r *shopResult) sessions() int { return r.clean + r.withErrors }
@@ -133,7 +134,7 @@ func (r *shopResult) cpuPerSearch() (all, server, php float64) {
 // shop: the realistic shop search (issue 24) served by the aggregator in
 // several configurations and by the same service written without PHP.
 func shop() {
-	sup := startShopSuppliers()
+	sup := startShopSuppliers(shopUnavailable)
 	defer sup.close()
 	defer func() {
 		if goShopBinary != "" {
@@ -249,12 +250,14 @@ func shopLoad(srv *server, sup *shopSuppliers, browsers int, watch, hang string)
 		a.mu.Unlock()
 	}
 	c0, b0, a0 := cpuOf(srv.pid()), busyTime(), procstat.Self()
+	calls0, _, parts0 := sup.totals()
 	smp := sample(srv.pid(), time.Second)
 	time.Sleep(time.Until(w1))
 	c1, b1, a1 := cpuOf(srv.pid()), busyTime(), procstat.Self()
+	calls1, _, parts1 := sup.totals()
 	smp.end()
 	res := &shopResult{window: *shopD, serverCPU: c1.server - c0.server, phpCPU: c1.php - c0.php, mem: smp,
-		taskErrors: map[string]int{}, sessionErrors: map[string]int{}}
+		taskErrors: map[string]int{}, sessionErrors: map[string]int{}, calls: calls1 - calls0, parts: parts1 - parts0}
 	// What the machine's other processes took meanwhile: on a shared
 	// machine a row measured beside a busy neighbour is slower.
 	res.others = max(0, (b1-b0)-(res.serverCPU+res.phpCPU)-(a1-a0).Seconds()) / shopD.Seconds()
@@ -390,6 +393,7 @@ func printShop(rows []shopRow, results map[string][]*shopResult, bound float64) 
 	fmt.Println("| service | sessions/s | of the bound | items/s (per search) | task errors beyond the suppliers' own | suppliers' own failures (503s, a hanging one) | first item p50 / p99 ms | CPU per search: server + PHP | memory in all: server RSS + PHP PSS | other processes' CPU (range) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var notes []string
+	var calls, parts int64
 	for _, row := range rows {
 		rs := results[row.key]
 		m, lo, hi := median(rs)
@@ -420,8 +424,12 @@ func printShop(rows []shopRow, results map[string][]*shopResult, bound float64) 
 			errCell, commas(float64(unavailable)), ms(pct(m.firsts, .5)), ms(pct(m.firsts, .99)), 1e3*all, 1e3*srv, 1e3*php, mem,
 			m.others, oLo, oHi)
 		notes = append(notes, rowNotes(row, rs, m, failed)...)
+		calls, parts = calls+m.calls, parts+m.parts
 	}
 	fmt.Println()
+	if calls > 0 {
+		fmt.Printf("The suppliers answered %s calls in the median rounds' windows, %.1f parts per call.\n\n", commas(float64(calls)), float64(parts)/float64(calls))
+	}
 	if len(notes) > 0 {
 		for _, n := range notes {
 			fmt.Println("- " + n)

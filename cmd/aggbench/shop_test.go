@@ -73,9 +73,9 @@ func TestShopTranslators(t *testing.T) {
 	if _, err := exec.LookPath("php"); err != nil {
 		t.Skip("no php")
 	}
-	sup := startShopSuppliers()
+	sup, down := startShopSuppliers(0), startShopSuppliers(1)
 	defer sup.close()
-	sup.unavailable = 0
+	defer down.close()
 	const run = `require 'src/autoload.php';
 if (getenv('SHOP_NATIVE_SOAP') === '1' && !class_exists('Aggregator\SoapClient')) {
     eval('namespace Aggregator; class SoapClient extends \SoapClient {}');
@@ -83,7 +83,11 @@ if (getenv('SHOP_NATIVE_SOAP') === '1' && !class_exists('Aggregator\SoapClient')
 $h = require 'cmd/aggbench/testdata/shop.php';
 $out = [];
 foreach ($h['suppliers'](['code' => 'CT-1', 'brand' => 'ctr', 'apikey' => '1', 'analog' => 1])['suppliers'] as $s) {
-    $out[$s['class']] = $h['items']($s)['items'];
+    try {
+        $out[$s['class']] = $h['items']($s)['items'];
+    } catch (\Aggregator\PublicError $e) {
+        $out[$s['class']] = $e->getMessage();
+    }
 }
 echo json_encode($out);`
 	for _, call := range []string{"fetch", "stream", "soap", "guzzle"} {
@@ -93,21 +97,33 @@ echo json_encode($out);`
 					t.Skip(why)
 				}
 			}
-			cmd := exec.Command("php", "-d", "display_errors=stderr", "-r", run)
-			cmd.Env = append(os.Environ(), sup.env(2), "SHOP_CALL="+call, "SHOP_NATIVE_SOAP=1")
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("php: %v: %s", err, out)
+			php := func(s *shopSuppliers, answers any) {
+				cmd := exec.Command("php", "-d", "display_errors=stderr", "-r", run)
+				cmd.Env = append(os.Environ(), s.env(2), "SHOP_CALL="+call, "SHOP_NATIVE_SOAP=1")
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("php: %v: %s", err, out)
+				}
+				if err := json.Unmarshal(out, answers); err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
 			}
 			var got map[string][]map[string]any
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
-			if len(got) != 2 {
-				t.Fatalf("items of %d suppliers, want 2: %s", len(got), out)
+			if php(sup, &got); len(got) != 2 {
+				t.Fatalf("items of %d suppliers, want 2: %v", len(got), got)
 			}
 			for name, items := range got {
 				checkItems(t, sup, name, items)
+			}
+			// Suppliers answering 503: the PublicError the bench counts apart.
+			var refused map[string]string
+			if php(down, &refused); len(refused) != 2 {
+				t.Fatalf("%d answers, want 2: %v", len(refused), refused)
+			}
+			for name, msg := range refused {
+				if !strings.Contains(msg, "(503)") {
+					t.Errorf("%s answered 503: the translator said %q", name, msg)
+				}
 			}
 		})
 	}
@@ -128,9 +144,9 @@ func TestShopServices(t *testing.T) {
 		t.Fatal(why)
 	}
 	defer os.RemoveAll(filepath.Dir(goShopBinary))
-	sup := startShopSuppliers()
+	sup, down := startShopSuppliers(0), startShopSuppliers(1)
 	defer sup.close()
-	sup.unavailable = 0
+	defer down.close()
 	const suppliers = 3
 	for _, row := range []shopRow{
 		{key: "fetch", call: "fetch", args: fixed("-Daggregator.pool.executor=2")},
@@ -146,13 +162,20 @@ func TestShopServices(t *testing.T) {
 			}
 			srv := row.start(sup, suppliers)
 			defer srv.stop()
-			checkSearch(t, sup, srv.ws, suppliers)
+			checkSearch(t, sup, srv.ws, suppliers, "SUCCESS")
+			// Every supplier answering 503: each task an ERROR the bench
+			// tells from other task errors by its _message.
+			srv503 := row.start(down, suppliers)
+			defer srv503.stop()
+			checkSearch(t, down, srv503.ws, suppliers, "ERROR 503")
 		})
 	}
 }
 
-// checkSearch runs one search and checks its messages task by task.
-func checkSearch(t *testing.T, sup *shopSuppliers, url string, suppliers int) {
+// checkSearch runs one search and checks its messages task by task: each
+// task ends as want says, "SUCCESS" or "ERROR 503" (an ERROR whose
+// _message says 503).
+func checkSearch(t *testing.T, sup *shopSuppliers, url string, suppliers int, want string) {
 	t.Helper()
 	type task struct {
 		supplier string
@@ -183,6 +206,11 @@ func checkSearch(t *testing.T, sup *shopSuppliers, url string, suppliers int) {
 				}
 			}
 			tk.items = append(tk.items, msg)
+		case status == "ERROR":
+			tk.ended = status
+			if msg, _ := msg["_message"].(string); strings.Contains(msg, "503") {
+				tk.ended += " 503"
+			}
 		default:
 			tk.ended = status
 		}
@@ -198,8 +226,8 @@ func checkSearch(t *testing.T, sup *shopSuppliers, url string, suppliers int) {
 	}
 	items := 0
 	for _, tk := range tasks {
-		if tk.ended != "SUCCESS" {
-			t.Fatalf("%s ended %q", tk.supplier, tk.ended)
+		if tk.ended != want {
+			t.Fatalf("%s ended %q, want %q", tk.supplier, tk.ended, want)
 		}
 		checkItems(t, sup, tk.supplier, tk.items)
 		items += len(tk.items)

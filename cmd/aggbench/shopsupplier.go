@@ -40,7 +40,7 @@ type shopSuppliers struct {
 	parts       []shopPart  // an answer with n parts has the first n
 	json        [][]byte    // the JSON answer with n parts, by n
 	soap        [][]byte    // the SOAP answer with n parts, by n
-	unavailable float64     // the share of calls answered 503 (set before the first call)
+	unavailable float64     // the share of calls answered 503
 	instant     atomic.Bool // answer at once, without the latency
 }
 
@@ -61,9 +61,10 @@ type shopAPI struct {
 	maxSecond int // the most calls that arrived in any one second
 }
 
-// startShopSuppliers starts the 25 suppliers, named sup01..sup25.
-func startShopSuppliers() *shopSuppliers {
-	s := &shopSuppliers{byName: map[string]*shopAPI{}, unavailable: shopUnavailable}
+// startShopSuppliers starts the 25 suppliers, named sup01..sup25, with
+// this share of calls answered 503 (shopUnavailable in the bench).
+func startShopSuppliers(unavailable float64) *shopSuppliers {
+	s := &shopSuppliers{byName: map[string]*shopAPI{}, unavailable: unavailable}
 	rng := rand.New(rand.NewPCG(24, 2026)) // the same parts every run
 	s.parts = make([]shopPart, shopMaxParts)
 	for i := range s.parts {
