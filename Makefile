@@ -1,7 +1,7 @@
 # make run   - install what is missing, build, serve the demo on 127.0.0.1:8000
 # make test  - install what is missing, run every test (Go, PHP, integration)
 # make build - bin/aggregator
-# make bench - benchmarks (docs/performance.md; ONLY=ceiling,php,... for some)
+# make bench - benchmarks (docs/performance.md; ONLY=shop,ceiling,... for some)
 # make run-example - the example translator calling a fake supplier with
 #                    real latency through \Aggregator\fetch(), 4 workers
 #                    running 64 jobs each
@@ -58,10 +58,12 @@ test: test-deps vet php-test deploy-test
 	$(GO) test -count=1 -race -timeout 10m . ./pool/ ./server/ ./fetch/... ./cmd/... ./internal/...
 	$(GO) test -count=1 -timeout 14m ./integration/
 
-# bench: cmd/aggbench, every part (~10 minutes): the replay ceiling, the PHP
-# side (the pool's Go benchmarks, bench/rrpeer), suppliers with real latency,
-# 10,000 calls in flight, throughput, the fair queue, memory. Results: docs/performance.md.
-# ONLY=ceiling,php picks parts.
+# bench: cmd/aggbench, every part (~16 minutes): a real shop's search beside
+# the same service in Go alone and in Node.js (npm installs ws into the temp
+# dir), the replay ceiling, the PHP side (the pool's Go benchmarks,
+# bench/rrpeer), suppliers with real latency, 10,000 calls in flight,
+# throughput, the fair queue, memory. Results: docs/performance.md.
+# ONLY=shop,php picks parts.
 bench: deps build
 	$(GO) run ./cmd/aggbench $(if $(ONLY),-only $(ONLY))
 

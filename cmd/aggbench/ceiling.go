@@ -171,20 +171,31 @@ func startReplay(msgs [][]byte, env ...string) *server {
 	}
 	cmd := exec.Command(self, "-serve-replay", f.Name())
 	cmd.Env = append(os.Environ(), env...)
+	s, err := startPrinting(cmd)
+	if err != nil {
+		fail("the replay server did not start: %v", err)
+	}
+	return s
+}
+
+// startPrinting starts a server that prints the address it listens on as
+// its first line (the replay server, bench/goshop, bench/nodeshop).
+func startPrinting(cmd *exec.Cmd) (*server, error) {
 	cmd.Stderr = os.Stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
-		fail("start the replay server: %v", err)
+		return nil, err
 	}
 	s := &server{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		fail("the replay server did not start: %v", err)
+		s.stop()
+		return nil, fmt.Errorf("%s printed no address: %v", cmd.Path, err)
 	}
 	s.addr = strings.TrimSpace(line)
 	s.ws = "ws://" + s.addr + "/ws"
-	return s
+	return s, nil
 }
 
 // replayServer serves /ws (each recorded message written as it would be by

@@ -38,27 +38,8 @@ func session(url, code string) outcome {
 
 func sessionRequest(url, req string) outcome {
 	start := time.Now()
-	c, _, err := dialer.Dial(url, nil)
-	if err != nil {
-		return outcome{err: err}
-	}
-	defer c.Close()
-	if err := c.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
-		return outcome{err: err}
-	}
 	var o outcome
-	_ = c.SetReadDeadline(time.Now().Add(120 * time.Second))
-	for {
-		_, m, err := c.ReadMessage()
-		if err != nil {
-			o.total = time.Since(start)
-			if ce, ok := err.(*websocket.CloseError); ok {
-				o.closeCode = ce.Code
-			} else {
-				o.err = err
-			}
-			return o
-		}
+	o.closeCode, o.err = converse(context.Background(), url, req, func(m []byte) {
 		o.msgs++
 		if o.first == 0 && bytes.Contains(m, sendingMark) {
 			o.first = time.Since(start)
@@ -66,6 +47,34 @@ func sessionRequest(url, req string) outcome {
 		if bytes.Contains(m, errorMark) {
 			o.errors++
 		}
+	})
+	o.total = time.Since(start)
+	return o
+}
+
+// converse runs one browser's session: connect, send req, hand each
+// message to onMsg until the server closes; it returns the close code.
+// When ctx ends first the browser leaves (closes the connection).
+func converse(ctx context.Context, url, req string, onMsg func([]byte)) (closeCode int, err error) {
+	c, _, err := dialer.DialContext(ctx, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+		return 0, err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(120 * time.Second))
+	for {
+		_, m, err := c.ReadMessage()
+		if err != nil {
+			if ce, ok := err.(*websocket.CloseError); ok {
+				return ce.Code, nil
+			}
+			return 0, err
+		}
+		onMsg(m)
 	}
 }
 

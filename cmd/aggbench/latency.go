@@ -86,12 +86,15 @@ func (s *supplier) close() {
 	_ = s.srv.Shutdown(ctx)
 }
 
-// sampler records the peak of a server's RSS and its PHP workers' PSS
-// while a load runs.
+// sampler records the peak of a server's RSS and its PHP processes' PSS
+// while a load runs, the peak of the two together (memory in all), and
+// the most PSS one PHP process had on average in a sample.
 type sampler struct {
-	stop         chan struct{}
-	done         chan struct{}
-	rss, phpPeak int64
+	stop              chan struct{}
+	done              chan struct{}
+	rss, phpPeak, all int64
+	allRSS, allPHP    int64 // the two at the sample where all peaked
+	perProcess        int64
 }
 
 func sample(pid int, every time.Duration) *sampler {
@@ -101,8 +104,15 @@ func sample(pid int, every time.Duration) *sampler {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			s.rss = max(s.rss, rss(pid))
-			s.phpPeak = max(s.phpPeak, phpPSS(pid))
+			r := rss(pid)
+			php, n := phpPSS(pid)
+			s.rss, s.phpPeak = max(s.rss, r), max(s.phpPeak, php)
+			if r+php > s.all {
+				s.all, s.allRSS, s.allPHP = r+php, r, php
+			}
+			if n > 0 {
+				s.perProcess = max(s.perProcess, php/int64(n))
+			}
 			select {
 			case <-s.stop:
 				return

@@ -4,6 +4,9 @@
 //
 // Parts (select with -only, comma-separated):
 //
+//	shop       a real shop's search: 25 suppliers of real latency, 100 browsers;
+//	           the aggregator as shipped and tuned, against the same service
+//	           in Go alone and in Node.js (shop.go)
 //	ceiling    the aggregator against a server that only replays its messages
 //	throughput sessions/s per mode and scenario
 //	php        the pool against a minimal PHP loop and RoadRunner's pool (Go benchmarks)
@@ -36,7 +39,7 @@ import (
 var (
 	binary   = flag.String("bin", "bin/aggregator", "the aggregator binary")
 	duration = flag.Duration("d", 5*time.Second, "how long each throughput run lasts")
-	only     = flag.String("only", "", "comma-separated parts to run: ceiling, throughput, php, latency, inflight, fair, memory (default all)")
+	only     = flag.String("only", "", "comma-separated parts to run: shop, ceiling, throughput, php, latency, inflight, fair, memory (default all)")
 	rounds   = flag.Int("rounds", 3, "ceiling: how many times the replay and the aggregator are measured, alternately (each row is the median)")
 	latencyD = flag.Duration("latency-d", 10*time.Second, "how long each real-latency run lasts")
 
@@ -51,6 +54,7 @@ var parts = []struct {
 	name string
 	run  func()
 }{
+	{"shop", shop},
 	{"ceiling", ceiling},
 	{"throughput", throughput},
 	{"php", phpSide},
@@ -122,6 +126,26 @@ func stealTime() (steal, total float64) {
 	return steal, total
 }
 
+// busyTime is the CPU time every process on the machine has used since
+// boot (user, nice, system, irq, softirq in /proc/stat), in seconds.
+func busyTime() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks float64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, _ := strconv.ParseFloat(f[i], 64)
+		ticks += n
+	}
+	return ticks / 100 // USER_HZ
+}
+
 // want says whether name is a part.
 func want(name string) bool {
 	for _, p := range parts {
@@ -133,12 +157,16 @@ func want(name string) bool {
 }
 
 // selected says whether -only asks for the part.
-func selected(part string) bool {
-	if *only == "" {
+func selected(part string) bool { return inList(*only, part) }
+
+// inList says whether a comma-separated list names w; an empty list
+// names everything.
+func inList(list, w string) bool {
+	if list == "" {
 		return true
 	}
-	for _, w := range strings.Split(*only, ",") {
-		if strings.TrimSpace(w) == part {
+	for _, x := range strings.Split(list, ",") {
+		if strings.TrimSpace(x) == w {
 			return true
 		}
 	}
@@ -288,19 +316,38 @@ func syscalls(pid int) float64 {
 	return n
 }
 
-// phpPSS is the summed PSS of pid's children (the PHP workers), in bytes.
-func phpPSS(pid int) int64 {
-	var sum int64
-	for _, c := range procstat.Children(pid) {
+// phpPSS is the summed PSS of pid's descendants (the PHP workers, exec
+// processes and the children of a PHP fork server), in bytes, and how
+// many processes it summed.
+func phpPSS(pid int) (sum int64, procs int) {
+	for _, c := range descendants(pid) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", c))
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(line, "Pss:") {
 				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 				sum += kb << 10
+				procs++
 			}
 		}
 	}
-	return sum
+	return sum, procs
+}
+
+// descendants lists pid's children, their children and so on.
+func descendants(pid int) []int {
+	kids := map[int][]int{}
+	for _, p := range procstat.Find(func(procstat.Stat) bool { return true }) {
+		if st, ok := procstat.Read(p); ok {
+			kids[st.PPID] = append(kids[st.PPID], p)
+		}
+	}
+	var out []int
+	for next := kids[pid]; len(next) > 0; {
+		p := next[0]
+		next = append(next[1:], kids[p]...)
+		out = append(out, p)
+	}
+	return out
 }
 
 // mallocs reads go_memstats_mallocs_total from a server's /metrics.
