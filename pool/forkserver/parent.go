@@ -88,6 +88,8 @@ type parent struct {
 	log     *zap.Logger
 	dead    chan struct{} // closed once the reader ended: no reply will come
 	exited  chan struct{} // closed once the process was waited for
+	quiet   chan struct{} // closed once the reader and the output logger are done logging
+	logging sync.WaitGroup
 
 	mu      sync.Mutex
 	writeMu sync.Mutex // one request at a time on the socket
@@ -120,7 +122,7 @@ func startParent(c Command, cfg Config) (*parent, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	p := &parent{command: c.String(), conn: fc.(*net.UnixConn), log: cfg.Log.With(zap.String("fork_server", c.String())),
-		dead: make(chan struct{}), exited: make(chan struct{}), forking: map[int64]*pendingFork{}, running: map[int]*Proc{}}
+		dead: make(chan struct{}), exited: make(chan struct{}), quiet: make(chan struct{}), forking: map[int64]*pendingFork{}, running: map[int]*Proc{}}
 	args := append(append([]string{}, c.Flags...), "-r", entry(cfg.Runtime))
 	p.cmd = exec.Command(c.PHP, args...)
 	p.cmd.Dir, p.cmd.Env = cfg.Dir, cfg.Env
@@ -147,13 +149,21 @@ func startParent(c Command, cfg Config) (*parent, error) {
 	if err := p.hello(cfg.StartTimeout); err != nil {
 		p.kill()
 		<-p.exited
+		p.conn.Close()
+		p.logging.Wait()
+		close(p.quiet)
 		var u *UnavailableError
 		if !errors.As(err, &u) {
 			err = p.withOutput(err)
 		}
 		return nil, err
 	}
+	p.logging.Add(1)
 	go p.read()
+	go func() {
+		p.logging.Wait()
+		close(p.quiet)
+	}()
 	return p, nil
 }
 
@@ -166,7 +176,9 @@ func (p *parent) outputPipe() (*os.File, error) {
 		return nil, err
 	}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.logging.Add(1)
 	go func() {
+		defer p.logging.Done()
 		defer r.Close()
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 4096), 64<<10)
@@ -233,6 +245,7 @@ func (p *parent) receive() (reply, error) {
 // read hands each reply to its call until the parent closes its end;
 // then every call still waiting ends with ErrParentDied.
 func (p *parent) read() {
+	defer p.logging.Done()
 	for {
 		r, err := p.receive()
 		if err != nil {

@@ -274,7 +274,7 @@ func (s *Server) Close() error {
 	deadline := time.After(closeWait)
 	for _, p := range all {
 		select {
-		case <-p.exited:
+		case <-p.quiet: // exited, and nothing of it logs any more
 		case <-deadline:
 			return fmt.Errorf("fork server pid %d did not exit after its kill", p.cmd.Process.Pid)
 		}
