@@ -1,2 +1,0 @@
-<?php
-echo mt_rand(), ' ', rand(), ' ', lcg_value(), ' ', bin2hex(random_bytes(8)), ' ', uniqid('', true), "\n";
