@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace Aggregator;
 
 require_once __DIR__ . '/ForkCall.php';
+require_once __DIR__ . '/ForkExit.php';
 
 /**
  * The fork server: a warm PHP parent that forks one child per exec call,
@@ -27,7 +28,8 @@ require_once __DIR__ . '/ForkCall.php';
  * The parent talks to the aggregator over a SOCK_SEQPACKET socket on fd 3,
  * one JSON object per message. A request is a ForkCall with the call's
  * pipes attached (SCM_RIGHTS): its stdin, stdout, stderr, then its fds 3, 4…
- * Replies: {"t":"hello","pid":…} once ready (or {"t":"unavailable","why":…}
+ * Replies: {"t":"hello","pid":…,"quick_exit":…} once ready (with "why" when
+ * children exit PHP's own way: ForkExit.php), or {"t":"unavailable","why":…}
  * and exit), {"t":"started","id":…,"pid":…} or {"t":"failed","id":…,"error":…}
  * per request, and {"t":"exited","pid":…,"status":…} (the raw wait status)
  * when a child ends. When the aggregator closes its end the parent forks no
@@ -104,6 +106,8 @@ final class ForkServer
     private array $mask = [];
 
     private \FFI $libc;
+    /** How children end after their request, or null: PHP's own exit (ForkExit.php). */
+    private ?ForkExit $quickExit = null;
     private int $signalFd;
     private int $pid;
     private string $maxTime;
@@ -169,6 +173,10 @@ final class ForkServer
             return 'FFI: ' . $e->getMessage() . ' (ffi.enable=' . ini_get('ffi.enable') . '; preload or 1 allows the CLI)';
         }
         $this->pid = getmypid();
+        // ForkExit's test children are reaped before SIGCHLD is blocked.
+        $quick = getenv(ForkExit::OFF) === '0' ? ForkExit::OFF . '=0 turns it off' : ForkExit::prepare();
+        $slow = is_string($quick) ? $quick : null;
+        $this->quickExit = $quick instanceof ForkExit ? $quick : null;
         pcntl_sigprocmask(SIG_BLOCK, [SIGCHLD], $this->mask);
         $set = $this->libc->new('sigset_t');
         $this->libc->sigemptyset(\FFI::addr($set));
@@ -185,7 +193,11 @@ final class ForkServer
         // on Linux) would end it; each child sets its own again.
         $this->maxTime = (string)ini_get('max_execution_time');
         set_time_limit(0);
-        return $this->tell(['t' => self::HELLO, 'pid' => $this->pid, 'php' => PHP_VERSION]) ? null : 'the control socket is closed';
+        $hello = ['t' => self::HELLO, 'pid' => $this->pid, 'php' => PHP_VERSION, 'quick_exit' => $slow === null];
+        if ($slow !== null) {
+            $hello['why'] = $slow;
+        }
+        return $this->tell($hello) ? null : 'the control socket is closed';
     }
 
     /** Serve requests and reap children; returns the call in a child. */
@@ -327,7 +339,8 @@ final class ForkServer
     /**
      * In the child: its own process group, death with the parent, the
      * parent's signal mask back, the call's descriptors as 0, 1, 2, 3…,
-     * and the call's environment, directory, $argv and $_SERVER.
+     * the quick exit, and the call's environment, directory, $argv and
+     * $_SERVER.
      *
      * @param list<int> $fds
      */
@@ -340,6 +353,7 @@ final class ForkServer
         }
         pcntl_sigprocmask(SIG_SETMASK, $this->mask);
         $this->arrange($fds);
+        $this->quickExit?->arm();
         if ($this->maxTime !== '0') {
             set_time_limit((int)$this->maxTime);
         }

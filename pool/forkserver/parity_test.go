@@ -1,11 +1,15 @@
 package forkserver
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zaptest"
 )
 
 // parityCase is one script run both ways.
@@ -66,6 +70,7 @@ func parityCases(dir string) []parityCase {
 		{name: "killed by SIGTERM", script: "signal_self.php", args: []string{"15"}},
 		{name: "group killed on timeout", script: "time_limit.php", kill: 300 * time.Millisecond},
 		{name: "shebang line", script: "shebang.php"},
+		{name: "streams PHP writes when it closes them", script: "closed_at_shutdown.php"},
 		{name: "missing script", script: "no_such_script.php"},
 	}
 }
@@ -77,22 +82,29 @@ func parityCases(dir string) []parityCase {
 // printed; pids are compared as "the process's own".
 func TestParity(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs PHP about 80 times")
+		t.Skip("runs PHP about 160 times")
 	}
 	root := repoRoot(t)
 	dir := filepath.Join(root, "pool", "forkserver", "testdata", "parity")
-	s := newServer(t)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent", "LANG=C", "PARITY_VAR=seen", "AGGREGATOR_REPORT_FD=3"}
-	for _, pc := range parityCases(dir) {
-		t.Run(pc.name, func(t *testing.T) {
-			words := append(append(append([]string{"php"}, pc.flags...), pc.script), pc.args...)
-			c := call{words: words, dir: dir, env: env, stdin: pc.stdin, kill: pc.kill}
-			want, got := runExec(t, c), runFork(t, s, c)
-			if _, err := Parse(words); err != nil {
-				t.Fatalf("not eligible: %v", err)
+	for _, quick := range []bool{true, false} {
+		s := New(Config{Runtime: filepath.Join(root, "src", "ForkServer.php"), Log: zaptest.NewLogger(t), NoQuickExit: !quick})
+		t.Cleanup(func() { s.Close() })
+		for _, pc := range parityCases(dir) {
+			t.Run(fmt.Sprintf("%s (quick exit %v)", pc.name, quick), func(t *testing.T) {
+				words := append(append(append([]string{"php"}, pc.flags...), pc.script), pc.args...)
+				if _, err := Parse(words); err != nil {
+					t.Fatalf("not eligible: %v", err)
+				}
+				c := call{words: words, dir: dir, env: env, stdin: pc.stdin, kill: pc.kill}
+				compare(t, runExec(t, c), runFork(t, s, c))
+			})
+		}
+		for _, pi := range s.Parents() {
+			if pi.QuickExit != (quick && runtime.GOARCH == "amd64") {
+				t.Errorf("parent %+v: want quick exit %v", pi, quick)
 			}
-			compare(t, want, got)
-		})
+		}
 	}
 }
 
