@@ -49,6 +49,8 @@ type call struct {
 	env   []string
 	stdin string
 	kill  time.Duration // kill its group after this long; 0 = never
+	// onStart, when set, gets the pid once it started.
+	onStart func(pid int)
 }
 
 // outcome is what a call gave: its stdout, its stderr, what it wrote on its
@@ -78,6 +80,9 @@ func runExec(t testing.TB, c call) outcome {
 	}
 	repW.Close()
 	report := readAll(repR)
+	if c.onStart != nil {
+		c.onStart(cmd.Process.Pid)
+	}
 	if c.kill > 0 {
 		timer := time.AfterFunc(c.kill, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 		defer timer.Stop()
@@ -101,6 +106,9 @@ func runFork(t testing.TB, s *Server, c call) outcome {
 		t.Fatalf("%v: %v", c.words, err)
 	}
 	report := readAll(repR)
+	if c.onStart != nil {
+		c.onStart(p.PID())
+	}
 	if c.kill > 0 {
 		timer := time.AfterFunc(c.kill, p.Kill)
 		defer timer.Stop()
