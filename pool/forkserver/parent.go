@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,9 +73,9 @@ type reply struct {
 	QuickExit bool `json:"quick_exit"`
 }
 
-// request is one call as the parent reads it (src/ForkCall.php).
+// request is one call as the parent reads it (src/ForkCall.php), but for
+// its "id", which withID adds.
 type request struct {
-	ID     int64    `json:"id"`
 	Dir    string   `json:"dir"`
 	Env    []string `json:"env"`
 	Script string   `json:"script"`
@@ -321,48 +322,46 @@ func (p *parent) dispatch(r reply) {
 	}
 }
 
-// start sends one call to the parent and waits until it is forked.
-func (p *parent) start(c Command, s Spec) (*Proc, error) {
-	dir, err := callDir(s.Dir)
+// start sends one call to the parent and waits until it is forked. It
+// closes s.ExtraFiles once it sent them (the parent has its copies); an
+// error before that leaves them open: errRetired when this parent takes
+// no more calls (another may), ErrUnavailable when no parent can take
+// this one.
+func (p *parent) start(c Command, s Spec, dir string) (*Proc, error) {
+	msg, err := json.Marshal(request{Dir: dir, Env: callEnv(s.Env, dir), Script: c.Script,
+		Argv: append([]string{c.Script}, c.Args...)})
 	if err != nil {
-		closeFiles(s.ExtraFiles...)
 		return nil, err
 	}
 	pipes, err := newCallPipes()
 	if err != nil {
-		closeFiles(s.ExtraFiles...)
 		return nil, err
 	}
 	proc := &Proc{status: make(chan error, 1), done: make(chan struct{})}
 	f := &pendingFork{proc: proc, answer: make(chan error, 1)}
-	p.mu.Lock()
-	if p.retired {
-		p.mu.Unlock()
-		pipes.closeChildEnds()
-		pipes.closeOurs()
-		closeFiles(s.ExtraFiles...)
+	id, ok := p.register(f)
+	if !ok {
+		pipes.closeAll()
 		return nil, errRetired
 	}
-	p.nextID++
-	id := p.nextID
-	p.forking[id] = f
-	p.mu.Unlock()
-
-	msg, err := json.Marshal(request{ID: id, Dir: dir, Env: callEnv(s.Env, dir), Script: c.Script,
-		Argv: append([]string{c.Script}, c.Args...)})
-	if err == nil {
-		p.writeMu.Lock()
-		_, _, err = p.conn.WriteMsgUnix(msg, syscall.UnixRights(pipes.childEnds(s.ExtraFiles)...), nil)
-		p.writeMu.Unlock()
-	}
-	// The parent holds its own copies now (or never will).
-	pipes.closeChildEnds()
-	closeFiles(s.ExtraFiles...)
+	msg = withID(msg, id)
+	p.writeMu.Lock()
+	_, _, err = p.conn.WriteMsgUnix(msg, syscall.UnixRights(pipes.childEnds(s.ExtraFiles)...), nil)
+	p.writeMu.Unlock()
 	if err != nil {
 		p.forget(id)
-		pipes.closeOurs()
-		return nil, fmt.Errorf("fork server request: %w", err)
+		pipes.closeAll()
+		if errors.Is(err, syscall.EMSGSIZE) {
+			return nil, fmt.Errorf("%w: the call's request (%d bytes, its environment mostly) is bigger than the control socket takes", ErrUnavailable, len(msg))
+		}
+		p.mu.Lock()
+		p.retired = true // gone: the next lookup starts another
+		p.mu.Unlock()
+		return nil, errRetired
 	}
+	// The parent holds its own copies now.
+	pipes.closeChildEnds()
+	closeFiles(s.ExtraFiles...)
 	select {
 	case err = <-f.answer:
 	case <-time.After(forkWait):
@@ -376,6 +375,25 @@ func (p *parent) start(c Command, s Spec) (*Proc, error) {
 	}
 	proc.run(pipes, s)
 	return proc, nil
+}
+
+// register numbers a request and waits for its answer; false once the
+// parent takes no more calls.
+func (p *parent) register(f *pendingFork) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retired {
+		return 0, false
+	}
+	p.nextID++
+	p.forking[p.nextID] = f
+	return p.nextID, true
+}
+
+// withID puts the request's id into its JSON (the id is known only once
+// the request is registered, after the encoding that may fail).
+func withID(msg []byte, id int64) []byte {
+	return append([]byte(`{"id":`+strconv.FormatInt(id, 10)+`,`), msg[1:]...)
 }
 
 // forget drops a request that will get no answer.

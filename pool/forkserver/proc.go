@@ -27,7 +27,7 @@ type Spec struct {
 	Dir        string     // its working directory; "" = the aggregator's
 	Env        []string   // its environment; nil = the aggregator's (with PWD=Dir, as os/exec); the last of a repeated name wins
 	Stdin      []byte     // what it reads on stdin, then EOF; nil: EOF at once
-	ExtraFiles []*os.File // its fds 3, 4, …; Start closes them
+	ExtraFiles []*os.File // its fds 3, 4, …; Start closes them, but on ErrNotEligible and ErrUnavailable (for the caller's fork+exec)
 	Stdout     io.Writer  // gets its stdout (the caller applies its output limit); nil discards it
 	Stderr     io.Writer  // gets its stderr; nil discards it
 }
@@ -142,6 +142,7 @@ func (c *callPipes) childEnds(extra []*os.File) []int {
 
 func (c *callPipes) closeChildEnds() { closeFiles(c.inR, c.outW, c.errW) }
 func (c *callPipes) closeOurs()      { closeFiles(c.inW, c.outR, c.errR) }
+func (c *callPipes) closeAll()       { c.closeChildEnds(); c.closeOurs() }
 
 // run feeds stdin, copies stdout and stderr, and ends p once the parent
 // reported the child's end: its group is killed, its output drained.

@@ -79,30 +79,43 @@ func New(cfg Config) *Server {
 // Start starts one call as a fork: the child's pid, its stdout and stderr
 // copied to the Spec's writers, its end (Done, Err) and Kill of its
 // group. ErrNotEligible or ErrUnavailable (errors.Is) say to start it the
-// old way; any other error is the call's own (its directory does not
-// exist, the fork failed).
+// old way, and leave Spec.ExtraFiles open for that; any other error is
+// the call's own (its directory does not exist, the fork failed) and
+// Spec.ExtraFiles are closed, as they are once the call started.
 func (s *Server) Start(spec Spec) (*Proc, error) {
 	c, err := Parse(spec.Words)
 	if err != nil {
-		closeFiles(spec.ExtraFiles...)
 		return nil, err
 	}
 	sl, err := s.slot(c)
 	if err != nil {
-		closeFiles(spec.ExtraFiles...)
 		return nil, err
 	}
-	// A parent replaced or dead between the lookup and the request: the
-	// next lookup gives (or starts) the current one.
+	proc, err := s.start(sl, c, spec)
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		closeFiles(spec.ExtraFiles...)
+	}
+	return proc, err
+}
+
+// start hands the call to the slot's parent; one replaced or gone before
+// it took the request is followed by the current one, twice at most.
+func (s *Server) start(sl *slot, c Command, spec Spec) (*Proc, error) {
+	dir, err := callDir(spec.Dir)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		p, err := sl.parent(s.cfg)
 		if err != nil {
-			closeFiles(spec.ExtraFiles...)
 			return nil, err
 		}
-		proc, err := p.start(c, spec)
-		if err != errRetired || attempt == 2 {
+		proc, err := p.start(c, spec, dir)
+		if err != errRetired {
 			return proc, err
+		}
+		if attempt == 2 {
+			return nil, fmt.Errorf("%w: three parents in a row were replaced or gone", ErrUnavailable)
 		}
 	}
 }

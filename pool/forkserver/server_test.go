@@ -312,6 +312,44 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
+// TestFallbackLeavesExtraFilesOpen: on ErrNotEligible and ErrUnavailable
+// the caller starts the call the old way, with the same fds 3…; a call
+// too big for the control socket is ErrUnavailable too.
+func TestFallbackLeavesExtraFilesOpen(t *testing.T) {
+	s := newServer(t)
+	huge := lifeScript(t, "echo.php")
+	huge.Env = append(os.Environ(), "HUGE="+strings.Repeat("h", 400<<10))
+	notPHPScript := lifeScript(t, "echo.php")
+	notPHPScript.Words = []string{"php", "-r", "echo 1;"}
+	for name, spec := range map[string]Spec{"huge environment": huge, "not php script.php": notPHPScript} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.ExtraFiles = []*os.File{w}
+		_, err = s.Start(spec)
+		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrNotEligible) {
+			t.Errorf("%s: %v, want a fallback error", name, err)
+		}
+		if _, werr := w.Write([]byte("x")); werr != nil {
+			t.Errorf("%s: the extra file was closed: %v", name, werr)
+		}
+		r.Close()
+		w.Close()
+	}
+	var out syncBuffer
+	spec := lifeScript(t, "echo.php", "after")
+	spec.Stdin, spec.Stdout = []byte("x"), &out
+	p, err := s.Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, p)
+	if out.String() != "after:x" {
+		t.Errorf("a normal call after the huge one: %q", out.String())
+	}
+}
+
 // TestCallsDoNotMix: calls at once, each gets its own stdin back.
 func TestCallsDoNotMix(t *testing.T) {
 	s := newServer(t)
@@ -424,4 +462,45 @@ func TestCloseEndsEverything(t *testing.T) {
 	if _, err := s.Start(lifeScript(t, "echo.php")); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Start after Close: %v", err)
 	}
+}
+
+// TestParentDoesNotGrow: serving calls leaves nothing behind in the parent.
+func TestParentDoesNotGrow(t *testing.T) {
+	s := newServer(t)
+	calls := func(n int) {
+		for i := 0; i < n; i++ {
+			spec := lifeScript(t, "echo.php")
+			spec.Stdin = []byte(strings.Repeat("s", 10000))
+			p, err := s.Start(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wait(t, p)
+		}
+	}
+	calls(20)
+	parent := s.Parents()[0].PID
+	before := rssAnon(t, parent)
+	calls(300)
+	after := rssAnon(t, parent)
+	if after-before > 512 {
+		t.Errorf("the parent's anonymous memory grew from %d to %d KB over 300 calls", before, after)
+	}
+	t.Logf("parent RssAnon %d KB, then %d KB after 300 more calls", before, after)
+}
+
+// rssAnon is a process's resident anonymous memory in KB.
+func rssAnon(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatalf("no RssAnon for %d", pid)
+	return 0
 }
