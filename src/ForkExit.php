@@ -70,7 +70,8 @@ final class ForkExit
         } catch (\Throwable $e) {
             return "FFI cannot see PHP's own sapi_module and executor_globals: " . $e->getMessage();
         }
-        if (\FFI::isNull($php->sapi_module->name) || \FFI::string($php->sapi_module->name) !== 'cli' || \FFI::isNull($php->sapi_module->deactivate)) {
+        // FFI reads a char * member as a PHP string (null for NULL).
+        if ($php->sapi_module->name !== 'cli' || \FFI::isNull($php->sapi_module->deactivate)) {
             return 'sapi_module is not the CLI\'s as expected';
         }
         $offset = self::probe($php);

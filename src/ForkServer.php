@@ -6,6 +6,7 @@ namespace Aggregator;
 
 require_once __DIR__ . '/ForkCall.php';
 require_once __DIR__ . '/ForkExit.php';
+require_once __DIR__ . '/ForkMainScript.php';
 
 /**
  * The fork server: a warm PHP parent that forks one child per exec call,
@@ -108,6 +109,8 @@ final class ForkServer
     private \FFI $libc;
     /** How children end after their request, or null: PHP's own exit (ForkExit.php). */
     private ?ForkExit $quickExit = null;
+    /** Where PHP records the main script, or null when it is not where expected (ForkMainScript.php). */
+    private ?ForkMainScript $mainScript = null;
     private int $signalFd;
     private int $pid;
     private string $maxTime;
@@ -177,6 +180,7 @@ final class ForkServer
         $quick = getenv(ForkExit::OFF) === '0' ? ForkExit::OFF . '=0 turns it off' : ForkExit::prepare();
         $slow = is_string($quick) ? $quick : null;
         $this->quickExit = $quick instanceof ForkExit ? $quick : null;
+        $this->mainScript = ForkMainScript::prepare();
         pcntl_sigprocmask(SIG_BLOCK, [SIGCHLD], $this->mask);
         $set = $this->libc->new('sigset_t');
         $this->libc->sigemptyset(\FFI::addr($set));
@@ -368,6 +372,7 @@ final class ForkServer
             exit(1);
         }
         fclose($script);
+        $this->mainScript?->record((string)realpath($call->path()));
         $GLOBALS['argv'] = $call->argv;
         $GLOBALS['argc'] = count($call->argv);
         $_SERVER = $call->server(getenv(), (string)ini_get('variables_order'), microtime(true));

@@ -27,7 +27,7 @@ const (
 	// maxReply bounds one message from the parent (its replies are tiny).
 	maxReply = 64 << 10
 	// keptLines is how many lines of the parent's own output a failed
-	// start quotes.
+	// start quotes: the first ones (PHP's message comes before its trace).
 	keptLines = 5
 )
 
@@ -94,15 +94,15 @@ type parent struct {
 	quiet   chan struct{} // closed once the reader and the output logger are done logging
 	logging sync.WaitGroup
 
-	mu      sync.Mutex
-	writeMu sync.Mutex // one request at a time on the socket
-	nextID  int64
-	forking map[int64]*pendingFork // requests not answered yet
-	running map[int]*Proc          // children not reported ended, by pid
-	retired bool
-	quick   bool     // its children skip PHP's module shutdown (src/ForkExit.php)
-	lastOut []string // the parent's last lines of output
-	waitErr error    // how the process ended; read after exited
+	mu       sync.Mutex
+	writeMu  sync.Mutex // one request at a time on the socket
+	nextID   int64
+	forking  map[int64]*pendingFork // requests not answered yet
+	running  map[int]*Proc          // children not reported ended, by pid
+	retired  bool
+	quick    bool     // its children skip PHP's module shutdown (src/ForkExit.php)
+	firstOut []string // the parent's first lines of output
+	waitErr  error    // how the process ended; read after exited
 }
 
 // pendingFork is a request waiting for "started" or "failed".
@@ -192,10 +192,9 @@ func (p *parent) outputPipe() (*os.File, error) {
 				continue
 			}
 			p.mu.Lock()
-			if len(p.lastOut) == keptLines {
-				p.lastOut = p.lastOut[1:]
+			if len(p.firstOut) < keptLines {
+				p.firstOut = append(p.firstOut, line)
 			}
-			p.lastOut = append(p.lastOut, line)
 			p.mu.Unlock()
 			p.log.Warn("fork server output", zap.String("line", line))
 		}
@@ -204,14 +203,14 @@ func (p *parent) outputPipe() (*os.File, error) {
 	return w, nil
 }
 
-// withOutput adds the parent's last lines of output to a start error.
+// withOutput adds the parent's first lines of output to a start error.
 func (p *parent) withOutput(err error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.lastOut) == 0 {
+	if len(p.firstOut) == 0 {
 		return err
 	}
-	return fmt.Errorf("%w; php said: %s", err, strings.Join(p.lastOut, " | "))
+	return fmt.Errorf("%w; php said: %s", err, strings.Join(p.firstOut, " | "))
 }
 
 // hello waits for the parent's first message.

@@ -59,6 +59,7 @@ func parityCases(dir string) []parityCase {
 		{name: "__FILE__ through a symlink", script: "sub/link.php"},
 		{name: "relative requires", flags: onStderr, script: "sub/relative_require.php"},
 		{name: "getmypid", script: "pid.php"},
+		{name: "the main script's owner and times", script: "main_script.php"},
 		{name: "descriptors", script: "fds.php"},
 		{name: "every output", flags: onStderr, script: "output.php"},
 		{name: "every output, display_errors on stdout", flags: onStdout, script: "output.php"},

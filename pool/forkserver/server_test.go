@@ -241,7 +241,7 @@ func TestReload(t *testing.T) {
 // cannot start, the old one keeps serving and Reload says why.
 func TestReloadFailureKeepsTheOldParent(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"ForkServer.php", "ForkCall.php", "ForkExit.php"} {
+	for _, f := range []string{"ForkServer.php", "ForkCall.php", "ForkExit.php", "ForkMainScript.php"} {
 		b, err := os.ReadFile(filepath.Join(repoRoot(t), "src", f))
 		if err != nil {
 			t.Fatal(err)
