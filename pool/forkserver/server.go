@@ -53,6 +53,7 @@ type slot struct {
 	cmd Command
 
 	mu          sync.Mutex
+	closed      bool      // the Server closed: no more parents
 	cur         *parent   // serving; nil until started, or after it died
 	unavailable error     // the PHP cannot fork: no retry until Reload
 	retry       time.Time // no start before this, after one failed
@@ -158,6 +159,9 @@ func (sl *slot) parent(cfg Config) (*parent, error) {
 		return sl.cur, nil
 	}
 	sl.cur = nil
+	if sl.closed {
+		return nil, fmt.Errorf("%w: closed", ErrUnavailable)
+	}
 	if sl.unavailable != nil {
 		return nil, sl.unavailable
 	}
@@ -204,23 +208,31 @@ func (s *Server) Reload() error {
 
 func (sl *slot) reload(cfg Config) error {
 	sl.mu.Lock()
-	defer sl.mu.Unlock()
 	sl.unavailable, sl.retry = nil, time.Time{}
 	sl.pruneOld()
-	if sl.cur == nil || !sl.cur.alive() {
-		sl.cur = nil
-		return nil
+	serving := sl.cur != nil && sl.cur.alive() && !sl.closed
+	sl.mu.Unlock()
+	if !serving {
+		return nil // the next call starts one
 	}
+	// Started without the lock: calls meanwhile go to the old parent.
 	p, err := startParent(sl.cmd, cfg)
 	if err != nil {
 		return fmt.Errorf("fork server for %s: the old one keeps serving: %w", sl.cmd, err)
 	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.closed {
+		p.kill()
+		return nil
+	}
 	old := sl.cur
-	old.retire()
-	sl.old = append(sl.old, old)
 	sl.cur = p
-	cfg.Log.Info("fork server replaced", zap.String("fork_server", sl.cmd.String()), zap.Int("pid", p.cmd.Process.Pid),
-		zap.Int("old_pid", old.cmd.Process.Pid), zap.Int("old_calls", old.calls()))
+	cfg.Log.Info("fork server replaced", zap.String("fork_server", sl.cmd.String()), zap.Int("pid", p.cmd.Process.Pid))
+	if old != nil {
+		old.retire()
+		sl.old = append(sl.old, old)
+	}
 	return nil
 }
 
@@ -283,6 +295,7 @@ func (s *Server) Close() error {
 	var all []*parent
 	for _, sl := range s.allSlots() {
 		sl.mu.Lock()
+		sl.closed = true
 		if sl.cur != nil {
 			all = append(all, sl.cur)
 		}

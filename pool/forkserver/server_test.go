@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -503,4 +504,53 @@ func rssAnon(t *testing.T, pid int) int {
 	}
 	t.Fatalf("no RssAnon for %d", pid)
 	return 0
+}
+
+// TestCallsDuringReloads: calls go on while parents are replaced, and
+// every one of them succeeds with its own answer.
+func TestCallsDuringReloads(t *testing.T) {
+	s := newServer(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls atomic.Int64
+	for g := 0; g < 3; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("%d-%d", g, i)
+				var out syncBuffer
+				spec := lifeScript(t, "echo.php", id)
+				spec.Stdin, spec.Stdout = []byte("x"), &out
+				p, err := s.Start(spec)
+				if err != nil {
+					t.Errorf("call %s: %v", id, err)
+					return
+				}
+				<-p.Done()
+				if p.Err() != nil || out.String() != id+":x" {
+					t.Errorf("call %s: %v, %q", id, p.Err(), out.String())
+					return
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		time.Sleep(150 * time.Millisecond)
+		if err := s.Reload(); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d calls across 4 reloads", calls.Load())
+	if calls.Load() == 0 {
+		t.Error("no call ran")
+	}
 }
