@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -153,20 +152,33 @@ func (p *Proc) run(c *callPipes, s Spec) {
 		}
 		c.inW.Close()
 	}()
-	var drained sync.WaitGroup
-	drained.Add(2)
-	go func() { defer drained.Done(); copyOut(c.outR, s.Stdout) }()
-	go func() { defer drained.Done(); copyOut(c.errR, s.Stderr) }()
+	outDone, errDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(outDone); copyOut(c.outR, s.Stdout) }()
+	go func() { defer close(errDone); copyOut(c.errR, s.Stderr) }()
 	go func() {
 		p.err = <-p.status
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL) // what it left running in its group dies with it
 		p.ended.Store(true)
-		if !waitTimeout(&drained, drainWait) {
-			closeFiles(c.outR, c.errR) // a process outside the group holds the pipes: stop reading
-			drained.Wait()
-		}
+		// A process outside the group may hold the pipes: stop reading then.
+		drain(drainWait, func() { closeFiles(c.outR, c.errR) }, outDone, errDone)
+		c.inW.Close() // a write such a process does not read must not block forever
 		close(p.done)
 	}()
+}
+
+// drain waits until every done is closed; past timeout it calls stop
+// (which must make them close) and waits for them.
+func drain(timeout time.Duration, stop func(), done ...<-chan struct{}) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for _, d := range done {
+		select {
+		case <-d:
+		case <-t.C:
+			stop()
+			<-d
+		}
+	}
 }
 
 // copyOut copies r to w (or discards it) until r ends, closes r, and
@@ -180,20 +192,6 @@ func copyOut(r *os.File, w io.Writer) {
 	_, _ = io.Copy(w, r)
 	if c, ok := w.(io.Closer); ok {
 		_ = c.Close()
-	}
-}
-
-// waitTimeout waits for wg at most d; false if it had to give up.
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
 	}
 }
 

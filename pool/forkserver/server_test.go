@@ -554,3 +554,33 @@ func TestCallsDuringReloads(t *testing.T) {
 		t.Error("no call ran")
 	}
 }
+
+// TestEscapedChildDoesNotHoldTheCall: a process that left the call's group
+// holding its pipes delays the call's end by drainWait at most.
+func TestEscapedChildDoesNotHoldTheCall(t *testing.T) {
+	s := newServer(t)
+	var out, errb syncBuffer
+	spec := lifeScript(t, "escape.php")
+	spec.Stdin, spec.Stdout, spec.Stderr = []byte(strings.Repeat("i", 200<<10)), &out, &errb // more stdin than the pipe holds: nobody reads it
+	p, err := s.Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	wait(t, p)
+	if p.Err() != nil || out.String() != "answer\n" {
+		t.Errorf("%v, %q", p.Err(), out.String())
+	}
+	if d := time.Since(start); d < drainWait || d > drainWait+5*time.Second {
+		t.Errorf("the call ended %v after it started, want drainWait (%v) and a little", d, drainWait)
+	}
+	escaped, err := strconv.Atoi(strings.TrimSpace(errb.String()))
+	if err != nil {
+		t.Fatalf("stderr %q", errb.String())
+	}
+	if !procstat.Alive(escaped) {
+		t.Error("the escaped process is gone: the test did not hold the pipes")
+	}
+	t.Logf("ended %v after it started, the escaped process still running", time.Since(start))
+	_ = syscall.Kill(escaped, syscall.SIGKILL)
+}
