@@ -15,9 +15,10 @@ var spec6Codes = []string{"normal", "analog", "mixed", "emptySuppliers", "suppli
 	"suppliersNotJson", "suppliersBadResponse", "emptyItems", "itemsTimeout", "itemsError", "itemsBadJson",
 	"itemsBadResponse", "sessionTimeout"}
 
-// demoKill stops a script that sleeps past any script timeout (timeout-*),
-// both ways, as the exec runner's timeout does.
-const demoKill = 500 * time.Millisecond
+// demoReady is what the prepend file says on stderr once it is loaded: a
+// script that sleeps past any script timeout (timeout-*) is killed then,
+// both ways, as the exec runner's timeout would, at the same point of it.
+const demoReady = "AGGREGATOR-BACKTRACE-READY\n"
 
 // TestParityDemoAndLegacy runs the demo scripts (script/suppliers.php,
 // script/items.php) with every SPEC §6 scenario's input, and the
@@ -35,8 +36,8 @@ func TestParityDemoAndLegacy(t *testing.T) {
 	flags := []string{"-d", "auto_prepend_file=" + filepath.Join(root, "src", "prepend.php"), "-d", "display_errors=stderr"}
 	env := append(os.Environ(), "DEMO_DELAY_MS=0", "AGGREGATOR_REPORT_FD=3", "AGGREGATOR_OUTPUT_LIMIT=1048576",
 		fmt.Sprintf("AGGREGATOR_DEADLINE=%.3f", float64(time.Now().Add(time.Hour).UnixMicro())/1e6))
-	both := func(t *testing.T, script, input string, kill time.Duration) outcome {
-		c := call{words: append(append([]string{"php"}, flags...), script), dir: root, env: env, stdin: input + "\n", kill: kill}
+	both := func(t *testing.T, script, input string, killOn string) outcome {
+		c := call{words: append(append([]string{"php"}, flags...), script), dir: root, env: env, stdin: input + "\n", killOn: killOn}
 		want, got := runExec(t, c), runFork(t, s, c)
 		compare(t, want, got)
 		return want
@@ -44,11 +45,11 @@ func TestParityDemoAndLegacy(t *testing.T) {
 	items := map[string]string{} // class -> input, each class once
 	for _, code := range spec6Codes {
 		t.Run("suppliers "+code, func(t *testing.T) {
-			kill := time.Duration(0)
+			killOn := ""
 			if code == "suppliersTimeout" {
-				kill = demoKill
+				killOn = demoReady
 			}
-			out := both(t, "script/suppliers.php", demoRequest(code), kill)
+			out := both(t, "script/suppliers.php", demoRequest(code), killOn)
 			collectSuppliers(out.Stdout, items, 5)
 		})
 	}
@@ -56,11 +57,11 @@ func TestParityDemoAndLegacy(t *testing.T) {
 		next := map[string]string{}
 		for class, input := range items {
 			t.Run("items "+class, func(t *testing.T) {
-				kill := time.Duration(0)
+				killOn := ""
 				if strings.HasPrefix(class, "timeout-") {
-					kill = demoKill
+					killOn = demoReady
 				}
-				out := both(t, "script/items.php", input, kill)
+				out := both(t, "script/items.php", input, killOn)
 				collectSuppliers(out.Stdout, next, 2) // an analog answer's nested suppliers
 			})
 		}
@@ -68,12 +69,12 @@ func TestParityDemoAndLegacy(t *testing.T) {
 	}
 	t.Run("legacy", func(t *testing.T) {
 		legacy := map[string]string{}
-		collectSuppliers(both(t, "script/legacy/suppliers.php", demoRequest("3310"), 0).Stdout, legacy, 5)
+		collectSuppliers(both(t, "script/legacy/suppliers.php", demoRequest("3310"), "").Stdout, legacy, 5)
 		if len(legacy) != 2 {
 			t.Fatalf("legacy suppliers: %v", legacy)
 		}
 		for _, input := range legacy {
-			if out := both(t, "script/legacy/items.php", input, 0); !strings.Contains(out.Stdout, `"items"`) {
+			if out := both(t, "script/legacy/items.php", input, ""); !strings.Contains(out.Stdout, `"items"`) {
 				t.Errorf("legacy items: %+v", out)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +52,9 @@ type call struct {
 	kill  time.Duration // kill its group after this long; 0 = never
 	// onStart, when set, gets the pid once it started.
 	onStart func(pid int)
+	// killOn, when set, kills its group once its stderr holds this text
+	// (a kill that does not depend on how fast PHP started).
+	killOn string
 }
 
 // outcome is what a call gave: its stdout, its stderr, what it wrote on its
@@ -68,11 +72,13 @@ func runExec(t testing.TB, c call) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out, errb bytes.Buffer
+	var out bytes.Buffer
+	var pid atomic.Int64
+	errb := &trigger{text: c.killOn, fire: func() { _ = syscall.Kill(-int(pid.Load()), syscall.SIGKILL) }}
 	cmd := exec.Command(c.words[0], c.words[1:]...)
 	cmd.Dir, cmd.Env = c.dir, c.env
 	cmd.Stdin = strings.NewReader(c.stdin)
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdout, cmd.Stderr = &out, errb
 	cmd.ExtraFiles = []*os.File{repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -80,6 +86,8 @@ func runExec(t testing.TB, c call) outcome {
 	}
 	repW.Close()
 	report := readAll(repR)
+	pid.Store(int64(cmd.Process.Pid))
+	errb.armed()
 	if c.onStart != nil {
 		c.onStart(cmd.Process.Pid)
 	}
@@ -98,14 +106,18 @@ func runFork(t testing.TB, s *Server, c call) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out, errb syncBuffer
+	var out syncBuffer
+	var proc atomic.Pointer[Proc]
+	errb := &trigger{text: c.killOn, fire: func() { proc.Load().Kill() }}
 	p, err := s.Start(Spec{Words: c.words, Dir: c.dir, Env: c.env, Stdin: []byte(c.stdin),
-		ExtraFiles: []*os.File{repW}, Stdout: &out, Stderr: &errb})
+		ExtraFiles: []*os.File{repW}, Stdout: &out, Stderr: errb})
 	if err != nil {
 		repR.Close()
 		t.Fatalf("%v: %v", c.words, err)
 	}
 	report := readAll(repR)
+	proc.Store(p)
+	errb.armed()
 	if c.onStart != nil {
 		c.onStart(p.PID())
 	}
@@ -157,6 +169,46 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// trigger is a stderr that calls fire once it holds text (and once the
+// process's pid is known: armed).
+type trigger struct {
+	text string
+	fire func()
+
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ready bool // the pid is known
+	fired bool
+}
+
+func (w *trigger) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	w.check()
+	return len(p), nil
+}
+
+func (w *trigger) armed() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ready = true
+	w.check()
+}
+
+func (w *trigger) check() {
+	if w.text != "" && w.ready && !w.fired && strings.Contains(w.buf.String(), w.text) {
+		w.fired = true
+		w.fire()
+	}
+}
+
+func (w *trigger) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 // includeFrame is the one stack frame a fork adds to a trace: the entry

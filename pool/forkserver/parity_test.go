@@ -69,7 +69,7 @@ func parityCases(dir string) []parityCase {
 			"-d", "auto_append_file=" + filepath.Join(dir, "append.php")}, script: "ini.php"},
 		{name: "killed by SIGKILL", script: "signal_self.php"},
 		{name: "killed by SIGTERM", script: "signal_self.php", args: []string{"15"}},
-		{name: "group killed on timeout", script: "time_limit.php", kill: 300 * time.Millisecond},
+		{name: "group killed on timeout", script: "stall.php", kill: 300 * time.Millisecond},
 		{name: "shebang line", script: "shebang.php"},
 		{name: "streams PHP writes when it closes them", script: "closed_at_shutdown.php"},
 		{name: "missing script", script: "no_such_script.php"},
