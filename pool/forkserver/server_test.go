@@ -209,7 +209,8 @@ func TestNothingOutlivesTheAggregator(t *testing.T) {
 // finishes on the old one, which then exits.
 func TestReload(t *testing.T) {
 	s := newServer(t)
-	old, out := startCall(t, s, lifeScript(t, "sleep.php", "1"))
+	release := filepath.Join(t.TempDir(), "release")
+	old, out := startCall(t, s, lifeScript(t, "wait_file.php", release))
 	oldParent := pids(t, out)[1]
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
@@ -231,8 +232,11 @@ func TestReload(t *testing.T) {
 	if retired != 1 {
 		t.Errorf("parents %+v: want one retired", s.Parents())
 	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	wait(t, old)
-	if rest, _ := out.ReadString('\n'); old.Err() != nil || rest != "slept\n" {
+	if rest, _ := out.ReadString('\n'); old.Err() != nil || rest != "released\n" {
 		t.Errorf("call in flight during the reload: %v, %q", old.Err(), rest)
 	}
 	gone(t, "the old parent after its last call", oldParent)
@@ -294,14 +298,10 @@ func TestUnavailable(t *testing.T) {
 	for flags, reason := range map[string]string{"-n": "ext-ffi is not loaded", "-dffi.enable=0": "ffi.enable=0"} {
 		spec := lifeScript(t, "echo.php")
 		spec.Words = append([]string{"php", flags}, spec.Words[1:]...)
-		for i := 0; i < 3; i++ {
-			start := time.Now()
+		for i := 0; i < 3; i++ { // tried once: each start that fails logs a line
 			_, err := s.Start(spec)
 			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), reason) {
 				t.Fatalf("%s: %v, want ErrUnavailable saying %q", flags, err, reason)
-			}
-			if i > 0 && time.Since(start) > 50*time.Millisecond {
-				t.Errorf("%s: a known unavailable PHP took %v to refuse", flags, time.Since(start))
 			}
 		}
 	}
