@@ -1,0 +1,2 @@
+<?php
+echo mt_rand(), ' ', rand(), ' ', lcg_value(), ' ', uniqid('', true), "\n";

@@ -1,0 +1,2 @@
+<?php
+echo "append ran\n";

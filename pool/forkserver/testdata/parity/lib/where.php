@@ -1,0 +1,2 @@
+<?php
+echo "lib: ", __FILE__, " ", __DIR__, "\n";

@@ -1,0 +1,4 @@
+<?php
+echo "killing myself\n";
+posix_kill(getmypid(), (int)($argv[1] ?? SIGKILL));
+sleep(5);

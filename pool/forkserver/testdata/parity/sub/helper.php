@@ -1,0 +1,5 @@
+<?php
+function subHelper(): string
+{
+    return 'sub helper, found beside the including script';
+}
