@@ -20,16 +20,19 @@ final class StreamWrapperTest extends TranslatorTestCase
     private const FIXTURES = ROOT . '/tests/fixtures/http';
 
     private static ?PhpServer $supplier = null;
+    private static ?TlsServer $tls = null;
 
     public static function setUpBeforeClass(): void
     {
         self::$supplier = PhpServer::start(self::FIXTURES . '/supplier.php');
+        self::$tls = TlsServer::start();
     }
 
     public static function tearDownAfterClass(): void
     {
         self::$supplier?->stop();
-        self::$supplier = null;
+        self::$tls?->stop();
+        self::$supplier = self::$tls = null;
     }
 
     /**
@@ -56,6 +59,63 @@ final class StreamWrapperTest extends TranslatorTestCase
         self::assertStringContainsString('Failed to open stream: Connection refused', $worker->items['refused']['warnings'][0]);
         self::assertCount(2, $worker->items['dns']['warnings'], 'getaddrinfo, then Failed to open stream');
         self::assertStringEndsWith('Failed to open stream: HTTP request failed!', $worker->items['timeout']['warnings'][0]);
+        self::assertStringContainsString('certificate verify failed', $worker->items['https, self-signed']['warnings'][0]);
+        self::assertSame('tls', $worker->items['https, verify_peer false']['value']);
+    }
+
+    /** A handlers file that reads a URL while it loads (no job yet) gets PHP's own wrapper; its jobs get the aggregator's. */
+    public function testOutsideAJobPhpsWrapperMakesTheCall(): void
+    {
+        $answer = Translator::worker(self::FIXTURES . '/wrapper_handlers.php')->withEnv(['SUPPLIER_URL' => self::url()])
+            ->items(['case' => 'at load', 'url' => self::url()]);
+        self::assertAnswered($answer);
+        self::assertSame(['load' => null, 'job' => 'aggregator-fetch/1'], $answer->items[0], "PHP's wrapper sends no User-Agent, the aggregator its own");
+    }
+
+    /**
+     * get_headers() takes its answer from PHP's own wrapper only: in a job
+     * it fails with a warning naming \Aggregator\get_headers(), which gives
+     * what PHP's gives.
+     */
+    public function testGetHeadersInAJob(): void
+    {
+        $answer = Translator::worker(self::FIXTURES . '/wrapper_handlers.php')->items(['case' => 'get_headers', 'url' => self::url()]);
+        self::assertAnswered($answer);
+        $got = $answer->items[0];
+        self::assertFalse($got['plain']);
+        self::assertStringContainsString('/ok): Failed to open stream: get_headers() cannot run through the aggregator\'s http:// wrapper', (string)$got['warning']);
+        self::assertStringContainsString('call \\Aggregator\\get_headers() instead', (string)$got['warning']);
+        self::assertSame('HTTP/1.1 200 OK', $got['kit'][0]);
+        self::assertContains('X-Supplier: demo', $got['kit']);
+        self::assertSame('HTTP/1.1 200 OK', $got['kit assoc'][0]);
+        self::assertSame(['a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2; Path=/'], $got['kit assoc']['Set-Cookie']);
+        $native = get_headers(self::url() . '/cookies', true);
+        self::assertSame($native['Set-Cookie'], $got['kit assoc']['Set-Cookie'], "PHP's own get_headers()");
+    }
+
+    /**
+     * The call a stream makes is a fetch() call of the job, with the
+     * context's headers and timeout; cancelled while it waits, the job's
+     * finally blocks run and no "stream_open call failed" warning appears.
+     */
+    public function testAStreamWaitsAsAFetchCallAndCanBeCancelled(): void
+    {
+        $worker = WorkerProcess::worker([self::FIXTURES . '/wrapper_handlers.php']);
+        $worker->handshake();
+        $id = $worker->startJob(2, (string)json_encode(['case' => 'wait', 'url' => 'http://supplier.example/parts?code=3310']));
+        $call = $worker->fetchCall();
+        self::assertSame($id, $call['id']);
+        self::assertSame('GET', $call['request']['method']);
+        self::assertSame('http://supplier.example/parts?code=3310', $call['request']['url']);
+        self::assertSame(2.5, $call['request']['timeout']);
+        self::assertContains(['X-Key', 'k'], $call['request']['headers']);
+        $worker->cancel($id);
+        $result = $worker->result();
+        self::assertSame('Aggregator\\Cancelled', $result->error()['class'], $result->payload);
+        $worker->closeInput();
+        self::assertSame(0, $worker->wait());
+        self::assertStringContainsString('the finally block ran', $worker->stderr());
+        self::assertStringNotContainsString('stream_open', $worker->stderr());
     }
 
     /** In worker mode the calls are the aggregator's: its log names them, its client sends them. */
@@ -81,7 +141,7 @@ final class StreamWrapperTest extends TranslatorTestCase
 
     private static function scenarios(Translator $translator): Answer
     {
-        $answer = $translator->items(['url' => self::url(), 'refused' => self::refused()]);
+        $answer = $translator->items(['url' => self::url(), 'refused' => self::refused(), 'tls' => self::$tls?->url]);
         self::assertAnswered($answer);
         $items = [];
         foreach ($answer->items as $item) {

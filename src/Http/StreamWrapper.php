@@ -46,6 +46,7 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
 
     private string $body = '';
     private int $position = 0;
+    private bool $drained = false;
 
     /** @var list<string> */
     private array $lines = [];
@@ -125,12 +126,14 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
         }
         $chunk = substr($this->body, $this->position, $count);
         $this->position += strlen($chunk);
+        $this->drained = $chunk === '';
         return $chunk;
     }
 
+    /** As on a socket, the end shows once a read finds nothing more (a feof() loop reads a last false). */
     public function stream_eof(): bool
     {
-        return $this->native !== null ? feof($this->native) : $this->position >= strlen($this->body);
+        return $this->native !== null ? feof($this->native) : $this->drained;
     }
 
     /** @return array<string, int> */
