@@ -105,13 +105,24 @@ final class StreamCall
         if (is_string($http['proxy'] ?? null) && $http['proxy'] !== '') {
             return 'proxy';
         }
+        return self::sslReason($ssl) ?? (isset($socket['bindto']) ? 'socket option bindto' : null);
+    }
+
+    /**
+     * The first ssl context option that asks for other TLS than the
+     * aggregator's (a CA file, a client certificate, no verification), or null.
+     *
+     * @param array<string, mixed> $ssl
+     */
+    public static function sslReason(array $ssl): ?string
+    {
         foreach ($ssl as $name => $value) {
             $default = self::SSL_DEFAULTS[$name] ?? null;
             if (!in_array($name, self::SSL_IGNORED, true) && ($default === null || (bool)$value !== $default)) {
                 return "ssl option $name";
             }
         }
-        return isset($socket['bindto']) ? 'socket option bindto' : null;
+        return null;
     }
 
     /**
