@@ -20,12 +20,12 @@ final class StreamWrapperTest extends TranslatorTestCase
     private const FIXTURES = ROOT . '/tests/fixtures/http';
 
     private static ?PhpServer $supplier = null;
-    private static ?TlsServer $tls = null;
+    private static ?ScriptServer $tls = null;
 
     public static function setUpBeforeClass(): void
     {
         self::$supplier = PhpServer::start(self::FIXTURES . '/supplier.php');
-        self::$tls = TlsServer::start();
+        self::$tls = ScriptServer::tls();
     }
 
     public static function tearDownAfterClass(): void

@@ -14,6 +14,9 @@ namespace Aggregator\Http;
  */
 final class FetchOptions
 {
+    /** The methods fetch() sends (SPEC §14). */
+    public const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
     /** A value of each option that Request::from() accepts once it knows the option. */
     private const SAMPLES = ['redirects' => 0];
 

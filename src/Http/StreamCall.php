@@ -21,9 +21,6 @@ namespace Aggregator\Http;
  */
 final class StreamCall
 {
-    /** The methods fetch() sends (SPEC §14); PHP's wrapper makes any other. */
-    private const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-
     /** ssl context options and the values that are what the aggregator does anyway. */
     private const SSL_DEFAULTS = [
         'verify_peer' => true,
@@ -67,7 +64,7 @@ final class StreamCall
         $why = self::nativeReason($http, $context['ssl'] ?? [], $context['socket'] ?? []);
         $headers = self::headers($http['header'] ?? null, $why);
         $method = strtoupper(is_string($http['method'] ?? null) ? $http['method'] : 'GET');
-        if (!in_array($method, self::METHODS, true)) {
+        if (!in_array($method, FetchOptions::METHODS, true)) {
             $why ??= "method $method";
         }
         $follow = (bool)($http['follow_location'] ?? true);
