@@ -5,8 +5,6 @@ declare(strict_types=1);
 namespace Aggregator\Tests;
 
 use Aggregator\Http\FetchOptions;
-use Aggregator\Testing\PhpServer;
-use Aggregator\Testing\Translator;
 use Aggregator\Testing\TranslatorTestCase;
 
 /**
@@ -17,23 +15,10 @@ use Aggregator\Testing\TranslatorTestCase;
  */
 final class GuzzleHandlerTest extends TranslatorTestCase
 {
-    private const FIXTURES = ROOT . '/tests/fixtures/http';
+    use HttpFixtures;
 
     /** Milliseconds the supplier takes for each call of the pool. */
     private const SLEEP_MS = 300;
-
-    private static ?PhpServer $supplier = null;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$supplier = PhpServer::start(self::FIXTURES . '/supplier.php');
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        self::$supplier?->stop();
-        self::$supplier = null;
-    }
 
     public function testWorkerModeAnswersAsGuzzlesOwnHandler(): void
     {
@@ -42,12 +27,9 @@ final class GuzzleHandlerTest extends TranslatorTestCase
             // Until fetch() takes `redirects`, the aggregator follows redirects before Guzzle's middleware sees them.
             $skip[] = 'redirect history';
         }
-        $worker = self::scenarios(Translator::worker(self::FIXTURES . '/guzzle_handlers.php'), $skip);
-        $exec = self::scenarios(Translator::exec(self::FIXTURES . '/guzzle_items.php', self::FIXTURES . '/guzzle_items.php'), $skip);
-        self::assertSame(array_keys($exec), array_keys($worker));
-        foreach ($exec as $name => $item) {
-            self::assertSame($item, $worker[$name], "scenario '$name': worker mode differs from Guzzle's own handler");
-        }
+        $worker = array_diff_key(self::scenarioItems(self::scenarioWorker(), 'Guzzle'), array_flip($skip));
+        $exec = array_diff_key(self::scenarioItems(self::scenarioExec(), 'Guzzle'), array_flip($skip));
+        self::assertSameScenarios($exec, $worker, "Guzzle's own handler");
         self::assertSame([200, "first line\nsecond line\n", 'demo'], $worker['get']['value']);
         self::assertSame('GuzzleHttp\Exception\ClientException', $worker['404 with http_errors']['exception']);
         self::assertSame('GuzzleHttp\Exception\ConnectException', $worker['refused']['exception']);
@@ -66,9 +48,7 @@ final class GuzzleHandlerTest extends TranslatorTestCase
     {
         $count = 8;
         $supplier = ScriptServer::delay();
-        $answer = Translator::worker(self::FIXTURES . '/guzzle_handlers.php')
-            ->items(['url' => $supplier->url, 'refused' => self::refused(), 'only' => ['pool'], 'count' => $count]);
-        self::assertAnswered($answer);
+        $answer = self::runScenarios(self::scenarioWorker(), 'Guzzle', ['url' => $supplier->url, 'only' => ['pool'], 'count' => $count]);
         ['took' => $took, 'spans' => $spans] = $answer->items[0]['value'];
         self::assertCount($count, $spans);
         $lastStart = max(array_column($spans, 'start'));
@@ -85,38 +65,5 @@ final class GuzzleHandlerTest extends TranslatorTestCase
         $client = new \GuzzleHttp\Client(['handler' => \GuzzleHttp\HandlerStack::create(new \Aggregator\Http\GuzzleHandler())]);
         $response = $client->get(self::url() . '/ok');
         self::assertSame('demo', $response->getHeaderLine('X-Supplier'));
-    }
-
-    /**
-     * @param list<string> $skip
-     * @return array<string, array<string, mixed>> the scenarios' items by name
-     */
-    private static function scenarios(Translator $translator, array $skip): array
-    {
-        $answer = $translator->withConfig(['aggregator.timeout.script' => 20])->items(['url' => self::url(), 'refused' => self::refused()]);
-        self::assertAnswered($answer);
-        $items = [];
-        foreach ($answer->items as $item) {
-            if (!in_array($item['scenario'], $skip, true)) {
-                $items[(string)$item['scenario']] = $item;
-            }
-        }
-        return $items;
-    }
-
-    private static function refused(): string
-    {
-        static $url = null;
-        if ($url === null) {
-            $socket = stream_socket_server('tcp://127.0.0.1:0');
-            $url = 'http://' . stream_socket_get_name($socket, false);
-            fclose($socket);
-        }
-        return $url;
-    }
-
-    private static function url(): string
-    {
-        return (string)self::$supplier?->url;
     }
 }

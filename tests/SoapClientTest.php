@@ -4,9 +4,6 @@ declare(strict_types=1);
 
 namespace Aggregator\Tests;
 
-use Aggregator\Testing\Answer;
-use Aggregator\Testing\PhpServer;
-use Aggregator\Testing\Translator;
 use Aggregator\Testing\TranslatorTestCase;
 
 /**
@@ -17,29 +14,13 @@ use Aggregator\Testing\TranslatorTestCase;
  */
 final class SoapClientTest extends TranslatorTestCase
 {
-    private const FIXTURES = ROOT . '/tests/fixtures/http';
-
-    private static ?PhpServer $supplier = null;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$supplier = PhpServer::start(self::FIXTURES . '/supplier.php');
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        self::$supplier?->stop();
-        self::$supplier = null;
-    }
+    use HttpFixtures;
 
     public function testWorkerModeAnswersAsPhpsSoapClient(): void
     {
-        $worker = self::scenarios(Translator::worker(self::FIXTURES . '/soap_handlers.php'));
-        $exec = self::scenarios(Translator::exec(self::FIXTURES . '/soap_items.php', self::FIXTURES . '/soap_items.php'));
-        self::assertSame(array_keys($exec), array_keys($worker));
-        foreach ($exec as $name => $item) {
-            self::assertSame($item, $worker[$name], "scenario '$name': worker mode differs from PHP's SoapClient");
-        }
+        $worker = self::scenarioItems(self::scenarioWorker(), 'Soap');
+        $exec = self::scenarioItems(self::scenarioExec(), 'Soap');
+        self::assertSameScenarios($exec, $worker, "PHP's SoapClient");
         // What both gave, so that agreeing on nothing cannot pass.
         self::assertSame(['code' => '3310', 'brand' => 'ctr', 'price' => 10.5, 'stock' => 3], $worker['search']['value']['parts']['part'][0]);
         self::assertSame(['class' => 'SoapFault', 'faultcode' => 'SOAP-ENV:Client', 'message' => 'key bad may not search'], $worker['fault']['fault']);
@@ -59,10 +40,7 @@ final class SoapClientTest extends TranslatorTestCase
     /** In worker mode the WSDL and the calls are the aggregator's: its log lists them. */
     public function testWorkerModeCallsGoThroughTheAggregator(): void
     {
-        $answer = Translator::worker(self::FIXTURES . '/soap_handlers.php')
-            ->withConfig(['logging.level.me.blzr.aggregator' => 'DEBUG'])
-            ->items(['url' => self::url(), 'refused' => self::refused(), 'only' => ['search']]);
-        self::assertAnswered($answer);
+        $answer = self::runScenarios(self::scenarioWorker()->withConfig(['logging.level.me.blzr.aggregator' => 'DEBUG']), 'Soap', ['only' => ['search']]);
         self::assertMatchesRegularExpression('~fetch answered.*"method": "GET", "url": "' . preg_quote(self::url(), '~') . '/soap\?wsdl"~', $answer->log);
         self::assertMatchesRegularExpression('~fetch answered.*"method": "POST", "url": "' . preg_quote(self::url(), '~') . '/soap"~', $answer->log);
     }
@@ -74,33 +52,5 @@ final class SoapClientTest extends TranslatorTestCase
         $answer = $client->GetSearch(['key' => 'k', 'text' => '3310']);
         self::assertSame('mann', $answer->parts->part[1]->brand);
         self::assertStringContainsString('User-Agent: PHP-SOAP/' . PHP_VERSION, (string)$client->__getLastRequestHeaders());
-    }
-
-    /** @return array<string, array<string, mixed>> the scenarios' items by name */
-    private static function scenarios(Translator $translator): array
-    {
-        $answer = $translator->items(['url' => self::url(), 'refused' => self::refused()]);
-        self::assertAnswered($answer);
-        $items = [];
-        foreach ($answer->items as $item) {
-            $items[(string)$item['scenario']] = $item;
-        }
-        return $items;
-    }
-
-    private static function refused(): string
-    {
-        static $url = null;
-        if ($url === null) {
-            $socket = stream_socket_server('tcp://127.0.0.1:0');
-            $url = 'http://' . stream_socket_get_name($socket, false);
-            fclose($socket);
-        }
-        return $url;
-    }
-
-    private static function url(): string
-    {
-        return (string)self::$supplier?->url;
     }
 }
