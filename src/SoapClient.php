@@ -42,14 +42,20 @@ class SoapClient extends \SoapClient
         $body = $this->compress($request, $encoding);
         $headers = $this->requestHeaders($action, $version, $encoding);
         $options = ['method' => 'POST', 'headers' => $headers, 'body' => $body, 'timeout' => $this->timeout()];
-        $redirects = $this->contextOption('http', 'max_redirects');
-        if (is_numeric($redirects) && FetchOptions::has('redirects')) {
-            $options['redirects'] = max(0, (int)$redirects - 1);
+        if (FetchOptions::hasRedirects()) {
+            // As PHP's SoapClient: max_redirects of the stream context, else 20, which follows 19.
+            $max = $this->contextOption('http', 'max_redirects');
+            $options['redirects'] = FetchOptions::redirectsAsPhp(max(0, (is_numeric($max) ? (int)$max : 20) - 1));
         }
         if ($this->parentProperty('trace') === true) {
             $this->setParentProperty('__last_request_headers', $this->requestHead($location, $headers, strlen($body)));
         }
-        $answer = Fetch::all([[$location, $options]])[0];
+        try {
+            $answer = Fetch::all([[$location, $options]])[0];
+        } catch (\InvalidArgumentException) {
+            // A stream_context header fetch() refuses: PHP's transport sends it as it is.
+            return parent::__doRequest($request, $location, $action, $version, $oneWay);
+        }
         if ($answer instanceof FetchException) {
             return $this->fault(self::noAnswer($answer));
         }

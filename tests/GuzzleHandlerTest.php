@@ -23,7 +23,7 @@ final class GuzzleHandlerTest extends TranslatorTestCase
     public function testWorkerModeAnswersAsGuzzlesOwnHandler(): void
     {
         $skip = ['pool']; // timing: testConcurrentRequestsAreInFlightAtOnce
-        if (!FetchOptions::has('redirects')) {
+        if (!FetchOptions::hasRedirects()) {
             // Until fetch() takes `redirects`, the aggregator follows redirects before Guzzle's middleware sees them.
             $skip[] = 'redirect history';
         }

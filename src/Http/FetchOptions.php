@@ -5,10 +5,11 @@ declare(strict_types=1);
 namespace Aggregator\Http;
 
 /**
- * Whether this kit's fetch() takes an option of SPEC §14 that the adapters
- * need beyond method, headers, body and timeout (today: `redirects`). The
- * answer is asked of Request::from() once per process; an adapter that
- * cannot have it hands the call to PHP's own HTTP code instead.
+ * What this kit's fetch() takes of the options of SPEC §14 that the
+ * adapters need beyond method, headers, body and timeout (today:
+ * `redirects`, and its form that keeps the headers on a redirect to another
+ * host). Request::from() is asked once per process; an adapter that cannot
+ * have what it needs hands the call to PHP's own HTTP code instead.
  *
  * @internal
  */
@@ -17,24 +18,38 @@ final class FetchOptions
     /** The methods fetch() sends (SPEC §14). */
     public const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
-    /** A value of each option that Request::from() accepts once it knows the option. */
-    private const SAMPLES = ['redirects' => 0];
+    /** @var array<string, bool> options (as JSON) => whether Request::from() takes them */
+    private static array $accepted = [];
 
-    /** @var array<string, bool> */
-    private static array $known = [];
-
-    public static function has(string $option): bool
+    /** Whether fetch() takes the `redirects` option. */
+    public static function hasRedirects(): bool
     {
-        return self::$known[$option] ??= self::accepted($option);
+        return self::accepts(['redirects' => 0]);
     }
 
-    private static function accepted(string $option): bool
+    /**
+     * The `redirects` option for following at most $max redirects as PHP's
+     * own HTTP code does: its headers are sent again after a redirect, to
+     * another host too (fetch() by itself drops them there, SPEC §14).
+     *
+     * @return int|array{max: int, cross_host_headers: true}
+     */
+    public static function redirectsAsPhp(int $max): int|array
     {
-        try {
-            Request::from('http://127.0.0.1/', [$option => self::SAMPLES[$option] ?? null]);
-            return true;
-        } catch (\InvalidArgumentException) {
-            return false;
-        }
+        $keep = ['max' => $max, 'cross_host_headers' => true];
+        return self::accepts(['redirects' => ['max' => 0, 'cross_host_headers' => true]]) ? $keep : $max;
+    }
+
+    /** @param array<string, mixed> $options */
+    private static function accepts(array $options): bool
+    {
+        return self::$accepted[(string)json_encode($options)] ??= (static function () use ($options): bool {
+            try {
+                Request::from('http://127.0.0.1/', $options);
+                return true;
+            } catch (\InvalidArgumentException) {
+                return false;
+            }
+        })();
     }
 }

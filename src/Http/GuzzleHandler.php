@@ -143,7 +143,7 @@ final class GuzzleHandler
         if (in_array(strtolower((string)($options['auth'][2] ?? 'basic')), ['digest', 'ntlm'], true)) {
             return 'Digest or NTLM auth';
         }
-        if (($options['allow_redirects'] ?? null) === false && !FetchOptions::has('redirects')) {
+        if (($options['allow_redirects'] ?? null) === false && !FetchOptions::hasRedirects()) {
             return 'allow_redirects false'; // the aggregator would follow them itself
         }
         return PsrRequest::unsupported($request);

@@ -21,12 +21,7 @@ final class PsrRequest
      */
     public static function call(RequestInterface $request, ?float $timeout): array
     {
-        $headers = [];
-        foreach ($request->getHeaders() as $name => $values) {
-            if (strcasecmp((string)$name, 'host') !== 0) {
-                $headers[(string)$name] = implode(strcasecmp((string)$name, 'cookie') === 0 ? '; ' : ', ', $values);
-            }
-        }
+        $headers = self::headers($request);
         $body = $request->getBody();
         if ($body->isSeekable()) {
             $body->rewind();
@@ -34,7 +29,7 @@ final class PsrRequest
         $content = $body->getContents();
         $options = ['method' => strtoupper($request->getMethod()), 'headers' => $headers,
             'body' => $content === '' ? null : $content, 'timeout' => $timeout];
-        if (FetchOptions::has('redirects')) {
+        if (FetchOptions::hasRedirects()) {
             $options['redirects'] = 0;
         }
         return [(string)$request->getUri(), $options];
@@ -50,6 +45,33 @@ final class PsrRequest
         $uri = $request->getUri();
         $authority = $uri->getHost() . ($uri->getPort() !== null ? ':' . $uri->getPort() : '');
         $host = $request->getHeaderLine('Host');
-        return $host !== '' && strcasecmp($host, $authority) !== 0 ? "a Host header ($host) other than the URI's" : null;
+        if ($host !== '' && strcasecmp($host, $authority) !== 0) {
+            return "a Host header ($host) other than the URI's";
+        }
+        try {
+            // Checked without the body, which a stream that cannot seek gives only once.
+            Request::from((string)$uri, ['method' => $method, 'headers' => self::headers($request)]);
+        } catch (\InvalidArgumentException $e) {
+            return $e->getMessage();
+        } catch (\Aggregator\FetchException) {
+            // No answer can come (another scheme): the call says so when it is made.
+        }
+        return null;
+    }
+
+    /**
+     * The request's headers as fetch() takes them, but Host (the URI's).
+     *
+     * @return array<string, string>
+     */
+    private static function headers(RequestInterface $request): array
+    {
+        $headers = [];
+        foreach ($request->getHeaders() as $name => $values) {
+            if (strcasecmp((string)$name, 'host') !== 0) {
+                $headers[(string)$name] = implode(strcasecmp((string)$name, 'cookie') === 0 ? '; ' : ', ', $values);
+            }
+        }
+        return $headers;
     }
 }

@@ -81,11 +81,10 @@ final class StreamCall
                 $options['headers']['User-Agent'] = $agent;
             }
         }
-        if (!$follow || $max !== self::DEFAULT_MAX_REDIRECTS) {
-            if (!FetchOptions::has('redirects')) {
-                $why ??= 'follow_location/max_redirects';
-            }
-            $options['redirects'] = $follow ? max(0, $max - 1) : 0;
+        if (FetchOptions::hasRedirects()) {
+            $options['redirects'] = FetchOptions::redirectsAsPhp($follow ? max(0, $max - 1) : 0);
+        } elseif (!$follow || $max !== self::DEFAULT_MAX_REDIRECTS) {
+            $why ??= 'follow_location/max_redirects';
         }
         return new self($options, (bool)($http['ignore_errors'] ?? false), $follow, $why);
     }

@@ -112,6 +112,10 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
         }
         try {
             $answer = Fetch::all([[$path, $call->options]])[0];
+        } catch (\InvalidArgumentException $e) {
+            // fetch() refuses what PHP's wrapper sends as it is (a header byte, say); it threw before any wait.
+            self::note('a URL or header fetch() refuses (' . $e->getMessage() . ')');
+            return $this->openNative($path, $mode);
         } catch (\Throwable $e) {
             OpenFailure::arm(null); // cancelled: the exception is the news, not a warning
             throw $e;
