@@ -18,13 +18,13 @@ final class FetchOptions
     /** The methods fetch() sends (SPEC §14). */
     public const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
-    /** @var array<string, bool> options (as JSON) => whether Request::from() takes them */
-    private static array $accepted = [];
+    private static ?bool $redirects = null;
+    private static ?bool $keepHeaders = null;
 
     /** Whether fetch() takes the `redirects` option. */
     public static function hasRedirects(): bool
     {
-        return self::accepts(['redirects' => 0]);
+        return self::$redirects ??= self::accepts(['redirects' => 0]);
     }
 
     /**
@@ -36,20 +36,18 @@ final class FetchOptions
      */
     public static function redirectsAsPhp(int $max): int|array
     {
-        $keep = ['max' => $max, 'cross_host_headers' => true];
-        return self::accepts(['redirects' => ['max' => 0, 'cross_host_headers' => true]]) ? $keep : $max;
+        self::$keepHeaders ??= self::accepts(['redirects' => ['max' => 0, 'cross_host_headers' => true]]);
+        return self::$keepHeaders ? ['max' => $max, 'cross_host_headers' => true] : $max;
     }
 
     /** @param array<string, mixed> $options */
     private static function accepts(array $options): bool
     {
-        return self::$accepted[(string)json_encode($options)] ??= (static function () use ($options): bool {
-            try {
-                Request::from('http://127.0.0.1/', $options);
-                return true;
-            } catch (\InvalidArgumentException) {
-                return false;
-            }
-        })();
+        try {
+            Request::from('http://127.0.0.1/', $options);
+            return true;
+        } catch (\InvalidArgumentException) {
+            return false;
+        }
     }
 }

@@ -4,6 +4,8 @@ declare(strict_types=1);
 
 namespace Aggregator\Http;
 
+use Aggregator\Response;
+
 /**
  * The header lines of the last http(s) stream a job opened through
  * StreamWrapper: what PHP's own wrapper would have put in
@@ -15,14 +17,17 @@ namespace Aggregator\Http;
  */
 final class LastResponse
 {
-    /** @var \WeakMap<\Fiber, list<string>|null>|null */
+    /** @var \WeakMap<\Fiber, Response|list<string>|null>|null */
     private static ?\WeakMap $byFiber = null;
 
-    /** @var list<string>|null outside any Fiber */
-    private static ?array $outside = null;
+    /** @var Response|list<string>|null outside any Fiber */
+    private static Response|array|null $outside = null;
 
-    /** @param list<string>|null $lines null: the open got no answer */
-    public static function remember(?array $lines): void
+    /**
+     * @param Response|list<string>|null $lines the answer (its lines are made
+     *        when asked for), PHP's wrapper's lines, or null: no answer
+     */
+    public static function remember(Response|array|null $lines): void
     {
         $fiber = \Fiber::getCurrent();
         if ($fiber === null) {
@@ -37,7 +42,8 @@ final class LastResponse
     public static function get(): ?array
     {
         $fiber = \Fiber::getCurrent();
-        return $fiber === null ? self::$outside : (self::$byFiber[$fiber] ?? null);
+        $last = $fiber === null ? self::$outside : (self::$byFiber[$fiber] ?? null);
+        return $last instanceof Response ? ResponseHead::lines($last) : $last;
     }
 
     /** A job ended on $fiber: its headers go with it. */

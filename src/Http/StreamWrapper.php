@@ -48,8 +48,10 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
     private int $position = 0;
     private bool $drained = false;
 
-    /** @var list<string> */
-    private array $lines = [];
+    /** @var list<string>|null the header lines, made from $response when asked for */
+    private ?array $lines = null;
+
+    private ?Response $response = null;
 
     /** @var resource|null PHP's own stream, when it made the call */
     private $native = null;
@@ -183,17 +185,17 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
     /** @return \ArrayIterator<int, string> */
     public function getIterator(): \ArrayIterator
     {
-        return new \ArrayIterator($this->lines);
+        return new \ArrayIterator($this->lines());
     }
 
     public function offsetExists(mixed $offset): bool
     {
-        return isset($this->lines[$offset]);
+        return isset($this->lines()[$offset]);
     }
 
     public function offsetGet(mixed $offset): ?string
     {
-        return $this->lines[$offset] ?? null;
+        return $this->lines()[$offset] ?? null;
     }
 
     public function offsetSet(mixed $offset, mixed $value): void
@@ -208,7 +210,13 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
 
     public function count(): int
     {
-        return count($this->lines);
+        return count($this->lines());
+    }
+
+    /** @return list<string> */
+    private function lines(): array
+    {
+        return $this->lines ??= $this->response !== null ? ResponseHead::lines($this->response) : [];
     }
 
     /** @return array<string, array<string, mixed>> */
@@ -220,14 +228,14 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
     /** An answer: the stream, or PHP's failure for a status it fails on. */
     private function answered(string $url, Response $response, StreamCall $call): bool
     {
-        $this->lines = ResponseHead::lines($response);
-        LastResponse::remember($this->lines);
+        $this->response = $response;
+        LastResponse::remember($response);
         if ($call->followLocation && in_array($response->status, [300, 301, 302, 303, 307, 308], true) && $response->header('location') !== null) {
             OpenFailure::arm('Redirection limit reached, aborting');
             return false;
         }
         if ($response->status >= 400 && !$call->ignoreErrors) {
-            OpenFailure::arm('HTTP request failed! ' . $this->lines[0] . "\r\n");
+            OpenFailure::arm('HTTP request failed! ' . ResponseHead::statusLine($response->status) . "\r\n");
             return false;
         }
         $this->body = $response->body;
