@@ -73,6 +73,29 @@ final class StreamWrapperTest extends TranslatorTestCase
         self::assertSame(['load' => null, 'job' => 'aggregator-fetch/1'], $answer->items[0], "PHP's wrapper sends no User-Agent, the aggregator its own");
     }
 
+    /** PHP sets no $http_response_header for a user wrapper (checked here); last_response_headers() has its lines. */
+    public function testHttpResponseHeaderIsNotSetInAJob(): void
+    {
+        $answer = Translator::worker(self::FIXTURES . '/wrapper_handlers.php')->items(['case' => 'http_response_header', 'url' => self::url()]);
+        self::assertAnswered($answer);
+        self::assertSame("first line\nsecond line\n", $answer->items[0]['body']);
+        self::assertFalse($answer->items[0]['set']);
+        self::assertSame('HTTP/1.1 200 OK', $answer->items[0]['kit'][0]);
+        self::assertContains('X-Supplier: demo', $answer->items[0]['kit']);
+    }
+
+    /** A job's last_response_headers() are its own: the next job on the same worker (and Fiber) starts with none. */
+    public function testLastResponseHeadersAreTheJobsOwn(): void
+    {
+        $worker = WorkerProcess::worker([self::FIXTURES . '/wrapper_handlers.php']);
+        $worker->handshake();
+        $first = $worker->job(2, (string)json_encode(['case' => 'http_response_header', 'url' => self::url()]))->json();
+        self::assertSame('HTTP/1.1 200 OK', $first['items'][0]['kit'][0]);
+        self::assertSame(['items' => [['kit' => null]]], $worker->job(2, (string)json_encode(['case' => 'last only']))->json());
+        $worker->closeInput();
+        self::assertSame(0, $worker->wait());
+    }
+
     /**
      * get_headers() takes its answer from PHP's own wrapper only: in a job
      * it fails with a warning naming \Aggregator\get_headers(), which gives
