@@ -137,8 +137,12 @@ final class StreamCall
                 if (trim($one) === '') {
                     continue;
                 }
-                if (preg_match('/^([!#$%&\'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/', $one, $m) !== 1 || strcasecmp($m[1], 'host') === 0) {
-                    $why ??= 'header line ' . var_export(substr($one, 0, 40), true);
+                if (preg_match('/^([!#$%&\'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/', $one, $m) !== 1) {
+                    $why ??= 'a header line that is not "Name: value"'; // its text may hold a key: not in the log
+                    continue;
+                }
+                if (strcasecmp($m[1], 'host') === 0) {
+                    $why ??= 'a Host header';
                     continue;
                 }
                 if (in_array(strtolower($m[1]), self::OWN_HEADERS, true)) {

@@ -116,13 +116,13 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
             $answer = Fetch::all([[$path, $call->options]])[0];
         } catch (\InvalidArgumentException $e) {
             // fetch() refuses what PHP's wrapper sends as it is (a header byte, say); it threw before any wait.
-            self::note('a URL or header fetch() refuses (' . $e->getMessage() . ')');
+            self::note('a URL or header fetch() refuses', $e->getMessage());
             return $this->openNative($path, $mode);
         } catch (\Throwable $e) {
             OpenFailure::arm(null); // cancelled: the exception is the news, not a warning
             throw $e;
         }
-        return $answer instanceof Response ? $this->answered($path, $answer, $call) : $this->failed($path, $answer);
+        return $answer instanceof Response ? $this->answered($answer, $call) : $this->failed($path, $answer);
     }
 
     public function stream_read(int $count): string|false
@@ -226,7 +226,7 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
     }
 
     /** An answer: the stream, or PHP's failure for a status it fails on. */
-    private function answered(string $url, Response $response, StreamCall $call): bool
+    private function answered(Response $response, StreamCall $call): bool
     {
         $this->response = $response;
         LastResponse::remember($response);
@@ -283,12 +283,17 @@ final class StreamWrapper implements \IteratorAggregate, \ArrayAccess, \Countabl
         return true;
     }
 
-    /** Log once per worker why calls go to PHP's own wrapper: they hold the worker meanwhile. */
-    private static function note(string $why): void
+    /**
+     * Log once per worker and reason why calls go to PHP's own wrapper:
+     * they hold the worker meanwhile. $detail (the first call's) is logged
+     * but not part of the reason, so the reasons stay few.
+     */
+    private static function note(string $why, string $detail = ''): void
     {
         if (!isset(self::$noted[$why])) {
             self::$noted[$why] = true;
-            error_log("worker: an http(s) stream with $why is opened by PHP's own wrapper, which holds this worker until it answers (docs/porting.md)");
+            error_log("worker: an http(s) stream with $why is opened by PHP's own wrapper, which holds this worker until it answers (docs/porting.md)"
+                . ($detail !== '' ? ": $detail" : ''));
         }
     }
 }
