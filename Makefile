@@ -10,8 +10,11 @@ GO       ?= go
 BIN      := bin/aggregator
 APT      := DEBIAN_FRONTEND=noninteractive apt-get
 # Packages the tests need: PHP to run, phpunit for the PHP tests, nginx and
-# chromium for the deploy and page tests, composer to validate composer.json.
-TEST_PKGS := php-cli phpunit nginx chromium composer curl redis-server
+# chromium for the deploy and page tests, composer to validate composer.json,
+# and the HTTP code translators already have, which the adapters are tested
+# against (SoapClient, Guzzle 7, PSR-18, Nyholm's PSR-17), and
+# redis-server for the supplier quotas shared by instances.
+TEST_PKGS := php-cli phpunit nginx chromium composer curl php-soap php-guzzlehttp-guzzle php-psr-http-client php-nyholm-psr7 redis-server
 
 .PHONY: run-example build run test deps test-deps bench vet php-test deploy-test dist clean
 

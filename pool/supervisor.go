@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ const (
 type WorkerConfig struct {
 	Command      []string      // command words; the handlers file is appended
 	Handlers     string        // the PHP handlers file
+	HTTPWrapper  bool          // PHP's http(s):// streams go through Fetcher (env AGGREGATOR_HTTP_WRAPPER)
 	Dir          string        // working directory
 	Env          []string      // environment
 	Workers      int           // how many workers to keep
@@ -93,7 +95,7 @@ func NewSupervisor(cfg WorkerConfig) *Supervisor {
 		env: &workerEnv{
 			words:        append(append([]string{}, cfg.Command...), cfg.Handlers),
 			dir:          cfg.Dir,
-			env:          append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers),
+			env:          append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers, "AGGREGATOR_HTTP_WRAPPER="+strconv.FormatBool(cfg.HTTPWrapper)),
 			startTimeout: cfg.StartTimeout,
 			outputLimit:  cfg.OutputLimit,
 			slowlog:      cfg.Slowlog,

@@ -126,6 +126,18 @@ final class Fetch
     }
 
     /**
+     * Whether the code running now is a worker's job, where fetch()
+     * suspends (the http:// wrapper and the adapters ask).
+     *
+     * @internal
+     */
+    public static function inJob(): bool
+    {
+        $fiber = \Fiber::getCurrent();
+        return $fiber !== null && isset(self::$jobFibers[$fiber]);
+    }
+
+    /**
      * Mark a Fiber of the worker: fetch() inside it suspends it.
      *
      * @internal

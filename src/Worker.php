@@ -54,6 +54,7 @@ final class Worker
             $out = self::openFd(4, 'wb');
             Report::rememberMemoryLimit();
             $handlers = Handlers::load(self::handlersPath($argv, $baseDir));
+            Http\StreamWrapper::installUnlessOff(); // http(s):// streams of jobs through the aggregator (SPEC §17)
             $worker = new self($handlers, new FrameReader($in), new FrameWriter($out));
             // SIGUSR1 prints the stacks of the jobs in flight to stderr
             // (slowlog, and before a timeout kill); see Backtrace.php.
@@ -283,6 +284,7 @@ final class Worker
     private function finish(Job $job, JobDone $done): void
     {
         unset($this->jobs[$job->id]);
+        Http\LastResponse::forget($job->fiber);
         $this->idle[] = $job->fiber;
         $this->sendResult($job->id, $done->flags, $done->payload, $job->output());
         if ($this->handlers->reset !== null) {

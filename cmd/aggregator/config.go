@@ -46,6 +46,7 @@ var defaults = map[string]string{
 	"aggregator.pool.slowlog":             "0",
 	"aggregator.worker.command":           "php -d display_errors=stderr -d memory_limit=64M worker.php",
 	"aggregator.worker.handlers":          "script/handlers.php",
+	"aggregator.worker.http-wrapper":      "true",
 	"aggregator.fields.request":           "code,brand,apikey,analog",
 	"aggregator.fields.items":             "items",
 	"aggregator.fields.suppliers":         "suppliers",
@@ -87,6 +88,7 @@ type Config struct {
 	ScriptSuppliers []string
 	WorkerCommand   []string
 	WorkerHandlers  string
+	HTTPWrapper     bool // http(s):// streams of worker jobs go through the aggregator (SPEC §17)
 	ScriptTimeout   time.Duration
 	SessionTimeout  time.Duration
 	IdleTimeout     time.Duration // an idle keep-alive HTTP connection is closed after it
@@ -437,6 +439,7 @@ func build(v *viper.Viper, checkFiles bool) (*Config, error) {
 		LogConsole:     r.bool("aggregator.log.console"),
 		Mode:           strings.ToLower(r.str("aggregator.pool.mode")),
 		WorkerHandlers: r.str("aggregator.worker.handlers"),
+		HTTPWrapper:    r.bool("aggregator.worker.http-wrapper"),
 		ScriptTimeout:  r.seconds("aggregator.timeout.script"),
 		SessionTimeout: r.seconds("aggregator.timeout.session"),
 		IdleTimeout:    r.seconds("aggregator.timeout.idle"),

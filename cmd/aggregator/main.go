@@ -241,7 +241,7 @@ func newRunner(c *Config, log *zap.Logger, reg prometheus.Registerer) aggregator
 		})
 	}
 	return pool.NewSupervisor(pool.WorkerConfig{
-		Command: c.WorkerCommand, Handlers: c.WorkerHandlers, Env: os.Environ(),
+		Command: c.WorkerCommand, Handlers: c.WorkerHandlers, HTTPWrapper: c.HTTPWrapper, Env: os.Environ(),
 		Workers: c.Executors, Concurrency: c.Concurrency, MaxJobs: int64(c.MaxJobs),
 		MaxMemory: uint64(c.MaxMemoryMB) << 20, OutputLimit: c.MaxOutputSize, StartTimeout: c.StartTimeout,
 		IdleCheck: c.IdleCheck, Slowlog: c.Slowlog, Log: log, Metrics: metrics,
