@@ -60,6 +60,7 @@ final class PhpServer
                 $socket = @fsockopen('127.0.0.1', $port, $errno, $errstr, 0.2);
                 if ($socket !== false) {
                     fclose($socket);
+                    $server->awaitWorkers($deadline);
                     return $server;
                 }
                 usleep(20_000);
@@ -83,14 +84,17 @@ final class PhpServer
             return;
         }
         $pid = (int)proc_get_status($this->process)['pid'];
+        $children = [];
         if (self::canFindChildren()) {
             proc_terminate($this->process, \defined('SIGSTOP') ? SIGSTOP : 19); // it forks no child while its children are found
-            foreach (self::children($pid) as $child) {
+            $children = self::children($pid);
+            foreach ($children as $child) {
                 posix_kill($child, \defined('SIGKILL') ? SIGKILL : 9);
             }
         }
         proc_terminate($this->process, 9);
         proc_close($this->process);
+        self::awaitGone($children); // a SIGKILL is delivered, not done: wait until they are dead
         $this->process = null;
         @unlink($this->logFile);
     }
@@ -108,6 +112,38 @@ final class PhpServer
     public function __destruct()
     {
         $this->stop();
+    }
+
+    /**
+     * Wait until the server's PHP_CLI_SERVER_WORKERS children are forked
+     * (the port accepts before they are), so a test that counts them or
+     * sends WORKERS calls at once finds them all.
+     */
+    private function awaitWorkers(float $deadline): void
+    {
+        while (self::canFindChildren() && count($this->workers()) < self::WORKERS && microtime(true) < $deadline) {
+            usleep(5_000);
+        }
+    }
+
+    /**
+     * Wait (at most 2 s) until every process of $pids is dead: gone from
+     * /proc, or a zombie waiting for init.
+     *
+     * @param list<int> $pids
+     */
+    private static function awaitGone(array $pids): void
+    {
+        $deadline = microtime(true) + 2;
+        foreach ($pids as $pid) {
+            while (microtime(true) < $deadline) {
+                $stat = @file_get_contents("/proc/$pid/stat");
+                if ($stat === false || (substr($stat, (int)strrpos($stat, ')') + 2, 1)) === 'Z') {
+                    break;
+                }
+                usleep(2_000);
+            }
+        }
     }
 
     private static function canFindChildren(): bool
