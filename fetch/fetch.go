@@ -87,13 +87,13 @@ func New(cfg Config) *Client {
 func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggregator.FetchResponse, error) {
 	start := time.Now()
 	host := "-"
-	fail := func(cause, format string, args ...any) error {
+	fail := func(cause aggregator.FetchCause, format string, args ...any) error {
 		c.metrics.failed(cause)
 		return &aggregator.FetchError{Method: r.Method, URL: r.URL, Cause: cause, Detail: fmt.Sprintf(format, args...)}
 	}
 	u, err := url.Parse(r.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fail("scheme", "only http:// and https:// URLs can be fetched")
+		return nil, fail(aggregator.CauseScheme, "only http:// and https:// URLs can be fetched")
 	}
 	host = u.Host
 	timeout := r.Timeout
@@ -115,7 +115,7 @@ func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggreg
 	}
 	req, err := http.NewRequestWithContext(ctx, method, r.URL, body)
 	if err != nil {
-		return nil, fail("network", "%v", err)
+		return nil, fail(aggregator.CauseNetwork, "%v", err)
 	}
 	for _, h := range r.Headers {
 		req.Header.Add(h[0], h[1])
@@ -134,7 +134,7 @@ func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggreg
 	data, err := readBody(resp.Body, c.cfg.MaxBody)
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
-			return nil, fail("too_large", "the body is over %d bytes (aggregator.limit.output-size)", c.cfg.MaxBody)
+			return nil, fail(aggregator.CauseTooLarge, "the body is over %d bytes (aggregator.limit.output-size)", c.cfg.MaxBody)
 		}
 		cause := classify(ctx, err)
 		return nil, fail(cause, "reading the body: %s", describe(cause, err, timeout, u.Hostname()))
@@ -165,7 +165,7 @@ func readBody(r io.Reader, max int) ([]byte, error) {
 }
 
 // classify names why a call got no answer, in one word.
-func classify(ctx context.Context, err error) string {
+func classify(ctx context.Context, err error) aggregator.FetchCause {
 	var dns *net.DNSError
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
@@ -174,47 +174,47 @@ func classify(ctx context.Context, err error) string {
 	var header tls.RecordHeaderError
 	switch {
 	case errors.Is(err, errTooManyRedirects):
-		return "redirects"
+		return aggregator.CauseRedirects
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
+		return aggregator.CauseTimeout
 	case errors.Is(ctx.Err(), context.Canceled):
-		return "cancelled"
+		return aggregator.CauseCancelled
 	case errors.As(err, &dns):
-		return "dns"
+		return aggregator.CauseDNS
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "refused"
+		return aggregator.CauseRefused
 	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
 		errors.As(err, &invalid), errors.As(err, &header), strings.Contains(err.Error(), "tls: "):
-		return "tls"
+		return aggregator.CauseTLS
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return "timeout"
+		return aggregator.CauseTimeout
 	}
-	return "network"
+	return aggregator.CauseNetwork
 }
 
 // describe is the detail of a failed call for PHP's FetchException; the
 // causes both modes can tell are worded as exec mode's PHP words them
 // (src/Http/StreamTransport.php), so a translator sees the same message.
-func describe(cause string, err error, timeout time.Duration, host string) string {
+func describe(cause aggregator.FetchCause, err error, timeout time.Duration, host string) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
 	switch cause {
-	case "timeout":
+	case aggregator.CauseTimeout:
 		if timeout > 0 {
 			return "no answer within " + strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64) + " s"
 		}
 		return "no answer before the job's time ran out"
-	case "cancelled":
+	case aggregator.CauseCancelled:
 		return "the job was cancelled"
-	case "redirects":
+	case aggregator.CauseRedirects:
 		return fmt.Sprintf("more than %d redirects", MaxRedirects)
-	case "refused":
+	case aggregator.CauseRefused:
 		return "connection refused"
-	case "dns":
+	case aggregator.CauseDNS:
 		return "cannot resolve " + host
 	}
 	return err.Error()

@@ -1,6 +1,9 @@
 package server
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/theaspect/aggregator"
+)
 
 // metrics are the server's Prometheus collectors (names start aggregator_).
 type metrics struct {
@@ -42,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		}, []string{"kind"}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_limit_hits_total",
-			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue, send_queue_bytes, connections).",
+			Help: "Protective limits hit, by limit (" + aggregator.Join(aggregator.Limits) + ").",
 		}, []string{"limit"}),
 		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_messages_sent_total", Help: "Websocket messages queued for browsers."}),
@@ -74,3 +77,6 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		queueLen, running)
 	return m
 }
+
+// limitHit counts a protective limit hit.
+func (m *metrics) limitHit(l aggregator.Limit) { m.limitHits.WithLabelValues(string(l)).Inc() }

@@ -214,7 +214,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool)
 		s.sessions.Done()
 		s.alive.Add(-1)
 		s.metrics.sessionsRejected.Inc()
-		s.metrics.limitHits.WithLabelValues("sessions").Inc()
+		s.metrics.limitHit(aggregator.LimitSessions)
 		s.log.Warn("too many sessions, refusing", zap.Int("limit", s.cfg.MaxSessions),
 			zap.String("remote", remote))
 		w.Header().Set("Retry-After", "1")

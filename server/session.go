@@ -292,7 +292,7 @@ func (s *session) addTask(kind aggregator.Kind, input []byte, info json.RawMessa
 		s.send(head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusPending, Info: info})
 	}
 	if kind == aggregator.Items && s.nTasks >= s.srv.cfg.MaxSessionTasks {
-		s.srv.metrics.limitHits.WithLabelValues("session_tasks").Inc()
+		s.srv.metrics.limitHit(aggregator.LimitSessionTasks)
 		s.log.Warn("too many tasks in one session, cancelling", zap.Int64("task", t.id),
 			zap.Int("limit", s.srv.cfg.MaxSessionTasks))
 		s.fail(t, aggregator.EScriptCancelled)
@@ -343,7 +343,7 @@ func (s *session) onTaskDone(ev evTaskDone) {
 		}
 		log().Log(lvl, "task failed", fields...)
 		if limit := aggregator.LimitHit(ev.err); limit != "" {
-			s.srv.metrics.limitHits.WithLabelValues(limit).Inc()
+			s.srv.metrics.limitHit(limit)
 		}
 		s.failWith(t, code, aggregator.PublicMessage(ev.err))
 		s.maybeFinish()
@@ -443,7 +443,7 @@ func (s *session) maybeFinish() {
 // onGone handles the browser leaving.
 func (s *session) onGone(err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
-		s.srv.metrics.limitHits.WithLabelValues("request_size").Inc()
+		s.srv.metrics.limitHit(aggregator.LimitRequestSize)
 		s.log.Warn("request too large, closed with 1009", zap.Int64("limit", s.srv.cfg.MaxRequestSize))
 		s.end(websocket.CloseMessageTooBig, "", "too_large", string(aggregator.ESessionClosed))
 		return
@@ -465,7 +465,7 @@ func (s *session) sendRaw(m []byte) bool {
 	// this is the last guard, as an invalid text frame kills the socket.
 	m = validUTF8(m)
 	if full := s.out.push(m); full != "" {
-		s.srv.metrics.limitHits.WithLabelValues(full).Inc()
+		s.srv.metrics.limitHit(full)
 		n, bytes := s.out.queued()
 		limit := fmt.Sprintf("aggregator.limit.send-queue=%d", s.srv.cfg.SendQueue)
 		if full == fullBytes {
