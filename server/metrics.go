@@ -29,14 +29,14 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 			Name: "aggregator_sessions_total", Help: "Websocket sessions started."}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_sessions_ended_total",
-			Help: "Sessions ended, by reason: done, bad_request, bad_utf8, timeout, closed, shutdown, slow_client, too_large, bug.",
+			Help: "Sessions ended, by reason: " + aggregator.Join(Endings) + ".",
 		}, []string{"reason"}),
 		sessionsRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_sessions_rejected_total",
 			Help: "Websocket upgrades refused with 503 because aggregator.limit.sessions were alive."}),
 		tasksTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_tasks_total",
-			Help: "Tasks ended, by kind (suppliers, items) and outcome (SUCCESS or an E_* code).",
+			Help: "Tasks ended, by kind (suppliers, items) and outcome (SUCCESS, an E_* code, or SHUTDOWN when the server stopped).",
 		}, []string{"kind", "outcome"}),
 		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "aggregator_task_duration_seconds",

@@ -253,11 +253,11 @@ func (s *Server) enter() bool {
 }
 
 // sessionEnded is called once by each session's loop as it ends.
-func (s *Server) sessionEnded(reason string) {
+func (s *Server) sessionEnded(why Ending) {
 	s.alive.Add(-1)
 	s.stats.sessionEnded()
 	s.metrics.sessionsAlive.Dec()
-	s.metrics.sessionsEnded.WithLabelValues(reason).Inc()
+	s.metrics.sessionsEnded.WithLabelValues(string(why)).Inc()
 }
 
 // pick returns the request's fields named in keys as an object, or nil.
