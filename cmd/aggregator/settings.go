@@ -1,0 +1,527 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+	"github.com/theaspect/aggregator/pool"
+)
+
+// The configuration is declared by the fields that hold it. A key is one
+// field, tagged with
+//
+//	key:"aggregator.pool.executor"   the key
+//	default:"20"                     its default, as a properties file writes it
+//	doc:"PHP processes at once"      its meaning: its row in docs/configuration.md
+//
+// and, where the field's Go type alone does not say how its value reads,
+//
+//	as:"..."        seconds-or-off, command, int-or-auto, int-or-off, megabytes (see rule)
+//	min:"1"         the least whole number allowed; max:"65535" the most
+//	when:"aggregator.pool.mode=exec"  read only while that key has that value
+//
+// A key several packages read (aggregator.pool.executor is the worker
+// pool's size and the exec runner's) is tagged on each of their fields;
+// exactly one of them carries its default and doc.
+//
+// A struct field without a key is a section: its fields are keys too, and
+// its doc is its heading in docs/configuration.md. A map[string]T field
+// tagged key:"PREFIX.*" is a named group: every PREFIX.NAME.KEY given in the
+// file or with -D makes an entry NAME of T, whose fields are tagged with
+// keys relative to PREFIX.NAME. (KEY; it may hold dots), each with its own
+// default. Docs name them PREFIX.NAME.KEY. Other fields (a logger, the
+// environment) are not configuration: the code that builds the struct
+// fills them.
+
+// rule says how a key's text becomes its field's value.
+type rule int
+
+const (
+	ruleString        rule = iota // trimmed text (any string type)
+	ruleBool                      // true or false (strconv.ParseBool)
+	ruleInt                       // a whole number, within min and max
+	ruleIntOrAuto                 // as:"int-or-auto": ruleInt, or "auto" for autoValue (resolved later)
+	ruleIntOrOff                  // as:"int-or-off": ruleInt, or empty for -1 (off)
+	ruleMegabytes                 // as:"megabytes": a whole number of MB; the field holds bytes
+	ruleSeconds                   // time.Duration: seconds, decimals allowed, more than 0
+	ruleSecondsOrOff              // as:"seconds-or-off": seconds; empty or 0 for 0 (off)
+	ruleList                      // []string: comma-separated, blanks trimmed, empties dropped
+	ruleCommand                   // as:"command": []string of words, split without a shell (pool.SplitCommand)
+	ruleCIDRs                     // []*net.IPNet: comma-separated IPs (one address) or CIDRs
+)
+
+// autoValue stands for "auto" until the value it depends on is known.
+const autoValue = -1
+
+// groupName stands for a named group's name in the keys docs and
+// suggestions show: aggregator.supplier.NAME.hosts.
+const groupName = "NAME"
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	stringsType  = reflect.TypeOf([]string(nil))
+	netsType     = reflect.TypeOf([]*net.IPNet(nil))
+)
+
+// leaf is one field that holds a key.
+type leaf struct {
+	index    []int  // the field, from the struct being decoded
+	key      string // relative to the struct's prefix
+	def      string
+	rule     rule
+	min, max *int64
+	whenKey  string // read only when whenKey's value is whenIs (case-insensitive)
+	whenIs   string
+}
+
+// group is a map[string]T field: a named group of keys.
+type group struct {
+	index  []int
+	prefix string // "aggregator.supplier.", relative to the struct's prefix
+	elem   reflect.Type
+	layout *layout // T's keys, relative to PREFIX.NAME.
+}
+
+// layout is the keys of one struct type, in declaration order.
+type layout struct {
+	leaves []leaf
+	groups []group
+}
+
+// keySpec is one configuration key as docs and lookups see it.
+type keySpec struct {
+	Key     string // a group member's has NAME for the name
+	Default string
+	Doc     string
+	Section string // the doc of the section that declares it
+}
+
+// grouped says whether the key is a named group's (it has NAME for the name).
+func (s keySpec) grouped() bool { return strings.Contains(s.Key, "."+groupName+".") }
+
+// keySet is every key of one configuration struct.
+type keySet struct {
+	root   reflect.Type
+	layout *layout
+	specs  []keySpec      // declaration order, each key once
+	index  map[string]int // key -> its spec
+	groups []string       // each group's prefix, "aggregator.supplier."
+}
+
+// keysOf reads the keys of the struct root points to from its tags.
+func keysOf(root any) (*keySet, error) {
+	t := reflect.TypeOf(root)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("keysOf wants a pointer to a struct, got %v", t)
+	}
+	ks := &keySet{root: t.Elem(), index: map[string]int{}}
+	var err error
+	if ks.layout, err = ks.walk(t.Elem(), nil, "", "", false); err != nil {
+		return nil, err
+	}
+	for _, s := range ks.specs {
+		if s.Doc == "" {
+			return nil, fmt.Errorf("key %s: no field gives it a doc tag", s.Key)
+		}
+	}
+	return ks, nil
+}
+
+// mustKeys is keysOf for the program's own configuration: a malformed tag
+// is a bug that every run and every test meets at once.
+func mustKeys(root any) *keySet {
+	ks, err := keysOf(root)
+	if err != nil {
+		panic("configuration tags: " + err.Error())
+	}
+	return ks
+}
+
+// walk lays out struct type t, whose keys start with prefix (the docs'
+// name for them); index leads from the decoded struct to t.
+func (ks *keySet) walk(t reflect.Type, index []int, prefix, section string, inGroup bool) (*layout, error) {
+	l := &layout{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		at := append(append([]int(nil), index...), i)
+		key, tagged := f.Tag.Lookup("key")
+		switch {
+		case !tagged && f.Type.Kind() == reflect.Struct:
+			sub, err := ks.walk(f.Type, at, prefix, cmp.Or(f.Tag.Get("doc"), section), inGroup)
+			if err != nil {
+				return nil, err
+			}
+			l.leaves = append(l.leaves, sub.leaves...)
+			l.groups = append(l.groups, sub.groups...)
+		case !tagged:
+			// not configuration
+		case f.Type.Kind() == reflect.Map:
+			if inGroup || f.Type.Key().Kind() != reflect.String || f.Type.Elem().Kind() != reflect.Struct || !strings.HasSuffix(key, ".*") {
+				return nil, fmt.Errorf("%s: a named group is a map[string]struct field tagged key:\"PREFIX.*\", not nested in another", f.Name)
+			}
+			g := group{index: at, prefix: strings.TrimSuffix(key, "*"), elem: f.Type.Elem()}
+			ks.groups = append(ks.groups, prefix+g.prefix)
+			var err error
+			if g.layout, err = ks.walk(g.elem, nil, prefix+g.prefix+groupName+".", cmp.Or(f.Tag.Get("doc"), section), true); err != nil {
+				return nil, err
+			}
+			l.groups = append(l.groups, g)
+		default:
+			lf, err := newLeaf(f, at, key)
+			if err != nil {
+				return nil, err
+			}
+			if err := ks.add(keySpec{Key: prefix + key, Default: lf.def, Doc: f.Tag.Get("doc"), Section: section}); err != nil {
+				return nil, err
+			}
+			l.leaves = append(l.leaves, lf)
+		}
+	}
+	return l, nil
+}
+
+// add records a key's spec; a key declared again (read by several
+// packages) takes its default and doc from the one declaration that has a doc.
+func (ks *keySet) add(s keySpec) error {
+	i, seen := ks.index[s.Key]
+	if !seen {
+		ks.index[s.Key] = len(ks.specs)
+		ks.specs = append(ks.specs, s)
+		return nil
+	}
+	old := &ks.specs[i]
+	switch {
+	case s.Doc != "" && old.Doc != "":
+		return fmt.Errorf("key %s: two fields give it a doc; tag the others with its key alone", s.Key)
+	case s.Doc == "" && s.Default != "":
+		return fmt.Errorf("key %s: a default without a doc; the field with the doc gives the default", s.Key)
+	case s.Doc != "":
+		s.Key = old.Key
+		*old = s
+	}
+	return nil
+}
+
+// newLeaf reads the tags of field f, which holds key.
+func newLeaf(f reflect.StructField, index []int, key string) (leaf, error) {
+	lf := leaf{index: index, key: key, def: f.Tag.Get("default")}
+	bad := func(format string, args ...any) (leaf, error) {
+		return lf, fmt.Errorf("%s (key %s): %s", f.Name, key, fmt.Sprintf(format, args...))
+	}
+	as := f.Tag.Get("as")
+	integer := false
+	switch t := f.Type; {
+	case t == durationType:
+		switch as {
+		case "":
+			lf.rule = ruleSeconds
+		case "seconds-or-off":
+			lf.rule = ruleSecondsOrOff
+		default:
+			return bad("as:%q: a duration reads as seconds, or as:\"seconds-or-off\"", as)
+		}
+	case t.Kind() == reflect.String:
+		lf.rule = ruleString
+	case t.Kind() == reflect.Bool:
+		lf.rule = ruleBool
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		integer = true
+		switch as {
+		case "":
+			lf.rule = ruleInt
+		case "int-or-auto":
+			lf.rule = ruleIntOrAuto
+		case "int-or-off":
+			lf.rule = ruleIntOrOff
+		case "megabytes":
+			lf.rule = ruleMegabytes
+		default:
+			return bad("as:%q: a number reads as int-or-auto, int-or-off or megabytes", as)
+		}
+		if (lf.rule == ruleIntOrAuto || lf.rule == ruleIntOrOff) && t.Kind() >= reflect.Uint {
+			return bad("as:%q needs a signed field: it stores -1", as)
+		}
+	case t == stringsType && as == "":
+		lf.rule = ruleList
+	case t == stringsType && as == "command":
+		lf.rule = ruleCommand
+	case t == netsType:
+		lf.rule = ruleCIDRs
+	default:
+		return bad("no rule reads a %v (as:%q)", t, as)
+	}
+	if as != "" && (lf.rule == ruleString || lf.rule == ruleBool || lf.rule == ruleCIDRs) {
+		return bad("as:%q does not apply to a %v", as, f.Type)
+	}
+	for name, p := range map[string]**int64{"min": &lf.min, "max": &lf.max} {
+		s, ok := f.Tag.Lookup(name)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || !integer {
+			return bad("%s:%q: a whole number, on a number field", name, s)
+		}
+		*p = &n
+	}
+	if w, ok := f.Tag.Lookup("when"); ok {
+		k, v, found := strings.Cut(w, "=")
+		if !found || k == "" {
+			return bad("when:%q: want when:\"other.key=value\"", w)
+		}
+		lf.whenKey, lf.whenIs = k, v
+	}
+	return lf, nil
+}
+
+// known says whether key (lower-cased, as every key is read) is a
+// configuration key: one of the struct's, or PREFIX.NAME.KEY of a named
+// group (NAME any word without a dot).
+func (ks *keySet) known(key string) bool {
+	if _, ok := ks.index[key]; ok {
+		return true
+	}
+	for _, p := range ks.groups {
+		rest, ok := strings.CutPrefix(key, p)
+		if !ok {
+			continue
+		}
+		if name, member, ok := strings.Cut(rest, "."); ok && name != "" {
+			if _, ok := ks.index[p+groupName+"."+member]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// candidates are the keys a mistyped key may have meant, sorted: every
+// key, with a group member's NAME replaced by the name key seems to give.
+func (ks *keySet) candidates(key string) []string {
+	words := strings.Split(key, ".")
+	var out []string
+	for _, s := range ks.specs {
+		at := strings.Index(s.Key, "."+groupName+".")
+		if at < 0 {
+			out = append(out, s.Key)
+			continue
+		}
+		// The name is the word where NAME stands, counted from the
+		// start (a typo in the member) or from the end (in the prefix).
+		before := strings.Count(s.Key[:at], ".") + 1
+		after := strings.Count(s.Key[at+len(groupName)+2:], ".") + 1
+		for _, i := range []int{before, len(words) - after - 1} {
+			if i >= 0 && i < len(words) && words[i] != "" {
+				out = append(out, s.Key[:at+1]+words[i]+s.Key[at+1+len(groupName):])
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// spec is key's spec; the zero spec when there is none.
+func (ks *keySet) spec(key string) keySpec {
+	if i, ok := ks.index[key]; ok {
+		return ks.specs[i]
+	}
+	return keySpec{}
+}
+
+// defaults gives viper every key's default (a named group's come with
+// its names, when decoding).
+func (ks *keySet) defaults(v *viper.Viper) {
+	for _, s := range ks.specs {
+		if !s.grouped() {
+			v.SetDefault(s.Key, s.Default)
+		}
+	}
+}
+
+// decode sets the fields of the struct root points to (of the keySet's
+// type) from v's values: the first bad value is a *ConfigError naming its
+// key. Fields that are not configuration are left as they are.
+func (ks *keySet) decode(v *viper.Viper, root any) error {
+	rv := reflect.ValueOf(root)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Type() != ks.root {
+		return fmt.Errorf("decode wants a *%v, got %T", ks.root, root)
+	}
+	d := &decoder{v: v, ks: ks}
+	d.layout(rv.Elem(), ks.layout, "")
+	return d.err
+}
+
+// decoder reads values into fields, keeping the first error.
+type decoder struct {
+	v   *viper.Viper
+	ks  *keySet
+	err error
+}
+
+func (d *decoder) fail(key, format string, args ...any) {
+	if d.err == nil {
+		d.err = &ConfigError{key, fmt.Sprintf(format, args...)}
+	}
+}
+
+// raw is key's text: its value in v, else def.
+func (d *decoder) raw(key, def string) string {
+	if d.v.IsSet(key) {
+		return strings.TrimSpace(d.v.GetString(key))
+	}
+	return strings.TrimSpace(def)
+}
+
+func (d *decoder) layout(rv reflect.Value, l *layout, prefix string) {
+	for _, lf := range l.leaves {
+		if lf.whenKey != "" && !strings.EqualFold(d.raw(lf.whenKey, d.ks.spec(lf.whenKey).Default), lf.whenIs) {
+			continue
+		}
+		key := prefix + lf.key
+		d.leaf(rv.FieldByIndex(lf.index), lf, key, d.raw(key, lf.def))
+	}
+	for _, g := range l.groups {
+		m := reflect.MakeMap(reflect.MapOf(reflect.TypeOf(""), g.elem))
+		for _, name := range d.names(prefix + g.prefix) {
+			e := reflect.New(g.elem).Elem()
+			d.layout(e, g.layout, prefix+g.prefix+name+".")
+			m.SetMapIndex(reflect.ValueOf(name), e)
+		}
+		rv.FieldByIndex(g.index).Set(m)
+	}
+}
+
+// names are the names given to the group at prefix, sorted.
+func (d *decoder) names(prefix string) []string {
+	seen := map[string]bool{}
+	for _, k := range d.v.AllKeys() {
+		if rest, ok := strings.CutPrefix(k, prefix); ok {
+			if name, _, ok := strings.Cut(rest, "."); ok && name != "" {
+				seen[name] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// leaf sets field fv from s, the text of key, by the leaf's rule.
+func (d *decoder) leaf(fv reflect.Value, lf leaf, key, s string) {
+	switch lf.rule {
+	case ruleString:
+		fv.SetString(s)
+	case ruleBool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			d.fail(key, "not true or false: %q", s)
+		}
+		fv.SetBool(b)
+	case ruleInt, ruleIntOrAuto, ruleIntOrOff, ruleMegabytes:
+		d.number(fv, lf, key, s)
+	case ruleSeconds, ruleSecondsOrOff:
+		fv.SetInt(int64(d.seconds(lf.rule == ruleSecondsOrOff, key, s)))
+	case ruleList:
+		fv.Set(reflect.ValueOf(list(s)))
+	case ruleCommand:
+		words, err := pool.SplitCommand(s)
+		if err != nil {
+			d.fail(key, "%v", err)
+		}
+		fv.Set(reflect.ValueOf(words))
+	case ruleCIDRs:
+		fv.Set(reflect.ValueOf(d.cidrs(key, s)))
+	}
+}
+
+// number sets a whole-number field.
+func (d *decoder) number(fv reflect.Value, lf leaf, key, s string) {
+	var n int64
+	switch {
+	case lf.rule == ruleIntOrAuto && strings.EqualFold(s, "auto"):
+		n = autoValue
+	case lf.rule == ruleIntOrOff && s == "":
+		n = -1
+	default:
+		var err error
+		if n, err = strconv.ParseInt(s, 10, 64); err != nil {
+			d.fail(key, "not a whole number: %q", s)
+			return
+		}
+		if lf.min != nil && n < *lf.min {
+			d.fail(key, "must be at least %d, got %d", *lf.min, n)
+		}
+		if lf.max != nil && n > *lf.max {
+			d.fail(key, "must be at most %d, got %d", *lf.max, n)
+		}
+		if lf.rule == ruleMegabytes {
+			n <<= 20
+		}
+	}
+	if fv.CanInt() {
+		fv.SetInt(n)
+	} else {
+		fv.SetUint(uint64(max(n, 0)))
+	}
+}
+
+// seconds reads a number of seconds; orOff lets empty and 0 mean off.
+func (d *decoder) seconds(orOff bool, key, s string) time.Duration {
+	if orOff && s == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		d.fail(key, "not a number of seconds: %q", s)
+		return 0
+	}
+	switch {
+	case orOff && f < 0:
+		d.fail(key, "must be 0 (off) or more seconds, got %q", s)
+	case !orOff && f <= 0:
+		d.fail(key, "must be more than 0 seconds, got %q", s)
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+// cidrs reads IPs and CIDRs; an IP is a network of one address.
+func (d *decoder) cidrs(key, s string) []*net.IPNet {
+	var nets []*net.IPNet
+	for _, p := range list(s) {
+		if !strings.Contains(p, "/") {
+			if strings.Contains(p, ":") {
+				p += "/128"
+			} else {
+				p += "/32"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			d.fail(key, "not an IP or CIDR: %q", p)
+			continue
+		}
+		nets = append(nets, n)
+	}
+	return nets
+}
+
+// list splits a comma-separated value, dropping blanks.
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
