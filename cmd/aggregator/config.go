@@ -217,7 +217,7 @@ func (r *resolver) fail(key, format string, args ...any) {
 }
 
 // defaultMaxJobs is aggregator.pool.max-jobs per job a worker runs at once.
-// Starting a PHP process costs ~21 ms of CPU (php -r '' with Debian's
+// Starting a PHP process costs ~21 ms of CPU (php -r ” with Debian's
 // extensions): replaced every 1000 jobs, a worker spent ~25 µs per job on
 // its own replacement, as much as a small job itself. Leaks are caught by
 // aggregator.pool.max-memory; this only bounds what memory cannot see.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
-	"github.com/theaspect/aggregator/pool"
 )
 
 // The configuration is declared by the fields that hold it. A key is one
@@ -44,17 +43,17 @@ import (
 type rule int
 
 const (
-	ruleString        rule = iota // trimmed text (any string type)
-	ruleBool                      // true or false (strconv.ParseBool)
-	ruleInt                       // a whole number, within min and max
-	ruleIntOrAuto                 // as:"int-or-auto": ruleInt, or "auto" for autoValue (resolved later)
-	ruleIntOrOff                  // as:"int-or-off": ruleInt, or empty for -1 (off)
-	ruleMegabytes                 // as:"megabytes": a whole number of MB; the field holds bytes
-	ruleSeconds                   // time.Duration: seconds, decimals allowed, more than 0
-	ruleSecondsOrOff              // as:"seconds-or-off": seconds; empty or 0 for 0 (off)
-	ruleList                      // []string: comma-separated, blanks trimmed, empties dropped
-	ruleCommand                   // as:"command": []string of words, split without a shell (pool.SplitCommand)
-	ruleCIDRs                     // []*net.IPNet: comma-separated IPs (one address) or CIDRs
+	ruleString       rule = iota // trimmed text (any string type)
+	ruleBool                     // true or false (strconv.ParseBool)
+	ruleInt                      // a whole number, within min and max
+	ruleIntOrAuto                // as:"int-or-auto": ruleInt, or "auto" for autoValue (resolved later)
+	ruleIntOrOff                 // as:"int-or-off": ruleInt, or empty for -1 (off)
+	ruleMegabytes                // as:"megabytes": a whole number of MB; the field holds bytes
+	ruleSeconds                  // time.Duration: seconds, decimals allowed, more than 0
+	ruleSecondsOrOff             // as:"seconds-or-off": seconds; empty or 0 for 0 (off)
+	ruleList                     // []string: comma-separated, blanks trimmed, empties dropped
+	ruleCommand                  // as:"command": []string of words, split without a shell (pool.SplitCommand)
+	ruleCIDRs                    // []*net.IPNet: comma-separated IPs (one address) or CIDRs
 )
 
 // autoValue stands for "auto" until the value it depends on is known.
@@ -215,51 +214,11 @@ func newLeaf(f reflect.StructField, index []int, key string) (leaf, error) {
 	bad := func(format string, args ...any) (leaf, error) {
 		return lf, fmt.Errorf("%s (key %s): %s", f.Name, key, fmt.Sprintf(format, args...))
 	}
-	as := f.Tag.Get("as")
-	integer := false
-	switch t := f.Type; {
-	case t == durationType:
-		switch as {
-		case "":
-			lf.rule = ruleSeconds
-		case "seconds-or-off":
-			lf.rule = ruleSecondsOrOff
-		default:
-			return bad("as:%q: a duration reads as seconds, or as:\"seconds-or-off\"", as)
-		}
-	case t.Kind() == reflect.String:
-		lf.rule = ruleString
-	case t.Kind() == reflect.Bool:
-		lf.rule = ruleBool
-	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
-		integer = true
-		switch as {
-		case "":
-			lf.rule = ruleInt
-		case "int-or-auto":
-			lf.rule = ruleIntOrAuto
-		case "int-or-off":
-			lf.rule = ruleIntOrOff
-		case "megabytes":
-			lf.rule = ruleMegabytes
-		default:
-			return bad("as:%q: a number reads as int-or-auto, int-or-off or megabytes", as)
-		}
-		if (lf.rule == ruleIntOrAuto || lf.rule == ruleIntOrOff) && t.Kind() >= reflect.Uint {
-			return bad("as:%q needs a signed field: it stores -1", as)
-		}
-	case t == stringsType && as == "":
-		lf.rule = ruleList
-	case t == stringsType && as == "command":
-		lf.rule = ruleCommand
-	case t == netsType:
-		lf.rule = ruleCIDRs
-	default:
-		return bad("no rule reads a %v (as:%q)", t, as)
+	var err error
+	if lf.rule, err = ruleOf(f.Type, f.Tag.Get("as")); err != nil {
+		return bad("%v", err)
 	}
-	if as != "" && (lf.rule == ruleString || lf.rule == ruleBool || lf.rule == ruleCIDRs) {
-		return bad("as:%q does not apply to a %v", as, f.Type)
-	}
+	integer := f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Uint64
 	for name, p := range map[string]**int64{"min": &lf.min, "max": &lf.max} {
 		s, ok := f.Tag.Lookup(name)
 		if !ok {
@@ -279,6 +238,44 @@ func newLeaf(f reflect.StructField, index []int, key string) (leaf, error) {
 		lf.whenKey, lf.whenIs = k, v
 	}
 	return lf, nil
+}
+
+// ruleOf is the rule that reads a field of type t tagged as:"as" ("" when not).
+func ruleOf(t reflect.Type, as string) (rule, error) {
+	isInt := t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64
+	switch {
+	case t == durationType && as == "":
+		return ruleSeconds, nil
+	case t == durationType && as == "seconds-or-off":
+		return ruleSecondsOrOff, nil
+	case t == durationType:
+		return 0, fmt.Errorf("as:%q: a duration reads as seconds, or as:\"seconds-or-off\"", as)
+	case isInt && as == "":
+		return ruleInt, nil
+	case isInt && as == "megabytes":
+		return ruleMegabytes, nil
+	case isInt && (as == "int-or-auto" || as == "int-or-off") && t.Kind() >= reflect.Uint:
+		return 0, fmt.Errorf("as:%q needs a signed field: it stores -1", as)
+	case isInt && as == "int-or-auto":
+		return ruleIntOrAuto, nil
+	case isInt && as == "int-or-off":
+		return ruleIntOrOff, nil
+	case isInt:
+		return 0, fmt.Errorf("as:%q: a number reads as a whole number, int-or-auto, int-or-off or megabytes", as)
+	case as != "" && as != "command" || as == "command" && t != stringsType:
+		return 0, fmt.Errorf("as:%q does not apply to a %v", as, t)
+	case t.Kind() == reflect.String:
+		return ruleString, nil
+	case t.Kind() == reflect.Bool:
+		return ruleBool, nil
+	case t == stringsType && as == "command":
+		return ruleCommand, nil
+	case t == stringsType:
+		return ruleList, nil
+	case t == netsType:
+		return ruleCIDRs, nil
+	}
+	return 0, fmt.Errorf("no rule reads a %v", t)
 }
 
 // known says whether key (lower-cased, as every key is read) is a
@@ -343,185 +340,4 @@ func (ks *keySet) defaults(v *viper.Viper) {
 			v.SetDefault(s.Key, s.Default)
 		}
 	}
-}
-
-// decode sets the fields of the struct root points to (of the keySet's
-// type) from v's values: the first bad value is a *ConfigError naming its
-// key. Fields that are not configuration are left as they are.
-func (ks *keySet) decode(v *viper.Viper, root any) error {
-	rv := reflect.ValueOf(root)
-	if rv.Kind() != reflect.Pointer || rv.Elem().Type() != ks.root {
-		return fmt.Errorf("decode wants a *%v, got %T", ks.root, root)
-	}
-	d := &decoder{v: v, ks: ks}
-	d.layout(rv.Elem(), ks.layout, "")
-	return d.err
-}
-
-// decoder reads values into fields, keeping the first error.
-type decoder struct {
-	v   *viper.Viper
-	ks  *keySet
-	err error
-}
-
-func (d *decoder) fail(key, format string, args ...any) {
-	if d.err == nil {
-		d.err = &ConfigError{key, fmt.Sprintf(format, args...)}
-	}
-}
-
-// raw is key's text: its value in v, else def.
-func (d *decoder) raw(key, def string) string {
-	if d.v.IsSet(key) {
-		return strings.TrimSpace(d.v.GetString(key))
-	}
-	return strings.TrimSpace(def)
-}
-
-func (d *decoder) layout(rv reflect.Value, l *layout, prefix string) {
-	for _, lf := range l.leaves {
-		if lf.whenKey != "" && !strings.EqualFold(d.raw(lf.whenKey, d.ks.spec(lf.whenKey).Default), lf.whenIs) {
-			continue
-		}
-		key := prefix + lf.key
-		d.leaf(rv.FieldByIndex(lf.index), lf, key, d.raw(key, lf.def))
-	}
-	for _, g := range l.groups {
-		m := reflect.MakeMap(reflect.MapOf(reflect.TypeOf(""), g.elem))
-		for _, name := range d.names(prefix + g.prefix) {
-			e := reflect.New(g.elem).Elem()
-			d.layout(e, g.layout, prefix+g.prefix+name+".")
-			m.SetMapIndex(reflect.ValueOf(name), e)
-		}
-		rv.FieldByIndex(g.index).Set(m)
-	}
-}
-
-// names are the names given to the group at prefix, sorted.
-func (d *decoder) names(prefix string) []string {
-	seen := map[string]bool{}
-	for _, k := range d.v.AllKeys() {
-		if rest, ok := strings.CutPrefix(k, prefix); ok {
-			if name, _, ok := strings.Cut(rest, "."); ok && name != "" {
-				seen[name] = true
-			}
-		}
-	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// leaf sets field fv from s, the text of key, by the leaf's rule.
-func (d *decoder) leaf(fv reflect.Value, lf leaf, key, s string) {
-	switch lf.rule {
-	case ruleString:
-		fv.SetString(s)
-	case ruleBool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			d.fail(key, "not true or false: %q", s)
-		}
-		fv.SetBool(b)
-	case ruleInt, ruleIntOrAuto, ruleIntOrOff, ruleMegabytes:
-		d.number(fv, lf, key, s)
-	case ruleSeconds, ruleSecondsOrOff:
-		fv.SetInt(int64(d.seconds(lf.rule == ruleSecondsOrOff, key, s)))
-	case ruleList:
-		fv.Set(reflect.ValueOf(list(s)))
-	case ruleCommand:
-		words, err := pool.SplitCommand(s)
-		if err != nil {
-			d.fail(key, "%v", err)
-		}
-		fv.Set(reflect.ValueOf(words))
-	case ruleCIDRs:
-		fv.Set(reflect.ValueOf(d.cidrs(key, s)))
-	}
-}
-
-// number sets a whole-number field.
-func (d *decoder) number(fv reflect.Value, lf leaf, key, s string) {
-	var n int64
-	switch {
-	case lf.rule == ruleIntOrAuto && strings.EqualFold(s, "auto"):
-		n = autoValue
-	case lf.rule == ruleIntOrOff && s == "":
-		n = -1
-	default:
-		var err error
-		if n, err = strconv.ParseInt(s, 10, 64); err != nil {
-			d.fail(key, "not a whole number: %q", s)
-			return
-		}
-		if lf.min != nil && n < *lf.min {
-			d.fail(key, "must be at least %d, got %d", *lf.min, n)
-		}
-		if lf.max != nil && n > *lf.max {
-			d.fail(key, "must be at most %d, got %d", *lf.max, n)
-		}
-		if lf.rule == ruleMegabytes {
-			n <<= 20
-		}
-	}
-	if fv.CanInt() {
-		fv.SetInt(n)
-	} else {
-		fv.SetUint(uint64(max(n, 0)))
-	}
-}
-
-// seconds reads a number of seconds; orOff lets empty and 0 mean off.
-func (d *decoder) seconds(orOff bool, key, s string) time.Duration {
-	if orOff && s == "" {
-		return 0
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		d.fail(key, "not a number of seconds: %q", s)
-		return 0
-	}
-	switch {
-	case orOff && f < 0:
-		d.fail(key, "must be 0 (off) or more seconds, got %q", s)
-	case !orOff && f <= 0:
-		d.fail(key, "must be more than 0 seconds, got %q", s)
-	}
-	return time.Duration(f * float64(time.Second))
-}
-
-// cidrs reads IPs and CIDRs; an IP is a network of one address.
-func (d *decoder) cidrs(key, s string) []*net.IPNet {
-	var nets []*net.IPNet
-	for _, p := range list(s) {
-		if !strings.Contains(p, "/") {
-			if strings.Contains(p, ":") {
-				p += "/128"
-			} else {
-				p += "/32"
-			}
-		}
-		_, n, err := net.ParseCIDR(p)
-		if err != nil {
-			d.fail(key, "not an IP or CIDR: %q", p)
-			continue
-		}
-		nets = append(nets, n)
-	}
-	return nets
-}
-
-// list splits a comma-separated value, dropping blanks.
-func list(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
