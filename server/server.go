@@ -43,7 +43,7 @@ type Config struct {
 	SessionLimit int `key:"aggregator.pool.session-limit" min:"0" default:"0" doc:"tasks of one session running at once (fairness); '0' = ¼ of the capacity, at least 4"`
 
 	// The protective limits (SPEC §13).
-	MaxSessions     int   `key:"aggregator.limit.sessions" min:"1" default:"20000" doc:"concurrent sessions ('/ws' and '/echo'); past it the upgrade gets HTTP 503"`
+	MaxSessions     int   `key:"aggregator.limit.sessions" min:"0" default:"0" doc:"concurrent sessions ('/ws' and '/echo'); past it the upgrade gets HTTP 503; '0' = 20000, or one per connection 'aggregator.limit.connections' allows when that is fewer (the start's log says so at INFO)"`
 	MaxRequestSize  int64 `key:"aggregator.limit.request-size" min:"2" default:"65536" doc:"bytes of one browser message; past it close 1009"`
 	MaxSessionTasks int   `key:"aggregator.limit.session-tasks" min:"1" default:"10000" doc:"items tasks in one session; extra ones end 'E_SCRIPT_CANCELLED'"`
 	// SendQueue and SendQueueBytes bound what is queued for one browser

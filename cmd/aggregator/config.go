@@ -272,7 +272,9 @@ func (r *resolver) resolve(c *Config, nofile int) {
 		r.fail("aggregator.limit.send-queue-bytes", "must be 0 (twice aggregator.limit.output-size) or at least aggregator.limit.output-size (%d), got %d",
 			out, c.Server.SendQueueBytes)
 	}
-	r.connections(c, nofile)
+	set := c.MaxConnections != 0
+	r.connections(c, nofile, set)
+	r.sessions(c, nofile, set)
 }
 
 // mode checks the keys of the mode PHP runs in: its programs and scripts
@@ -355,17 +357,51 @@ func fileLimit() int {
 // (RLIMIT_NOFILE) leaves after fdHeadroom, but at least a quarter of it,
 // so a tiny limit still serves; 10,000 when the limit is unknown. Running
 // out of descriptors anyway is survived (the accept loop sheds load), so
-// a cap or a limit that looks too small is only warned about.
-func (r *resolver) connections(c *Config, nofile int) {
+// a cap the operator set that looks too big is only warned about.
+func (r *resolver) connections(c *Config, nofile int, set bool) {
 	const key = "aggregator.limit.connections"
 	room := nofile - fdHeadroom(c)
 	switch {
-	case c.MaxConnections == 0 && nofile == 0:
+	case !set && nofile == 0:
 		c.MaxConnections = 10000
-	case c.MaxConnections == 0:
+	case !set:
 		c.MaxConnections = max(room, nofile/4, 1)
 	case nofile > 0 && c.MaxConnections > room:
 		r.warnings = append(r.warnings, fmt.Sprintf("%s=%d leaves less than %d of RLIMIT_NOFILE=%d for PHP's pipes and the log files: "+
 			"running out is answered with 503, but raise LimitNOFILE or lower the key", key, c.MaxConnections, fdHeadroom(c), nofile))
+	}
+}
+
+// defaultSessions is aggregator.limit.sessions when the machine allows it.
+const defaultSessions = 20000
+
+// sessions sets aggregator.limit.sessions' default, 0: defaultSessions, or
+// one per connection the main port serves when that is fewer (a session
+// holds one), which the log says at INFO: on a machine whose RLIMIT_NOFILE
+// is small the default fits it instead of warning about itself. A WARN is
+// left for what the operator set and can change: more sessions than
+// connections.
+func (r *resolver) sessions(c *Config, nofile int, connectionsSet bool) {
+	const key = "aggregator.limit.sessions"
+	// Why the connections are as many as they are, and what gives more.
+	why, raise := "as configured", "raise aggregator.limit.connections"
+	switch {
+	case !connectionsSet && nofile > 0:
+		why = fmt.Sprintf("what RLIMIT_NOFILE=%d leaves after PHP's pipes and the log files", nofile)
+		raise = "raise LimitNOFILE (ulimit -n)"
+	case !connectionsSet:
+		why, raise = "its default while RLIMIT_NOFILE is unknown", "set aggregator.limit.connections"
+	}
+	connections := fmt.Sprintf("aggregator.limit.connections=%d", c.MaxConnections)
+	switch {
+	case c.Server.MaxSessions == 0 && c.MaxConnections >= defaultSessions:
+		c.Server.MaxSessions = defaultSessions
+	case c.Server.MaxSessions == 0:
+		c.Server.MaxSessions = c.MaxConnections
+		r.notices = append(r.notices, fmt.Sprintf("%s=%d, one per connection: %s is %s; %s for up to %d",
+			key, c.Server.MaxSessions, connections, why, raise, defaultSessions))
+	case c.MaxConnections < c.Server.MaxSessions:
+		r.warnings = append(r.warnings, fmt.Sprintf("%s=%d is more than the connections served at once (%s is %s): "+
+			"past them a browser gets 503 at connect; %s or lower %s", key, c.Server.MaxSessions, connections, why, raise, key))
 	}
 }

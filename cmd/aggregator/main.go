@@ -107,13 +107,11 @@ func (m *Main) Run() error {
 	}
 	m.Log, m.closeLog = log, closeLog
 	m.stopGC = gcfloor.Start(c.HeapFloor)
+	for _, n := range c.Notices {
+		log.Info(n)
+	}
 	for _, w := range c.Warnings {
 		log.Warn(w)
-	}
-	if c.MaxConnections < c.Server.MaxSessions && c.FileLimit > 0 {
-		log.Warn("fewer connections than sessions: raise LimitNOFILE to serve aggregator.limit.sessions",
-			zap.String("limit", fmt.Sprintf("aggregator.limit.connections=%d", c.MaxConnections)),
-			zap.Int("rlimit_nofile", c.FileLimit), zap.Int("sessions", c.Server.MaxSessions))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -167,7 +165,7 @@ func (m *Main) Run() error {
 	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.Int("pid", os.Getpid()),
 		zap.String("version", buildVersion()), zap.String("mode", string(c.Mode)),
 		zap.Int("executors", c.Worker.Workers), zap.Int("concurrency", c.Worker.Concurrency), zap.Duration("script_timeout", c.Server.ScriptTimeout),
-		zap.Duration("session_timeout", c.Server.SessionTimeout), zap.Int("max_connections", c.MaxConnections),
+		zap.Duration("session_timeout", c.Server.SessionTimeout), zap.Int("max_connections", c.MaxConnections), zap.Int("max_sessions", c.Server.MaxSessions),
 		zap.Uint64("gc_heap_floor_mb", c.HeapFloor>>20))
 	return nil
 }
