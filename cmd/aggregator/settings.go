@@ -130,7 +130,26 @@ func keysOf(root any) (*keySet, error) {
 			return nil, fmt.Errorf("key %s: no field gives it a doc tag", s.Key)
 		}
 	}
+	if err := ks.checkWhen(ks.layout); err != nil {
+		return nil, err
+	}
 	return ks, nil
+}
+
+// checkWhen checks that every when:"KEY=value" names a key of the struct
+// (outside any named group).
+func (ks *keySet) checkWhen(l *layout) error {
+	for _, lf := range l.leaves {
+		if s := ks.spec(lf.whenKey); lf.whenKey != "" && (s.Key == "" || s.grouped()) {
+			return fmt.Errorf("key %s: when:%q names no key", lf.key, lf.whenKey+"="+lf.whenIs)
+		}
+	}
+	for _, g := range l.groups {
+		if err := ks.checkWhen(g.layout); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mustKeys is keysOf for the program's own configuration: a malformed tag

@@ -102,6 +102,10 @@ func TestSettingsKeys(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("specs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if table := keysTable(ks); !strings.Contains(table, "### per supplier\n\n| key | default | meaning |\n|---|---|---|\n"+
+		"| `test.supplier.NAME.hosts` | empty | hosts of this supplier |\n") {
+		t.Errorf("the docs' table of a named group:\n%s", table)
+	}
 	for key, known := range map[string]bool{
 		"test.supplier.acme.hosts": true, "test.supplier.a-b_c.breaker.cooldown": true,
 		"test.supplier..hosts": false, "test.supplier.acme": false,
@@ -153,6 +157,9 @@ func TestSettingsTagErrors(t *testing.T) {
 		}{},
 		"bad when": &struct {
 			A string `key:"a" when:"mode" doc:"x"`
+		}{},
+		"when names no key": &struct {
+			A string `key:"a" when:"mode=b" doc:"x"`
 		}{},
 		"unsupported type": &struct {
 			A float64 `key:"a" doc:"x"`
