@@ -53,7 +53,17 @@ func (d *decoder) layout(rv reflect.Value, l *layout, prefix string) {
 			continue
 		}
 		key := prefix + lf.key
-		d.leaf(rv.FieldByIndex(lf.index), lf, key, d.raw(key, lf.def))
+		fv, text := rv.FieldByIndex(lf.index), d.raw(key, lf.def)
+		switch {
+		case lf.optional && text == "":
+			fv.Set(reflect.Zero(fv.Type()))
+		case lf.optional:
+			p := reflect.New(fv.Type().Elem())
+			d.leaf(p.Elem(), lf, key, text)
+			fv.Set(p)
+		default:
+			d.leaf(fv, lf, key, text)
+		}
 	}
 	for _, g := range l.groups {
 		m := reflect.MakeMap(reflect.MapOf(reflect.TypeOf(""), g.elem))
@@ -99,6 +109,15 @@ func (d *decoder) leaf(fv reflect.Value, lf leaf, key, s string) {
 		d.number(fv, lf, key, s)
 	case ruleSeconds, ruleSecondsOrOff:
 		fv.SetInt(int64(d.seconds(lf.rule == ruleSecondsOrOff, key, s)))
+	case ruleDuration:
+		t, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			d.fail(key, "not a duration such as 30s, 5m or 1h30m: %q", s)
+		case t < 0:
+			d.fail(key, "must be 0 or more, got %q", s)
+		}
+		fv.SetInt(int64(t))
 	case ruleList:
 		fv.Set(reflect.ValueOf(list(s)))
 	case ruleCommand:

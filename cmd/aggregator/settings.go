@@ -22,7 +22,7 @@ import (
 //
 // and, where the field's Go type alone does not say how its value reads,
 //
-//	as:"..."        seconds-or-off, command, int-or-auto, int-or-off, megabytes (see rule)
+//	as:"..."        seconds-or-off, duration, command, int-or-auto, int-or-off, megabytes (see rule)
 //	min:"1"         the least whole number allowed; max:"65535" the most
 //	when:"aggregator.pool.mode=exec"  read only while that key has that value
 //
@@ -30,8 +30,12 @@ import (
 // pool's size and the exec runner's) is tagged on each of their fields;
 // exactly one of them carries its default and doc.
 //
-// A struct field without a key is a section: its fields are keys too, and
-// its doc is its heading in docs/configuration.md. A map[string]T field
+// A pointer field (*int, *bool, *time.Duration...) is optional: nil while
+// its key is empty, so that code can tell unset from a value (a named
+// group's entry that takes the default's). A struct field without a key
+// is a section: its fields are keys too, and its doc is its heading in
+// docs/configuration.md; tagged key:"PREFIX." its keys start with PREFIX
+// (breaker.: breaker.failures, breaker.open-time). A map[string]T field
 // tagged key:"PREFIX.*" is a named group: every PREFIX.NAME.KEY given in the
 // file or with -D makes an entry NAME of T, whose fields are tagged with
 // keys relative to PREFIX.NAME. (KEY; it may hold dots), each with its own
@@ -51,6 +55,7 @@ const (
 	ruleMegabytes                // as:"megabytes": a whole number of MB; the field holds bytes
 	ruleSeconds                  // time.Duration: seconds, decimals allowed, more than 0
 	ruleSecondsOrOff             // as:"seconds-or-off": seconds; empty or 0 for 0 (off)
+	ruleDuration                 // as:"duration": Go's syntax (30s, 5m, 1h30m), 0 or more
 	ruleList                     // []string: comma-separated, blanks trimmed, empties dropped
 	ruleCommand                  // as:"command": []string of words, split without a shell (pool.SplitCommand)
 	ruleCIDRs                    // []*net.IPNet: comma-separated IPs (one address) or CIDRs
@@ -78,6 +83,7 @@ type leaf struct {
 	min, max *int64
 	whenKey  string // read only when whenKey's value is whenIs (case-insensitive)
 	whenIs   string
+	optional bool // a pointer field: nil while the key is empty (unset)
 }
 
 // group is a map[string]T field: a named group of keys.
@@ -122,7 +128,7 @@ func keysOf(root any) (*keySet, error) {
 	}
 	ks := &keySet{root: t.Elem(), index: map[string]int{}}
 	var err error
-	if ks.layout, err = ks.walk(t.Elem(), nil, "", "", false); err != nil {
+	if ks.layout, err = ks.walk(t.Elem(), place{}); err != nil {
 		return nil, err
 	}
 	for _, s := range ks.specs {
@@ -162,17 +168,40 @@ func mustKeys(root any) *keySet {
 	return ks
 }
 
-// walk lays out struct type t, whose keys start with prefix (the docs'
-// name for them); index leads from the decoded struct to t.
-func (ks *keySet) walk(t reflect.Type, index []int, prefix, section string, inGroup bool) (*layout, error) {
+// place is where walk is: the field index from the decoded struct, the
+// keys' prefix relative to it and as the docs name them (with NAME in a
+// named group), the section's doc.
+type place struct {
+	index   []int
+	rel     string
+	full    string
+	section string
+	inGroup bool
+}
+
+// in is the place of field i of the struct at p, whose keys add prefix.
+func (p place) in(i int, prefix, doc string) place {
+	p.index = append(append([]int(nil), p.index...), i)
+	p.rel, p.full, p.section = p.rel+prefix, p.full+prefix, cmp.Or(doc, p.section)
+	return p
+}
+
+// walk lays out struct type t at p.
+func (ks *keySet) walk(t reflect.Type, p place) (*layout, error) {
 	l := &layout{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		at := append(append([]int(nil), index...), i)
 		key, tagged := f.Tag.Lookup("key")
+		// An embedded struct's exported fields can be set whatever its
+		// type's name; other unexported fields cannot.
+		reachable := f.IsExported() || f.Anonymous && f.Type.Kind() == reflect.Struct
 		switch {
-		case !tagged && f.Type.Kind() == reflect.Struct:
-			sub, err := ks.walk(f.Type, at, prefix, cmp.Or(f.Tag.Get("doc"), section), inGroup)
+		case !reachable && tagged:
+			return nil, fmt.Errorf("%s: a key's field must be exported", f.Name)
+		case !reachable:
+		case f.Type.Kind() == reflect.Struct && (!tagged || strings.HasSuffix(key, ".")):
+			// A section; tagged key:"PREFIX." its keys start with PREFIX.
+			sub, err := ks.walk(f.Type, p.in(i, key, f.Tag.Get("doc")))
 			if err != nil {
 				return nil, err
 			}
@@ -181,28 +210,37 @@ func (ks *keySet) walk(t reflect.Type, index []int, prefix, section string, inGr
 		case !tagged:
 			// not configuration
 		case f.Type.Kind() == reflect.Map:
-			if inGroup || f.Type.Key().Kind() != reflect.String || f.Type.Elem().Kind() != reflect.Struct || !strings.HasSuffix(key, ".*") {
-				return nil, fmt.Errorf("%s: a named group is a map[string]struct field tagged key:\"PREFIX.*\", not nested in another", f.Name)
-			}
-			g := group{index: at, prefix: strings.TrimSuffix(key, "*"), elem: f.Type.Elem()}
-			ks.groups = append(ks.groups, prefix+g.prefix)
-			var err error
-			if g.layout, err = ks.walk(g.elem, nil, prefix+g.prefix+groupName+".", cmp.Or(f.Tag.Get("doc"), section), true); err != nil {
+			g, err := ks.group(f, p.in(i, "", f.Tag.Get("doc")), key)
+			if err != nil {
 				return nil, err
 			}
 			l.groups = append(l.groups, g)
 		default:
-			lf, err := newLeaf(f, at, key)
+			at := p.in(i, "", "")
+			lf, err := newLeaf(f, at.index, p.rel+key)
 			if err != nil {
 				return nil, err
 			}
-			if err := ks.add(keySpec{Key: prefix + key, Default: lf.def, Doc: f.Tag.Get("doc"), Section: section}); err != nil {
+			if err := ks.add(keySpec{Key: p.full + key, Default: lf.def, Doc: f.Tag.Get("doc"), Section: p.section}); err != nil {
 				return nil, err
 			}
 			l.leaves = append(l.leaves, lf)
 		}
 	}
 	return l, nil
+}
+
+// group lays out the named group of field f, tagged key:"PREFIX.*", at p.
+func (ks *keySet) group(f reflect.StructField, p place, key string) (group, error) {
+	if p.inGroup || f.Type.Key().Kind() != reflect.String || f.Type.Elem().Kind() != reflect.Struct || !strings.HasSuffix(key, ".*") {
+		return group{}, fmt.Errorf("%s: a named group is a map[string]struct field tagged key:\"PREFIX.*\", not nested in another", f.Name)
+	}
+	prefix := strings.TrimSuffix(key, "*")
+	g := group{index: p.index, prefix: p.rel + prefix, elem: f.Type.Elem()}
+	ks.groups = append(ks.groups, p.full+prefix)
+	var err error
+	g.layout, err = ks.walk(g.elem, place{full: p.full + prefix + groupName + ".", section: p.section, inGroup: true})
+	return g, err
 }
 
 // add records a key's spec; a key declared again (read by several
@@ -233,11 +271,15 @@ func newLeaf(f reflect.StructField, index []int, key string) (leaf, error) {
 	bad := func(format string, args ...any) (leaf, error) {
 		return lf, fmt.Errorf("%s (key %s): %s", f.Name, key, fmt.Sprintf(format, args...))
 	}
+	t := f.Type
+	if t.Kind() == reflect.Pointer {
+		lf.optional, t = true, t.Elem()
+	}
 	var err error
-	if lf.rule, err = ruleOf(f.Type, f.Tag.Get("as")); err != nil {
+	if lf.rule, err = ruleOf(t, f.Tag.Get("as")); err != nil {
 		return bad("%v", err)
 	}
-	integer := f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Uint64
+	integer := t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64
 	for name, p := range map[string]**int64{"min": &lf.min, "max": &lf.max} {
 		s, ok := f.Tag.Lookup(name)
 		if !ok {
@@ -267,8 +309,10 @@ func ruleOf(t reflect.Type, as string) (rule, error) {
 		return ruleSeconds, nil
 	case t == durationType && as == "seconds-or-off":
 		return ruleSecondsOrOff, nil
+	case t == durationType && as == "duration":
+		return ruleDuration, nil
 	case t == durationType:
-		return 0, fmt.Errorf("as:%q: a duration reads as seconds, or as:\"seconds-or-off\"", as)
+		return 0, fmt.Errorf("as:%q: a duration reads as seconds, or as:\"seconds-or-off\" or as:\"duration\"", as)
 	case isInt && as == "":
 		return ruleInt, nil
 	case isInt && as == "megabytes":
