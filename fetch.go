@@ -55,11 +55,23 @@ const (
 	CauseCancelled FetchCause = "cancelled" // the job ended (its session, a shutdown) first
 	CauseRedirects FetchCause = "redirects" // more redirects than a call follows
 	CauseNetwork   FetchCause = "network"   // anything else between us and the supplier
+
+	// A request that cannot be sent as the translator gave it (SPEC §14).
+	CauseURL    FetchCause = "url"    // not a URL a request line can carry
+	CauseMethod FetchCause = "method" // not GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS
+	CauseHeader FetchCause = "header" // a header name or value a request cannot carry
+	// CauseBlockedAddress: a link-local or metadata address nobody allowed (SPEC §14).
+	CauseBlockedAddress FetchCause = "blocked_address"
+	// The supplier limits (SPEC §18).
+	CauseRateLimited FetchCause = "rate_limited" // over the supplier's quota
+	CauseCircuitOpen FetchCause = "circuit_open" // the host's circuit breaker is open
 )
 
-// FetchCauses are every cause, in the order of the metric's help text.
+// FetchCauses are the causes of fetch/'s own calls, in the order of the
+// help text of aggregator_fetch_errors_total (the supplier limits count
+// theirs in their own metrics).
 var FetchCauses = []FetchCause{CauseRefused, CauseDNS, CauseTLS, CauseTimeout, CauseTooLarge,
-	CauseScheme, CauseRedirects, CauseCancelled, CauseNetwork}
+	CauseScheme, CauseURL, CauseMethod, CauseHeader, CauseRedirects, CauseBlockedAddress, CauseCancelled, CauseNetwork}
 
 // Fetcher performs translators' HTTP calls. Fetch returns a response for
 // every answer the supplier gave, and a *FetchError when there was none.
