@@ -3,6 +3,7 @@ package aggregator
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is one of the SPEC's error codes (SPEC §5): what the browser gets in
@@ -35,10 +36,30 @@ type Error struct {
 	// Public is the message of a \Aggregator\PublicError the handler threw
 	// (SPEC §15); the browser gets it as "_message". Empty otherwise.
 	Public string
-	// Limit names the protective limit that was hit (output_size, ...),
-	// for aggregator_limit_hits_total; empty for other errors.
-	Limit string
+	// Limit names the protective limit that was hit, for
+	// aggregator_limit_hits_total; empty for other errors.
+	Limit Limit
 }
+
+// Limit names a protective limit (SPEC §13): the label of
+// aggregator_limit_hits_total and the "limit" of its log line. Each is
+// one configuration key, named in the comment.
+type Limit string
+
+// The protective limits.
+const (
+	LimitSessions       Limit = "sessions"         // aggregator.limit.sessions
+	LimitConnections    Limit = "connections"      // aggregator.limit.connections
+	LimitRequestSize    Limit = "request_size"     // aggregator.limit.request-size
+	LimitOutputSize     Limit = "output_size"      // aggregator.limit.output-size
+	LimitSessionTasks   Limit = "session_tasks"    // aggregator.limit.session-tasks
+	LimitSendQueue      Limit = "send_queue"       // aggregator.limit.send-queue
+	LimitSendQueueBytes Limit = "send_queue_bytes" // aggregator.limit.send-queue-bytes
+)
+
+// Limits are every limit, in the order of the metric's help text.
+var Limits = []Limit{LimitSessions, LimitRequestSize, LimitOutputSize, LimitSessionTasks,
+	LimitSendQueue, LimitSendQueueBytes, LimitConnections}
 
 func (e *Error) Error() string {
 	if e.Message == "" {
@@ -77,8 +98,21 @@ func ErrorMessage(err error) string {
 	return err.Error()
 }
 
+// Join lists a vocabulary's words, comma-separated: the help text of the
+// metric whose label they are.
+func Join[T ~string](words []T) string {
+	var b strings.Builder
+	for i, w := range words {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(w))
+	}
+	return b.String()
+}
+
 // LimitHit is the limit err says was hit, or "".
-func LimitHit(err error) string {
+func LimitHit(err error) Limit {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Limit

@@ -91,7 +91,7 @@ func newTransport(cfg Config, dialer *net.Dialer) *http.Transport {
 // included; no answer is a *aggregator.FetchError.
 func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggregator.FetchResponse, error) {
 	start := time.Now()
-	fail := func(cause, format string, args ...any) error {
+	fail := func(cause aggregator.FetchCause, format string, args ...any) error {
 		c.metrics.failed(cause)
 		return &aggregator.FetchError{Method: r.Method, URL: r.URL, Cause: cause, Detail: fmt.Sprintf(format, args...)}
 	}
@@ -118,7 +118,7 @@ func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggreg
 	}
 	req, rerr := http.NewRequestWithContext(context.WithValue(ctx, policyKey{}, policy), method, u.String(), body)
 	if rerr != nil {
-		return nil, fail("url", "%v", rerr)
+		return nil, fail(aggregator.CauseURL, "%v", rerr)
 	}
 	for _, h := range r.Headers {
 		req.Header.Add(h[0], h[1])
@@ -139,7 +139,7 @@ func (c *Client) Fetch(ctx context.Context, r *aggregator.FetchRequest) (*aggreg
 	data, rerr := readBody(resp.Body, c.cfg.MaxBody)
 	if rerr != nil {
 		if errors.Is(rerr, errBodyTooLarge) {
-			return nil, fail("too_large", "the body is over %d bytes (aggregator.limit.output-size)", c.cfg.MaxBody)
+			return nil, fail(aggregator.CauseTooLarge, "the body is over %d bytes (aggregator.limit.output-size)", c.cfg.MaxBody)
 		}
 		cause := classify(ctx, rerr)
 		return nil, fail(cause, "reading the body: %s", describe(cause, rerr, timeout, u.Hostname(), policy.max))
@@ -170,7 +170,7 @@ func readBody(r io.Reader, max int) ([]byte, error) {
 }
 
 // classify names why a call got no answer, in one word.
-func classify(ctx context.Context, err error) string {
+func classify(ctx context.Context, err error) aggregator.FetchCause {
 	var dns *net.DNSError
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
@@ -179,54 +179,54 @@ func classify(ctx context.Context, err error) string {
 	var header tls.RecordHeaderError
 	switch {
 	case errors.Is(err, errTooManyRedirects):
-		return "redirects"
+		return aggregator.CauseRedirects
 	case errors.Is(err, errBlockedAddress):
-		return "blocked_address"
+		return aggregator.CauseBlockedAddress
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
+		return aggregator.CauseTimeout
 	case errors.Is(ctx.Err(), context.Canceled):
-		return "cancelled"
+		return aggregator.CauseCancelled
 	case errors.As(err, &dns):
-		return "dns"
+		return aggregator.CauseDNS
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "refused"
+		return aggregator.CauseRefused
 	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
 		errors.As(err, &invalid), errors.As(err, &header), strings.Contains(err.Error(), "tls: "):
-		return "tls"
+		return aggregator.CauseTLS
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return "timeout"
+		return aggregator.CauseTimeout
 	}
-	return "network"
+	return aggregator.CauseNetwork
 }
 
 // describe is the detail of a failed call for PHP's FetchException; the
 // causes both modes can tell are worded as exec mode's PHP words them
 // (src/Http/StreamTransport.php), so a translator sees the same message.
-func describe(cause string, err error, timeout time.Duration, host string, redirects int) string {
+func describe(cause aggregator.FetchCause, err error, timeout time.Duration, host string, redirects int) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
 	switch cause {
-	case "timeout":
+	case aggregator.CauseTimeout:
 		if timeout > 0 {
 			return "no answer within " + strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64) + " s"
 		}
 		return "no answer before the job's time ran out"
-	case "cancelled":
+	case aggregator.CauseCancelled:
 		return "the job was cancelled"
-	case "redirects":
+	case aggregator.CauseRedirects:
 		return fmt.Sprintf("more than %d redirects", redirects)
-	case "blocked_address":
+	case aggregator.CauseBlockedAddress:
 		var be *blockedError
 		if errors.As(err, &be) {
 			return be.Error()
 		}
-	case "refused":
+	case aggregator.CauseRefused:
 		return "connection refused"
-	case "dns":
+	case aggregator.CauseDNS:
 		return "cannot resolve " + host
 	}
 	return err.Error()

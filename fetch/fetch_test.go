@@ -23,7 +23,7 @@ func cause(t *testing.T, err error) string {
 	if !errors.As(err, &fe) {
 		t.Fatalf("error %v is not a FetchError", err)
 	}
-	return fe.Cause
+	return string(fe.Cause)
 }
 
 // TestRedirects: redirects are followed as PHP follows them (a POST

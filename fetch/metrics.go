@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/theaspect/aggregator"
 )
 
 // metrics are the supplier calls' collectors; nil records nothing.
@@ -33,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"host", "status"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_fetch_errors_total",
-			Help: "Supplier calls with no answer, by cause (refused, dns, tls, timeout, too_large, scheme, url, method, header, redirects, blocked_address, cancelled, network).",
+			Help: "Supplier calls with no answer, by cause (" + aggregator.Join(aggregator.FetchCauses) + ").",
 		}, []string{"cause"}),
 	}
 	reg.MustRegister(m.inFlight, m.duration, m.responses, m.errors)
@@ -57,8 +58,8 @@ func (m *metrics) answered(host string, status int, took time.Duration) {
 	m.responses.WithLabelValues(host, strconv.Itoa(status/100)+"xx").Inc()
 }
 
-func (m *metrics) failed(cause string) {
+func (m *metrics) failed(cause aggregator.FetchCause) {
 	if m != nil {
-		m.errors.WithLabelValues(cause).Inc()
+		m.errors.WithLabelValues(string(cause)).Inc()
 	}
 }

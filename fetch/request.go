@@ -17,7 +17,10 @@ var methods = map[string]bool{
 }
 
 // requestError is why a call cannot be sent at all.
-type requestError struct{ cause, detail string }
+type requestError struct {
+	cause  aggregator.FetchCause
+	detail string
+}
 
 // checkRequest refuses what cannot be sent and returns the method and the
 // URL to send: the method upper-cased ("" is GET), the URL with what a
@@ -29,23 +32,23 @@ func checkRequest(r *aggregator.FetchRequest) (string, *url.URL, *requestError) 
 		method = http.MethodGet
 	}
 	if !methods[method] {
-		return "", nil, &requestError{"method", "the method " + strconv.Quote(r.Method) +
+		return "", nil, &requestError{aggregator.CauseMethod, "the method " + strconv.Quote(r.Method) +
 			" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
 	}
 	if i := strings.IndexFunc(r.URL, isCtl); i >= 0 {
-		return "", nil, &requestError{"url", "the URL has a control character (" + strconv.Quote(r.URL[i:i+1]) + ") at byte " + strconv.Itoa(i)}
+		return "", nil, &requestError{aggregator.CauseURL, "the URL has a control character (" + strconv.Quote(r.URL[i:i+1]) + ") at byte " + strconv.Itoa(i)}
 	}
 	u, err := url.Parse(strings.ReplaceAll(r.URL, " ", "%20"))
 	if err != nil {
-		return "", nil, &requestError{"url", "not a URL: " + err.Error()}
+		return "", nil, &requestError{aggregator.CauseURL, "not a URL: " + err.Error()}
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", nil, &requestError{"scheme", "only http:// and https:// URLs can be fetched"}
+		return "", nil, &requestError{aggregator.CauseScheme, "only http:// and https:// URLs can be fetched"}
 	}
 	u.RawQuery = escapeQuery(u.RawQuery)
 	for _, h := range r.Headers {
 		if !validHeaderName(h[0]) || strings.IndexFunc(h[1], isCtlNoTab) >= 0 {
-			return "", nil, &requestError{"header", "the header " + strconv.Quote(h[0]) + " has a character a header may not carry"}
+			return "", nil, &requestError{aggregator.CauseHeader, "the header " + strconv.Quote(h[0]) + " has a character a header may not carry"}
 		}
 	}
 	return method, u, nil

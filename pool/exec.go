@@ -18,18 +18,25 @@ import (
 	"go.uber.org/zap"
 )
 
-// ExecConfig configures the exec runner (the legacy mode: a process per call).
+// ExecConfig configures the exec runner (the legacy mode: a process per
+// call). Tagged fields are configuration keys, as in WorkerConfig; the
+// keys both modes read have their doc there.
 type ExecConfig struct {
-	Suppliers   []string      // command words for suppliers jobs
-	Items       []string      // command words for items jobs
-	Dir         string        // working directory of the scripts
-	Env         []string      // environment of the scripts
-	Processes   int           // at most this many at once
-	OutputLimit int           // bytes of stdout per job; 0 = unlimited
-	Prepend     string        // PHP file (absolute) loaded first with -d auto_prepend_file; "" = none
-	Slowlog     time.Duration // a job running this long has its backtrace logged; 0 = never
-	Log         *zap.Logger
-	Metrics     *Metrics
+	// Suppliers and Items are the command words of each kind of job.
+	Suppliers []string `key:"aggregator.script.suppliers" as:"command" when:"aggregator.pool.mode=exec" default:"php -d display_errors=stderr script/suppliers.php" doc:"exec mode suppliers command, split into words without a shell"`
+	Items     []string `key:"aggregator.script.items" as:"command" when:"aggregator.pool.mode=exec" default:"php -d display_errors=stderr script/items.php" doc:"exec mode items command"`
+	Dir       string   // working directory of the scripts
+	Env       []string // environment of the scripts
+	// Processes is how many run at once at most.
+	Processes int `key:"aggregator.pool.executor" min:"1"`
+	// OutputLimit is the bytes of stdout per job; 0 = unlimited.
+	OutputLimit int `key:"aggregator.limit.output-size" min:"2"`
+	// Prepend is the PHP file (absolute) loaded first with -d auto_prepend_file; "" = none.
+	Prepend string `key:"aggregator.script.prepend" when:"aggregator.pool.mode=exec" default:"src/prepend.php" doc:"exec mode: loaded with '-d auto_prepend_file', so scripts get 'fetch()', the autoloader, backtraces on SIGUSR1 and exceptions reported as data; empty = none"`
+	// Slowlog: a job running this long has its backtrace logged; 0 = never.
+	Slowlog time.Duration `key:"aggregator.pool.slowlog" as:"seconds-or-off"`
+	Log     *zap.Logger
+	Metrics *Metrics
 }
 
 // reportFD is the exec script's fd of the report pipe (src/Report.php):

@@ -26,24 +26,37 @@ const (
 	reloadSpacing = time.Second
 )
 
-// WorkerConfig configures the supervisor of warm PHP workers.
+// WorkerConfig configures the supervisor of warm PHP workers. A field
+// tagged with a key is that configuration key (cmd/aggregator decodes the
+// tags; doc is its row in docs/configuration.md); the others are filled
+// by whoever starts the supervisor.
 type WorkerConfig struct {
-	Command      []string      // command words; the handlers file is appended
-	Handlers     string        // the PHP handlers file
-	HTTPWrapper  bool          // PHP's http(s):// streams go through Fetcher (env AGGREGATOR_HTTP_WRAPPER)
-	Dir          string        // working directory
-	Env          []string      // environment
-	Workers      int           // how many workers to keep
-	Concurrency  int           // jobs one worker runs at once (aggregator.pool.concurrency)
-	MaxJobs      int64         // jobs before a worker is replaced; 0 = no limit
-	MaxMemory    uint64        // bytes a worker may hold after a job; 0 = no limit
-	OutputLimit  int           // bytes of one job's answer; 0 = no limit
-	StartTimeout time.Duration // how long a worker may take to shake hands
-	IdleCheck    time.Duration // how often idle workers are pinged; 0 = never
-	Slowlog      time.Duration // a job running this long has its backtrace logged; 0 = never
-	Fetcher      aggregator.Fetcher
-	Log          *zap.Logger
-	Metrics      *Metrics
+	Command []string `key:"aggregator.worker.command" as:"command" when:"aggregator.pool.mode=worker" default:"php -d display_errors=stderr -d memory_limit=64M worker.php" doc:"worker command, split into words without a shell (the handlers file is appended)"`
+	// Handlers is the PHP handlers file.
+	Handlers string `key:"aggregator.worker.handlers" when:"aggregator.pool.mode=worker" default:"script/handlers.php" doc:"the PHP file returning the handlers"`
+	// HTTPWrapper: PHP's http(s):// streams of a job go through Fetcher (env AGGREGATOR_HTTP_WRAPPER).
+	HTTPWrapper bool     `key:"aggregator.worker.http-wrapper" when:"aggregator.pool.mode=worker" default:"true" doc:"worker mode: 'file_get_contents', 'fopen' and the other http(s):// streams of a job go through the aggregator like 'fetch()' ([translators.md](translators.md)); 'false' leaves them to PHP's own wrapper, which holds the worker"`
+	Dir         string   // working directory
+	Env         []string // environment
+	// Workers is how many workers to keep.
+	Workers int `key:"aggregator.pool.executor" min:"1" default:"20" doc:"PHP processes at once (workers, or exec processes)"`
+	// Concurrency is how many jobs one worker runs at once.
+	Concurrency int `key:"aggregator.pool.concurrency" min:"1" default:"1" doc:"worker mode: jobs one worker runs at once; raise it for handlers that call suppliers through 'fetch()' ([translators.md](translators.md#calling-suppliers-fetch))"`
+	// MaxJobs is how many jobs a worker runs before it is replaced; 0 = no limit.
+	MaxJobs int64 `key:"aggregator.pool.max-jobs" as:"int-or-auto" min:"0" default:"auto" doc:"jobs before a worker is replaced ('0' = never); 'auto' = 10000 × 'aggregator.pool.concurrency', so that a worker running many jobs at once is not replaced every few seconds"`
+	// MaxMemory is the bytes a worker may hold after a job; 0 = no limit.
+	MaxMemory uint64 `key:"aggregator.pool.max-memory" as:"megabytes" min:"0" default:"128" doc:"MB a worker may hold after a job before it is replaced ('0' = no limit)"`
+	// OutputLimit is the bytes of one job's answer; 0 = no limit.
+	OutputLimit int `key:"aggregator.limit.output-size" min:"2" default:"16777216" doc:"bytes of one PHP answer (or one 'fetch()' body); past it the process is killed, 'E_SCRIPT_ERROR'"`
+	// StartTimeout is how long a worker may take to shake hands.
+	StartTimeout time.Duration `key:"aggregator.pool.start-timeout" default:"10" doc:"seconds a new worker has to shake hands"`
+	// IdleCheck is how often idle workers are pinged; 0 = never.
+	IdleCheck time.Duration `key:"aggregator.pool.idle-check" as:"seconds-or-off" default:"10" doc:"seconds between health pings of idle workers ('0' = never)"`
+	// Slowlog: a job running this long has its backtrace logged; 0 = never.
+	Slowlog time.Duration `key:"aggregator.pool.slowlog" as:"seconds-or-off" default:"0" doc:"seconds after which a running job's PHP backtrace is logged ('slow job'); the job goes on; '0' = off"`
+	Fetcher aggregator.Fetcher
+	Log     *zap.Logger
+	Metrics *Metrics
 }
 
 // Supervisor keeps cfg.Workers warm worker.php processes and gives each job

@@ -818,11 +818,11 @@ func (w *worker) perform(c *call, fc *fetchCall, req *aggregator.FetchRequest) {
 		}
 	case errors.As(err, &fe):
 		log.Warn("fetch failed", jobFields(c.job, zap.String("method", fe.Method), zap.String("url", fe.URL),
-			zap.String("cause", fe.Cause), zap.String("error", fe.Detail), zap.Duration("took", took))...)
+			zap.String("cause", string(fe.Cause)), zap.String("error", fe.Detail), zap.Duration("took", took))...)
 	case err != nil:
 		fe = &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: "network", Detail: err.Error()}
 		log.Warn("fetch failed", jobFields(c.job, zap.String("method", req.Method), zap.String("url", req.URL),
-			zap.String("cause", fe.Cause), zap.Error(err), zap.Duration("took", took))...)
+			zap.String("cause", string(fe.Cause)), zap.Error(err), zap.Duration("took", took))...)
 	case resp.Status >= 400:
 		log.Info("fetch answered with an error status", jobFields(c.job, zap.String("method", req.Method),
 			zap.String("url", req.URL), zap.Int("status", resp.Status), zap.Duration("took", took))...)
@@ -837,7 +837,7 @@ func (w *worker) perform(c *call, fc *fetchCall, req *aggregator.FetchRequest) {
 	}
 	var f *frame.Frame
 	if fe != nil {
-		b, _ := json.Marshal(map[string]string{"cause": fe.Cause, "message": fe.Error()})
+		b, _ := json.Marshal(map[string]string{"cause": string(fe.Cause), "message": fe.Error()})
 		f = newFrame(flagRaw|flagError, b, typeFetch, c.id, fc.id, uint32(len(b)))
 	} else {
 		head, _ := json.Marshal(struct {

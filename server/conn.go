@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/theaspect/aggregator"
 )
 
 // Timing of one websocket connection.
@@ -46,8 +47,8 @@ func newOutbox(limit, limitBytes int) *outbox {
 
 // Why a push failed: the limit it would have passed.
 const (
-	fullCount = "send_queue"
-	fullBytes = "send_queue_bytes"
+	fullCount = aggregator.LimitSendQueue
+	fullBytes = aggregator.LimitSendQueueBytes
 )
 
 // push queues a message for the next signal (the session signals once per
@@ -57,7 +58,7 @@ const (
 // its size (aggregator.limit.output-size bounds it). Once the connection is
 // closing or dead the message is dropped and push reports success: nobody
 // can read it, and the session is ending already.
-func (o *outbox) push(m []byte) (full string) {
+func (o *outbox) push(m []byte) (full aggregator.Limit) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.dead || o.closing {

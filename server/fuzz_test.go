@@ -69,7 +69,7 @@ func FuzzParseOutput(f *testing.F) {
 				if err := json.Unmarshal(m, &v); err != nil || !utf8.Valid(m) {
 					t.Fatalf("message %q from %q: %v", m, out, err)
 				}
-				if v["_id"] != float64(7) || v["_status"] != StatusSending {
+				if v["_id"] != float64(7) || v["_status"] != string(StatusSending) {
 					t.Fatalf("ours must win: %q", m)
 				}
 			}

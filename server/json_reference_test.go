@@ -22,9 +22,9 @@ type refField struct {
 
 type refHead struct {
 	Session string          `json:"_session"`
-	Task    string          `json:"_task"`
+	Task    TaskName        `json:"_task"`
 	ID      int64           `json:"_id,omitempty"`
-	Status  string          `json:"_status"`
+	Status  Status          `json:"_status"`
 	Error   aggregator.Code `json:"_error,omitempty"`
 	Message string          `json:"_message,omitempty"`
 	Params  json.RawMessage `json:"_params,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/theaspect/aggregator"
 	"go.uber.org/zap"
 )
 
@@ -125,7 +126,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		tc := l.track(c)
 		if l.max > 0 && l.served.Load() >= int64(l.max) {
-			l.srv.metrics.limitHits.WithLabelValues("connections").Inc()
+			l.srv.metrics.limitHit(aggregator.LimitConnections)
 			l.srv.metrics.connRefused.WithLabelValues(l.name, "limit").Inc()
 			if n := l.overCap.note(time.Now()); n > 0 {
 				l.srv.log.Warn("too many connections, refusing with 503", zap.String("listener", l.name),

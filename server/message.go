@@ -10,24 +10,34 @@ import (
 	"github.com/theaspect/aggregator"
 )
 
-// Message statuses and task names of SPEC §4.
-const (
-	StatusPending = "PENDING"
-	StatusSending = "SENDING"
-	StatusSuccess = "SUCCESS"
-	StatusError   = "ERROR"
+// Status is a message's "_status" (SPEC §4).
+type Status string
 
-	TaskSuppliers = "SUPPLIERS"
-	TaskItems     = "ITEMS"
-	TaskSession   = "SESSION"
+// The message statuses: per task PENDING, its SENDINGs, then one of
+// SUCCESS or ERROR.
+const (
+	StatusPending Status = "PENDING" // an items task is queued
+	StatusSending Status = "SENDING" // one item of a task
+	StatusSuccess Status = "SUCCESS" // a task sent all its items
+	StatusError   Status = "ERROR"   // a task or the session failed
+)
+
+// TaskName is a message's "_task" (SPEC §4): which task it is about.
+type TaskName string
+
+// The task names.
+const (
+	TaskSuppliers TaskName = "SUPPLIERS" // the session's suppliers task
+	TaskItems     TaskName = "ITEMS"     // an items task
+	TaskSession   TaskName = "SESSION"   // the whole session (its errors carry no _id)
 )
 
 // head is the service's own part of every message, in the SPEC's order.
 type head struct {
 	Session string          `json:"_session"`
-	Task    string          `json:"_task"`
+	Task    TaskName        `json:"_task"`
 	ID      int64           `json:"_id,omitempty"`
-	Status  string          `json:"_status"`
+	Status  Status          `json:"_status"`
 	Error   aggregator.Code `json:"_error,omitempty"`
 	Message string          `json:"_message,omitempty"` // a PublicError's text (SPEC §15)
 	Params  json.RawMessage `json:"_params,omitempty"`
@@ -45,13 +55,13 @@ func (h head) appendTo(b []byte) []byte {
 	b = append(b, `{"_session":`...)
 	b = appendString(b, h.Session)
 	b = append(b, `,"_task":`...)
-	b = appendString(b, h.Task)
+	b = appendString(b, string(h.Task))
 	if h.ID != 0 {
 		b = append(b, `,"_id":`...)
 		b = strconv.AppendInt(b, h.ID, 10)
 	}
 	b = append(b, `,"_status":`...)
-	b = appendString(b, h.Status)
+	b = appendString(b, string(h.Status))
 	if h.Error != "" {
 		b = append(b, `,"_error":`...)
 		b = appendString(b, string(h.Error))

@@ -1,6 +1,9 @@
 package server
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/theaspect/aggregator"
+)
 
 // metrics are the server's Prometheus collectors (names start aggregator_).
 type metrics struct {
@@ -26,14 +29,14 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 			Name: "aggregator_sessions_total", Help: "Websocket sessions started."}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_sessions_ended_total",
-			Help: "Sessions ended, by reason: done, bad_request, bad_utf8, timeout, closed, shutdown, slow_client, too_large, bug.",
+			Help: "Sessions ended, by reason: " + aggregator.Join(Endings) + ".",
 		}, []string{"reason"}),
 		sessionsRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_sessions_rejected_total",
 			Help: "Websocket upgrades refused with 503 because aggregator.limit.sessions were alive."}),
 		tasksTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_tasks_total",
-			Help: "Tasks ended, by kind (suppliers, items) and outcome (SUCCESS or an E_* code).",
+			Help: "Tasks ended, by kind (suppliers, items) and outcome (SUCCESS, an E_* code, or SHUTDOWN when the server stopped).",
 		}, []string{"kind", "outcome"}),
 		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "aggregator_task_duration_seconds",
@@ -42,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		}, []string{"kind"}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aggregator_limit_hits_total",
-			Help: "Protective limits hit, by limit (sessions, request_size, output_size, session_tasks, send_queue, send_queue_bytes, connections).",
+			Help: "Protective limits hit, by limit (" + aggregator.Join(aggregator.Limits) + ").",
 		}, []string{"limit"}),
 		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "aggregator_messages_sent_total", Help: "Websocket messages queued for browsers."}),
@@ -74,3 +77,6 @@ func newMetrics(reg prometheus.Registerer, q *queue) *metrics {
 		queueLen, running)
 	return m
 }
+
+// limitHit counts a protective limit hit.
+func (m *metrics) limitHit(l aggregator.Limit) { m.limitHits.WithLabelValues(string(l)).Inc() }

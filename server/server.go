@@ -22,28 +22,45 @@ import (
 	"go.uber.org/zap"
 )
 
-// Config is what the server needs; main fills it from the properties.
+// Config is what the server needs. A field tagged with a key is that
+// configuration key (cmd/aggregator decodes the tags; doc is its row in
+// docs/configuration.md); the others are filled by whoever starts the
+// server.
 type Config struct {
-	RequestFields   []string // required request fields, passed to the suppliers script
-	FaultyFields    []string // request fields echoed in errors as _params
-	ItemsField      string
-	SuppliersField  string
-	InfoField       string
-	ScriptTimeout   time.Duration // one task, counted from queueing
-	SessionTimeout  time.Duration
-	Capacity        int // tasks running at once (PHP processes × jobs each)
-	SessionLimit    int // tasks of one session running at once
-	MaxSessions     int
-	MaxRequestSize  int64
-	MaxSessionTasks int
-	SendQueue       int      // messages queued for one browser
-	SendQueueBytes  int      // bytes queued for one browser (one message is always admitted)
-	AllowedOrigins  []string // empty: same host only; "*": any
-	TrustedProxies  []*net.IPNet
-	Static          fs.FS  // the demo page
-	Mode            string // worker or exec, for /workers
-	Pprof           bool   // serve /debug/pprof/ with the operators' endpoints
-	UntilWarm       bool   // refuse new sessions (503) until PHP has run once (drain.go)
+	// The fields of requests and answers (SPEC §3, §4).
+	RequestFields  []string `key:"aggregator.fields.request" default:"code,brand,apikey,analog" doc:"required request fields, passed to the suppliers handler"`
+	ItemsField     string   `key:"aggregator.fields.items" default:"items" doc:"the items array's field"`
+	SuppliersField string   `key:"aggregator.fields.suppliers" default:"suppliers" doc:"the suppliers array's field"`
+	InfoField      string   `key:"aggregator.fields.info" default:"info" doc:"the supplier field echoed as '_info'"`
+	FaultyFields   []string `key:"aggregator.fields.faulty" default:"code,brand,analog" doc:"request fields echoed in errors as '_params'"`
+
+	// ScriptTimeout bounds one task, counted from queueing.
+	ScriptTimeout  time.Duration `key:"aggregator.timeout.script" default:"5" doc:"seconds for one task, counted from queueing (decimals allowed)"`
+	SessionTimeout time.Duration `key:"aggregator.timeout.session" default:"30" doc:"seconds for one session"`
+
+	Capacity int // tasks running at once (PHP processes × jobs each)
+	// SessionLimit is how many tasks of one session run at once.
+	SessionLimit int `key:"aggregator.pool.session-limit" min:"0" default:"0" doc:"tasks of one session running at once (fairness); '0' = ¼ of the capacity, at least 4"`
+
+	// The protective limits (SPEC §13).
+	MaxSessions     int   `key:"aggregator.limit.sessions" min:"0" default:"0" doc:"concurrent sessions ('/ws' and '/echo'); past it the upgrade gets HTTP 503; '0' = 20000, or one per connection 'aggregator.limit.connections' allows when that is fewer (the start's log says so at INFO)"`
+	MaxRequestSize  int64 `key:"aggregator.limit.request-size" min:"2" default:"65536" doc:"bytes of one browser message; past it close 1009"`
+	MaxSessionTasks int   `key:"aggregator.limit.session-tasks" min:"1" default:"10000" doc:"items tasks in one session; extra ones end 'E_SCRIPT_CANCELLED'"`
+	// SendQueue and SendQueueBytes bound what is queued for one browser
+	// (one message is always admitted).
+	SendQueue      int `key:"aggregator.limit.send-queue" min:"1" default:"100000" doc:"messages queued for one browser; a browser that does not read is closed (1008)"`
+	SendQueueBytes int `key:"aggregator.limit.send-queue-bytes" min:"0" default:"0" doc:"bytes queued for one browser; past it the session is closed (1008); one message always fits; '0' = 2 × 'aggregator.limit.output-size', else at least that size"`
+
+	// AllowedOrigins: empty is the same host only; "*" any.
+	AllowedOrigins []string     `key:"aggregator.ws.allowed-origins" default:"" doc:"comma-separated origins allowed to open '/ws' besides the page's own host ('*' = any); empty = same host only"`
+	TrustedProxies []*net.IPNet `key:"server.trusted-proxies" default:"127.0.0.1,::1" doc:"IPs/CIDRs whose 'X-Forwarded-For' / 'X-Forwarded-Host' are believed"`
+	Pprof          bool         `key:"aggregator.ops.pprof" default:"false" doc:"serve '/debug/pprof/' with the operators' endpoints"`
+
+	// UntilWarm refuses new sessions (503) until PHP has run once (drain.go).
+	UntilWarm bool `key:"aggregator.drain.until-warm" default:"false" doc:"'true': refuse new sessions with HTTP 503 (which nginx retries on another instance) until PHP has first run, so a restarted instance, or one whose release cannot start, takes none; the instances' unit 'aggregator@.service' sets it. Alone, keep 'false': searches then wait for the workers, or fail 'E_SCRIPT_START' when they cannot start ([operating.md](operating.md#deploys-without-a-gap-two-instances-behind-nginx))"`
+
+	Static fs.FS  // the demo page
+	Mode   string // worker or exec, for /workers
 	// HealthChecks add to the runner's health in /health (the log file, ...).
 	HealthChecks []func() aggregator.Health
 }
@@ -217,7 +234,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, echo bool)
 		s.leave()
 		s.alive.Add(-1)
 		s.metrics.sessionsRejected.Inc()
-		s.metrics.limitHits.WithLabelValues("sessions").Inc()
+		s.metrics.limitHit(aggregator.LimitSessions)
 		s.log.Warn("too many sessions, refusing", zap.Int("limit", s.cfg.MaxSessions),
 			zap.String("remote", remote))
 		w.Header().Set("Retry-After", "1")
@@ -261,11 +278,11 @@ func (s *Server) enter() admission {
 }
 
 // sessionEnded is called once by each session's loop as it ends.
-func (s *Server) sessionEnded(reason string) {
+func (s *Server) sessionEnded(why Ending) {
 	s.alive.Add(-1)
 	s.stats.sessionEnded()
 	s.metrics.sessionsAlive.Dec()
-	s.metrics.sessionsEnded.WithLabelValues(reason).Inc()
+	s.metrics.sessionsEnded.WithLabelValues(string(why)).Inc()
 }
 
 // pick returns the request's fields named in keys as an object, or nil.

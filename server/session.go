@@ -38,7 +38,7 @@ func (t *task) unwatch() {
 	}
 }
 
-func (t *task) name() string {
+func (t *task) name() TaskName {
 	if t.kind == aggregator.Suppliers {
 		return TaskSuppliers
 	}
@@ -184,7 +184,7 @@ func (s *session) loop() {
 				// connection with 1007. Processing it would echo the bytes
 				// in _params, an invalid frame that kills a browser's socket.
 				s.log.Warn("text frame is not UTF-8, closed with 1007", zap.Int("tasks_left", len(s.tasks)))
-				s.end(websocket.CloseInvalidFramePayloadData, "invalid UTF-8", "bad_utf8", string(aggregator.ESessionClosed))
+				s.end(websocket.CloseInvalidFramePayloadData, "invalid UTF-8", EndBadUTF8)
 			case evTaskDone:
 				s.onTaskDone(ev)
 			case evGone:
@@ -193,15 +193,15 @@ func (s *session) loop() {
 		case <-timer.C:
 			if s.echo {
 				s.log.Info("echo session time is up")
-				s.end(websocket.CloseNormalClosure, "time is up", "timeout", "")
+				s.end(websocket.CloseNormalClosure, "time is up", EndTimeout)
 				continue
 			}
 			s.log.Warn("session timed out", zap.String("code", string(aggregator.ESessionTimeout)), zap.ByteString("params", s.params),
 				zap.Int("tasks_left", len(s.tasks)))
 			s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.ESessionTimeout, Params: s.params})
-			s.end(websocket.CloseInternalServerErr, "session timeout", "timeout", string(aggregator.ESessionTimeout))
+			s.end(websocket.CloseInternalServerErr, "session timeout", EndTimeout)
 		case <-s.srv.ctx.Done():
-			s.end(websocket.CloseGoingAway, "server shutdown", "shutdown", "SHUTDOWN")
+			s.end(websocket.CloseGoingAway, "server shutdown", EndShutdown)
 		}
 	}
 }
@@ -217,7 +217,7 @@ func (s *session) recoverBug() {
 	s.log.Error("bug: session failed", zap.Any("panic", r), zap.Stack("stack"))
 	if !s.ended {
 		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: aggregator.EUnknown, Params: s.params})
-		s.end(websocket.CloseInternalServerErr, "internal error", "bug", string(aggregator.EUnknown))
+		s.end(websocket.CloseInternalServerErr, "internal error", EndBug)
 	}
 }
 
@@ -239,7 +239,7 @@ func (s *session) onMessage(data []byte) {
 		s.log.Info("bad request", zap.String("code", string(code)), zap.Int("bytes", len(data)),
 			zap.Strings("missing", missing))
 		s.send(head{Session: s.id, Task: TaskSession, Status: StatusError, Error: code, Params: s.params})
-		s.end(websocket.ClosePolicyViolation, string(code), "bad_request", "")
+		s.end(websocket.ClosePolicyViolation, string(code), EndBadRequest)
 		return
 	}
 	// The search is logged at INFO when it ends ("session done", with
@@ -292,7 +292,7 @@ func (s *session) addTask(kind aggregator.Kind, input []byte, info json.RawMessa
 		s.send(head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusPending, Info: info})
 	}
 	if kind == aggregator.Items && s.nTasks >= s.srv.cfg.MaxSessionTasks {
-		s.srv.metrics.limitHits.WithLabelValues("session_tasks").Inc()
+		s.srv.metrics.limitHit(aggregator.LimitSessionTasks)
 		s.log.Warn("too many tasks in one session, cancelling", zap.Int64("task", t.id),
 			zap.Int("limit", s.srv.cfg.MaxSessionTasks))
 		s.fail(t, aggregator.EScriptCancelled)
@@ -343,7 +343,7 @@ func (s *session) onTaskDone(ev evTaskDone) {
 		}
 		log().Log(lvl, "task failed", fields...)
 		if limit := aggregator.LimitHit(ev.err); limit != "" {
-			s.srv.metrics.limitHits.WithLabelValues(limit).Inc()
+			s.srv.metrics.limitHit(limit)
 		}
 		s.failWith(t, code, aggregator.PublicMessage(ev.err))
 		s.maybeFinish()
@@ -401,7 +401,7 @@ func (s *session) succeed(t *task, announce bool) {
 	if announce {
 		s.send(head{Session: s.id, Task: TaskItems, ID: t.id, Status: StatusSuccess, Info: t.info})
 	}
-	s.endTask(t, "SUCCESS")
+	s.endTask(t, OutcomeSuccess)
 }
 
 // fail ends a task with an error message to the browser.
@@ -416,19 +416,19 @@ func (s *session) failWith(t *task, code aggregator.Code, public string) {
 	}
 	s.send(h)
 	s.nFailed++
-	s.endTask(t, string(code))
+	s.endTask(t, failure(code))
 }
 
 // endTask records a task's end exactly once.
-func (s *session) endTask(t *task, outcome string) {
+func (s *session) endTask(t *task, outcome Outcome) {
 	if _, live := s.tasks[t.id]; !live {
 		return
 	}
 	delete(s.tasks, t.id)
 	t.unwatch()
 	t.cancel()
-	s.srv.stats.taskEnded(outcome == "SUCCESS")
-	s.srv.metrics.tasksTotal.WithLabelValues(t.kind.String(), outcome).Inc()
+	s.srv.stats.taskEnded(outcome == OutcomeSuccess)
+	s.srv.metrics.tasksTotal.WithLabelValues(t.kind.String(), string(outcome)).Inc()
 	s.srv.metrics.taskDuration.WithLabelValues(t.kind.String()).Observe(time.Since(t.queuedAt).Seconds())
 }
 
@@ -436,21 +436,21 @@ func (s *session) endTask(t *task, outcome string) {
 func (s *session) maybeFinish() {
 	if !s.ended && s.started && len(s.tasks) == 0 {
 		s.finished = time.Now() // logged by run, once the loop has returned
-		s.end(websocket.CloseNormalClosure, "", "done", "")
+		s.end(websocket.CloseNormalClosure, "", EndDone)
 	}
 }
 
 // onGone handles the browser leaving.
 func (s *session) onGone(err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
-		s.srv.metrics.limitHits.WithLabelValues("request_size").Inc()
+		s.srv.metrics.limitHit(aggregator.LimitRequestSize)
 		s.log.Warn("request too large, closed with 1009", zap.Int64("limit", s.srv.cfg.MaxRequestSize))
-		s.end(websocket.CloseMessageTooBig, "", "too_large", string(aggregator.ESessionClosed))
+		s.end(websocket.CloseMessageTooBig, "", EndTooLarge)
 		return
 	}
 	s.log.Info("browser closed the socket", zap.String("code", string(aggregator.ESessionClosed)), zap.ByteString("params", s.params),
 		zap.Int("tasks_left", len(s.tasks)), zap.String("reason", err.Error()))
-	s.end(websocket.CloseNormalClosure, "", "closed", string(aggregator.ESessionClosed))
+	s.end(websocket.CloseNormalClosure, "", EndClosed)
 }
 
 // send queues a message; a browser too slow to take it ends the session.
@@ -465,7 +465,7 @@ func (s *session) sendRaw(m []byte) bool {
 	// this is the last guard, as an invalid text frame kills the socket.
 	m = validUTF8(m)
 	if full := s.out.push(m); full != "" {
-		s.srv.metrics.limitHits.WithLabelValues(full).Inc()
+		s.srv.metrics.limitHit(full)
 		n, bytes := s.out.queued()
 		limit := fmt.Sprintf("aggregator.limit.send-queue=%d", s.srv.cfg.SendQueue)
 		if full == fullBytes {
@@ -473,20 +473,22 @@ func (s *session) sendRaw(m []byte) bool {
 		}
 		s.log.Warn("browser does not read: send queue full, closing", zap.String("limit", limit),
 			zap.Int("queued", n), zap.Int("queued_bytes", bytes), zap.Int("message_bytes", len(m)))
-		s.end(websocket.ClosePolicyViolation, "send queue full", "slow_client", string(aggregator.ESessionClosed))
+		s.end(websocket.ClosePolicyViolation, "send queue full", EndSlowClient)
 		return false
 	}
 	s.srv.metrics.messagesSent.Inc()
 	return true
 }
 
-// end finishes the session: its waiting tasks are dropped, its running PHP
-// is killed, and each task left is counted as failed with outcome (once).
-func (s *session) end(closeCode int, text, reason, outcome string) {
+// end finishes the session with a close frame (closeCode, text): its
+// waiting tasks are dropped, its running PHP is killed, and each task left
+// is counted once, with the outcome why leaves it.
+func (s *session) end(closeCode int, text string, why Ending) {
 	if s.ended {
 		return
 	}
 	s.ended = true
+	outcome := why.left()
 	for _, t := range s.tasks {
 		t.unwatch()
 		s.srv.queue.remove(t)
@@ -496,12 +498,12 @@ func (s *session) end(closeCode int, text, reason, outcome string) {
 	for _, t := range s.tasks {
 		if debug {
 			s.log.Debug("task dropped", zap.Int64("task", t.id), zap.String("class", t.class),
-				zap.String("outcome", outcome), zap.Duration("took", time.Since(t.queuedAt)))
+				zap.String("outcome", string(outcome)), zap.Duration("took", time.Since(t.queuedAt)))
 		}
 		s.endTask(t, outcome)
 	}
 	s.out.close(closeCode, text)
-	s.srv.sessionEnded(reason)
+	s.srv.sessionEnded(why)
 }
 
 // clip shortens script output for a log line.

@@ -244,13 +244,13 @@ func TestSessionStateMachine(t *testing.T) {
 // checkOrder: per task PENDING, SENDINGs, then exactly one end; ids unique.
 func checkOrder(t *testing.T, g got) {
 	t.Helper()
-	last := map[float64]string{}
+	last := map[float64]Status{}
 	for _, m := range g.msgs {
-		if m["_task"] != TaskItems {
+		if m["_task"] != string(TaskItems) {
 			continue
 		}
 		id := m["_id"].(float64)
-		st := m["_status"].(string)
+		st := Status(m["_status"].(string))
 		prev := last[id]
 		ok := (st == StatusPending && prev == "") ||
 			(st == StatusSending && (prev == StatusPending || prev == StatusSending)) ||

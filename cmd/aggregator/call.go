@@ -92,21 +92,21 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	rep := &callReport{Kind: words[0], Mode: c.Mode, Items: []json.RawMessage{}, Suppliers: []json.RawMessage{}, Stderr: []string{}}
-	if c.Mode == "exec" {
-		cmd := c.ScriptItems
+	rep := &callReport{Kind: words[0], Mode: string(c.Mode), Items: []json.RawMessage{}, Suppliers: []json.RawMessage{}, Stderr: []string{}}
+	if c.Mode == ModeExec {
+		cmd := c.Exec.Items
 		if rep.Kind == "suppliers" {
-			cmd = c.ScriptSuppliers
+			cmd = c.Exec.Suppliers
 		}
 		rep.Command = strings.Join(cmd, " ")
 	} else {
-		rep.Command = strings.Join(append(append([]string{}, c.WorkerCommand...), c.WorkerHandlers), " ")
+		rep.Command = strings.Join(append(append([]string{}, c.Worker.Command...), c.Worker.Handlers), " ")
 	}
 
 	job := &aggregator.Job{Session: "call", Task: 1}
 	if rep.Kind == "suppliers" {
 		job.Kind = aggregator.Suppliers
-		input, code, err := server.SuppliersInput(arg, c.RequestFields)
+		input, code, err := server.SuppliersInput(arg, c.Server.RequestFields)
 		if err != nil {
 			// The browser's request never reaches PHP.
 			rep.Code, rep.Error = string(code), err.Error()
@@ -115,7 +115,7 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 		job.Input = input
 	} else {
 		job.Kind = aggregator.Items
-		input, class, info, err := server.ItemsInput(arg, c.InfoField)
+		input, class, info, err := server.ItemsInput(arg, c.Server.InfoField)
 		if err != nil {
 			fmt.Fprintln(stderr, "aggregator call items:", err)
 			return 2
@@ -129,12 +129,12 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	one := *c
-	one.Executors, one.Concurrency = 1, 1
+	one.Worker.Workers, one.Worker.Concurrency, one.Exec.Processes = 1, 1, 1
 	runner := newRunner(&one, log, nil)
-	if c.Mode != "exec" {
-		waitReady(runner, c.StartTimeout)
+	if c.Mode != ModeExec {
+		waitReady(runner, c.Worker.StartTimeout)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.ScriptTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.Server.ScriptTimeout)
 	res, err := runner.Run(ctx, job)
 	cancel()
 	runner.Close()
@@ -149,7 +149,7 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 		rep.Code, rep.Error, rep.Message = string(aggregator.ErrorCode(err)), aggregator.ErrorMessage(err), aggregator.PublicMessage(err)
 		return rep.print(stdout, asJSON)
 	}
-	items, suppliers, code, err := server.CheckOutput(job.Kind, res.Output, c.ItemsField, c.SuppliersField)
+	items, suppliers, code, err := server.CheckOutput(job.Kind, res.Output, c.Server.ItemsField, c.Server.SuppliersField)
 	if err != nil {
 		rep.Code, rep.Error = string(code), err.Error()
 		return rep.print(stdout, asJSON)

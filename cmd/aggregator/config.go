@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,123 +15,70 @@ import (
 	"github.com/magiconair/properties"
 	"github.com/spf13/viper"
 	"github.com/theaspect/aggregator/pool"
+	"github.com/theaspect/aggregator/server"
 )
 
-// defaults are every configuration key with its default value. Keys of the
-// first implementation keep their names; new ones follow their style.
-var defaults = map[string]string{
-	"server.port":                         "8000",
-	"server.address":                      "127.0.0.1",
-	"server.trusted-proxies":              "127.0.0.1,::1",
-	"aggregator.ops.address":              "127.0.0.1",
-	"aggregator.ops.port":                 "",
-	"aggregator.ops.pprof":                "false",
-	"logging.level.me.blzr.aggregator":    "INFO",
-	"aggregator.script.items":             "php -d display_errors=stderr script/items.php",
-	"aggregator.script.suppliers":         "php -d display_errors=stderr script/suppliers.php",
-	"aggregator.script.prepend":           "src/prepend.php",
-	"aggregator.timeout.script":           "5",
-	"aggregator.timeout.session":          "30",
-	"aggregator.timeout.idle":             "60",
-	"aggregator.pool.executor":            "20",
-	"aggregator.pool.concurrency":         "1",
-	"aggregator.pool.mode":                "worker",
-	"aggregator.pool.session-limit":       "0",
-	"aggregator.pool.max-jobs":            "auto",
-	"aggregator.pool.max-memory":          "128",
-	"aggregator.pool.idle-check":          "10",
-	"aggregator.pool.start-timeout":       "10",
-	"aggregator.pool.watch":               "false",
-	"aggregator.pool.slowlog":             "0",
-	"aggregator.worker.command":           "php -d display_errors=stderr -d memory_limit=64M worker.php",
-	"aggregator.worker.handlers":          "script/handlers.php",
-	"aggregator.worker.http-wrapper":      "true",
-	"aggregator.fields.request":           "code,brand,apikey,analog",
-	"aggregator.fields.items":             "items",
-	"aggregator.fields.suppliers":         "suppliers",
-	"aggregator.fields.info":              "info",
-	"aggregator.fields.faulty":            "code,brand,analog",
-	"aggregator.log.file":                 "logs/aggregator.log",
-	"aggregator.log.max-size":             "10",
-	"aggregator.log.max-files":            "10",
-	"aggregator.log.console":              "true",
-	"aggregator.limit.sessions":           "20000",
-	"aggregator.limit.connections":        "0",
-	"aggregator.limit.request-size":       "65536",
-	"aggregator.limit.output-size":        "16777216",
-	"aggregator.limit.session-tasks":      "10000",
-	"aggregator.limit.send-queue":         "100000",
-	"aggregator.limit.send-queue-bytes":   "0",
-	"aggregator.fetch.max-conns-per-host": "1024",
-	"aggregator.ws.allowed-origins":       "",
-	"aggregator.drain.until-warm":         "false",
-	"aggregator.gc.heap-floor":            "8",
-}
-
-// Config is the validated configuration.
+// Config is the whole configuration. Every key is one field, tagged with
+// its key, default and doc (settings.go says how): the keys this program
+// reads itself are here; the others are in the settings of the package
+// that reads them, which main hands over whole. docs/configuration.md's
+// table is made from these tags (TestConfigurationDoc).
 type Config struct {
-	Address        string
-	Port           int
-	TrustedProxies []*net.IPNet
-	OpsAddress     string // the operators' listener; see OpsPort
-	OpsPort        int    // -1: no operators' listener (the default)
-	Pprof          bool   // serve /debug/pprof/ with the operators' endpoints
-	LogLevel       string
-	LogFile        string
-	LogMaxSize     int
-	LogMaxFiles    int
-	LogConsole     bool
+	Port    int    `key:"server.port" min:"0" max:"65535" default:"8000" doc:"port; the 'PORT' environment variable sets it too; '0' picks a free one (logged)"`
+	Address string `key:"server.address" default:"127.0.0.1" doc:"listen address: localhost only unless set"`
+	// MaxConnections is how many TCP connections the main port serves at once.
+	MaxConnections int `key:"aggregator.limit.connections" min:"0" default:"0" doc:"TCP connections served at once on 'server.port'; past it a new one gets HTTP 503 with 'Retry-After' at once; '0' = what RLIMIT_NOFILE leaves after 128 + 4 × executor + jobs at once (at least a quarter of it)"`
+	// IdleTimeout: an idle keep-alive HTTP connection is closed after it.
+	IdleTimeout time.Duration `key:"aggregator.timeout.idle" default:"60" doc:"seconds an idle HTTP keep-alive connection stays open (keep nginx's upstream 'keepalive_timeout' below it)"`
 
-	Mode            string
-	ScriptItems     []string
-	ScriptSuppliers []string
-	WorkerCommand   []string
-	WorkerHandlers  string
-	HTTPWrapper     bool // http(s):// streams of worker jobs go through the aggregator (SPEC §17)
-	ScriptTimeout   time.Duration
-	SessionTimeout  time.Duration
-	IdleTimeout     time.Duration // an idle keep-alive HTTP connection is closed after it
-	Executors       int
-	Concurrency     int // jobs one worker runs at once (worker mode)
-	SessionLimit    int
-	MaxJobs         int
-	MaxMemoryMB     int
-	IdleCheck       time.Duration
-	StartTimeout    time.Duration
-	Watch           bool          // reload the workers when a PHP file changes (development)
-	Slowlog         time.Duration // log the backtrace of a job running this long; 0 = off
-	ScriptPrepend   string        // exec mode: absolute path of the auto_prepend_file; "" = none
+	// OpsPort is the operators' listener's port; -1: none (the default).
+	OpsPort    int    `key:"aggregator.ops.port" as:"int-or-off" min:"0" max:"65535" default:"" doc:"the operators' listener ('/metrics', '/workers', '/health', '/stats', pprof): a second port, so that several instances on one host need none by default; empty = off"`
+	OpsAddress string `key:"aggregator.ops.address" default:"127.0.0.1" doc:"its address; never a public one"`
 
-	RequestFields  []string
-	FaultyFields   []string
-	ItemsField     string
-	SuppliersField string
-	InfoField      string
+	LogLevel    string `key:"logging.level.me.blzr.aggregator" default:"INFO" doc:"'DEBUG', 'INFO', 'WARN' or 'ERROR'"`
+	LogFile     string `key:"aggregator.log.file" default:"logs/aggregator.log" doc:"log file (relative to the working directory); lines are written every 100 ms, WARN and ERROR at once"`
+	LogMaxSize  int    `key:"aggregator.log.max-size" min:"1" default:"10" doc:"MB per log file before it rotates"`
+	LogMaxFiles int    `key:"aggregator.log.max-files" min:"1" default:"10" doc:"log files kept, the current one included"`
+	LogConsole  bool   `key:"aggregator.log.console" default:"true" doc:"also log to stderr (journald); 'false' under systemd if the file is enough"`
 
-	MaxSessions     int
-	MaxConnections  int // TCP connections served at once on the main port
-	FileLimit       int // RLIMIT_NOFILE, 0 when unknown
-	MaxRequestSize  int
-	MaxOutputSize   int
-	MaxSessionTasks int
-	SendQueue       int
-	SendQueueBytes  int
-	AllowedOrigins  []string
-	UntilWarm       bool // refuse new sessions (503) until PHP has run once: instances behind nginx
+	Mode Mode `key:"aggregator.pool.mode" default:"worker" doc:"'worker' (warm goridge workers) or 'exec' (a process per call)"`
+	// Watch reloads the workers when a PHP file changes (development).
+	Watch bool `key:"aggregator.pool.watch" default:"false" doc:"development: reload the workers when a PHP file under the handlers' directory or 'src/' changes"`
 
-	FetchConnsPerHost int // connections fetch() opens to one supplier host at once
-	HeapFloorMB       int // no garbage collection before the Go heap reaches this (internal/gcfloor); 0 = Go's pacing
+	// FetchConnsPerHost is how many connections fetch() opens to one supplier host at once.
+	FetchConnsPerHost int `key:"aggregator.fetch.max-conns-per-host" min:"0" default:"1024" doc:"connections 'fetch()' opens to one supplier host at once (in use and idle)"`
+	// HeapFloor is the bytes of Go heap before the first garbage collection (internal/gcfloor); 0 = Go's pacing.
+	HeapFloor uint64 `key:"aggregator.gc.heap-floor" as:"megabytes" min:"0" default:"8" doc:"MB the server's Go heap may reach before a garbage collection, however small its live heap; past it 'GOGC' (env, default 100) paces as usual; '0' = Go's own pacing, which collects from 4 MB on ([operating.md](operating.md#memory-and-the-garbage-collector))"`
 
-	Warnings []string // unknown keys and the like, logged once logging is up
+	Server server.Config     `doc:"Sessions, messages and their limits ('server.Config')"`
+	Worker pool.WorkerConfig `doc:"PHP processes: worker mode, and the keys both modes read ('pool.WorkerConfig')"`
+	Exec   pool.ExecConfig   `doc:"PHP processes: exec mode ('pool.ExecConfig')"`
+
+	// What the configuration found, for the log once it is up.
+	FileLimit int      // RLIMIT_NOFILE, 0 when unknown
+	Notices   []string // limits fitted to this machine, and the like: INFO lines
+	Warnings  []string // unknown keys, and values that may not work: WARN lines
 	// UnknownKeys describe the keys of the properties file that are not
 	// configuration keys (with the key each was probably meant to be). The
 	// server only warns about them; `call` refuses to run.
 	UnknownKeys []string
 }
 
+// configKeys are the keys of Config, read from its tags once.
+var configKeys = mustKeys(&Config{})
+
+// Mode is how PHP runs (SPEC §2).
+type Mode string
+
+// The modes.
+const (
+	ModeWorker Mode = "worker" // warm worker.php processes
+	ModeExec   Mode = "exec"   // a process per call
+)
+
 // Capacity is how many tasks run at once: PHP processes times the jobs
 // each runs at once.
-func (c *Config) Capacity() int { return c.Executors * max(c.Concurrency, 1) }
+func (c *Config) Capacity() int { return c.Worker.Workers * max(c.Worker.Concurrency, 1) }
 
 // ConfigError names the key whose value is wrong.
 type ConfigError struct {
@@ -192,11 +138,14 @@ func ParseArgs(args []string) (Args, error) {
 // is a warning: the file outlives releases, and a key that a newer release
 // knows must not stop an older one from starting after a rollback.
 func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
+	return loadConfig(a, getenv, fileLimit())
+}
+
+// loadConfig is LoadConfig on a machine whose RLIMIT_NOFILE is nofile (0: unknown).
+func loadConfig(a Args, getenv func(string) string, nofile int) (*Config, error) {
 	v := viper.New()
-	for k, d := range defaults {
-		v.SetDefault(k, d)
-	}
-	var warnings, unknown []string
+	configKeys.defaults(v)
+	var unknown []string
 	file := a.ConfigFile
 	if file == "" {
 		if _, err := os.Stat("application.properties"); err == nil {
@@ -212,8 +161,9 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 		}
 		for _, k := range props.Keys() {
 			key := strings.ToLower(k)
-			if _, known := defaults[key]; !known {
+			if !configKeys.known(key) {
 				unknown = append(unknown, unknownKey(k, "in "+file))
+				continue
 			}
 			v.Set(key, props.GetString(k, ""))
 		}
@@ -227,55 +177,44 @@ func LoadConfig(a Args, getenv func(string) string) (*Config, error) {
 	}
 	sort.Strings(overrides) // the first unknown one is the same every run
 	for _, k := range overrides {
-		if _, known := defaults[k]; !known {
+		if !configKeys.known(k) {
 			return nil, &ConfigError{k, "unknown key given with -D" + didYouMean(k)}
 		}
 		v.Set(k, a.Overrides[k])
 	}
 	sort.Strings(unknown)
-	c, err := build(v, a.checksFiles())
-	if err != nil {
+	c := &Config{}
+	if err := configKeys.decode(v, c); err != nil {
 		return nil, err
 	}
-	for _, u := range unknown {
-		warnings = append(warnings, u+" (ignored)")
+	r := &resolver{files: a.checksFiles()}
+	if r.resolve(c, nofile); r.err != nil {
+		return nil, r.err
 	}
-	c.Warnings = append(warnings, c.Warnings...)
+	for _, u := range unknown {
+		c.Warnings = append(c.Warnings, u+" (ignored)")
+	}
+	c.Warnings = append(c.Warnings, r.warnings...)
+	c.Notices = r.notices
 	c.UnknownKeys = unknown
+	c.FileLimit = nofile
 	return c, nil
 }
 
-// reader collects the first bad key while reading values.
-type reader struct {
-	v        *viper.Viper
-	err      error
+// resolver applies the rules between keys once every key is decoded, and
+// checks what a value alone cannot say (a program exists, two ports differ).
+type resolver struct {
 	files    bool     // check that programs and scripts exist
+	err      error    // the first key found wrong
 	warnings []string // problems worth a log line, not a refusal to start
+	notices  []string // what was fitted to this machine, at INFO
 }
 
-func (r *reader) str(key string) string { return strings.TrimSpace(r.v.GetString(key)) }
-
-func (r *reader) fail(key, format string, args ...any) {
+func (r *resolver) fail(key, format string, args ...any) {
 	if r.err == nil {
 		r.err = &ConfigError{key, fmt.Sprintf(format, args...)}
 	}
 }
-
-func (r *reader) int(key string, min int) int {
-	s := r.str(key)
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		r.fail(key, "not a whole number: %q", s)
-		return 0
-	}
-	if n < min {
-		r.fail(key, "must be at least %d, got %d", min, n)
-	}
-	return n
-}
-
-// autoValue stands for "auto" until the value it depends on is known.
-const autoValue = -1
 
 // defaultMaxJobs is aggregator.pool.max-jobs per job a worker runs at once.
 // Starting a PHP process costs ~21 ms of CPU (php -r ” with Debian's
@@ -284,77 +223,89 @@ const autoValue = -1
 // aggregator.pool.max-memory; this only bounds what memory cannot see.
 const defaultMaxJobs = 10000
 
-// intOrAuto is int, or autoValue for "auto".
-func (r *reader) intOrAuto(key string, min int) int {
-	if strings.EqualFold(r.str(key), "auto") {
-		return autoValue
+// resolve is the cross-key rules, in the order they depend on each other.
+func (r *resolver) resolve(c *Config, nofile int) {
+	if c.OpsPort > 0 && c.OpsPort == c.Port {
+		r.fail("aggregator.ops.port", "must differ from server.port (%d)", c.Port)
 	}
-	return r.int(key, min)
-}
-
-func (r *reader) seconds(key string) time.Duration {
-	s := r.str(key)
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		r.fail(key, "not a number of seconds: %q", s)
-		return 0
+	if net.ParseIP(c.OpsAddress) == nil && c.OpsAddress != "localhost" {
+		r.fail("aggregator.ops.address", "not an IP address: %q", c.OpsAddress)
 	}
-	if f <= 0 {
-		r.fail(key, "must be more than 0 seconds, got %q", s)
+	if net.ParseIP(c.Address) == nil && c.Address != "localhost" && c.Address != "" {
+		r.fail("server.address", "not an IP address: %q", c.Address)
 	}
-	return time.Duration(f * float64(time.Second))
-}
-
-// secondsOrOff is seconds where 0 (or nothing) means off.
-func (r *reader) secondsOrOff(key string) time.Duration {
-	s := r.str(key)
-	if s == "" {
-		return 0
+	c.LogLevel = strings.ToUpper(c.LogLevel)
+	switch c.LogLevel {
+	case "DEBUG", "INFO", "WARN", "ERROR":
+	default:
+		r.fail("logging.level.me.blzr.aggregator", "want DEBUG, INFO, WARN or ERROR, got %q", c.LogLevel)
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		r.fail(key, "not a number of seconds: %q", s)
-		return 0
+	if len(c.Server.RequestFields) == 0 {
+		r.fail("aggregator.fields.request", "must name at least one field")
 	}
-	if f < 0 {
-		r.fail(key, "must be 0 (off) or more seconds, got %q", s)
-	}
-	return time.Duration(f * float64(time.Second))
-}
-
-func (r *reader) list(key string) []string {
-	var out []string
-	for _, p := range strings.Split(r.str(key), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
+	for _, f := range []struct{ key, value string }{{"aggregator.fields.items", c.Server.ItemsField},
+		{"aggregator.fields.suppliers", c.Server.SuppliersField}, {"aggregator.fields.info", c.Server.InfoField}} {
+		if f.value == "" {
+			r.fail(f.key, "must not be empty")
 		}
 	}
-	return out
+	r.mode(c)
+	if c.Worker.MaxJobs == autoValue {
+		// A worker is replaced after as many jobs as it could run in
+		// 10,000 rounds: a worker running 256 jobs at once would otherwise
+		// be replaced every few seconds, its replacement overlapping it.
+		c.Worker.MaxJobs = defaultMaxJobs * int64(max(c.Worker.Concurrency, 1))
+	}
+	c.Server.Capacity, c.Server.Mode = c.Capacity(), string(c.Mode)
+	if c.Server.SessionLimit == 0 {
+		// A quarter of the capacity keeps one huge search from starving
+		// the rest; at least 4 so that no SPEC §6 scenario (at most 4 tasks
+		// of one session at once, one of them sleeping) changes its outcome.
+		c.Server.SessionLimit = min(c.Capacity(), max(4, c.Capacity()/4))
+	}
+	switch out := c.Worker.OutputLimit; {
+	case c.Server.SendQueueBytes == 0:
+		// Room for one item of the largest answer, and as much again for
+		// the messages around it: a browser that reads is never cut off.
+		c.Server.SendQueueBytes = 2 * out
+	case c.Server.SendQueueBytes < out:
+		r.fail("aggregator.limit.send-queue-bytes", "must be 0 (twice aggregator.limit.output-size) or at least aggregator.limit.output-size (%d), got %d",
+			out, c.Server.SendQueueBytes)
+	}
+	set := c.MaxConnections != 0
+	r.connections(c, nofile, set)
+	r.sessions(c, nofile, set)
 }
 
-func (r *reader) bool(key string) bool {
-	s := r.str(key)
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		r.fail(key, "not true or false: %q", s)
+// mode checks the keys of the mode PHP runs in: its programs and scripts
+// exist (unless files is off: commands that only talk to a running server).
+func (r *resolver) mode(c *Config) {
+	c.Mode = Mode(strings.ToLower(string(c.Mode)))
+	switch c.Mode {
+	case ModeExec:
+		r.command("aggregator.script.suppliers", c.Exec.Suppliers)
+		r.command("aggregator.script.items", c.Exec.Items)
+		c.Exec.Prepend = r.prepend("aggregator.script.prepend", c.Exec.Prepend)
+		c.Worker.Concurrency = 1 // a process per job
+	case ModeWorker:
+		r.command("aggregator.worker.command", c.Worker.Command)
+		if _, err := os.Stat(c.Worker.Handlers); err != nil && r.files {
+			r.fail("aggregator.worker.handlers", "missing handlers file %q", c.Worker.Handlers)
+		}
+	default:
+		r.fail("aggregator.pool.mode", "unknown mode %q: want worker or exec", c.Mode)
 	}
-	return b
 }
 
-// command splits a command and checks that its program can be found and
-// that every *.php file it names exists.
-func (r *reader) command(key string) []string {
-	words, err := pool.SplitCommand(r.str(key))
-	if err != nil {
-		r.fail(key, "%v", err)
-		return nil
-	}
-	if !r.files {
-		return words
+// command checks that a command's program can be found and that every
+// *.php file it names exists.
+func (r *resolver) command(key string, words []string) {
+	if !r.files || len(words) == 0 {
+		return
 	}
 	if _, err := exec.LookPath(words[0]); err != nil {
 		r.fail(key, "program %q not found: %v", words[0], errors.Unwrap(err))
-		return words
+		return
 	}
 	for _, w := range words[1:] {
 		if strings.HasSuffix(w, ".php") {
@@ -363,15 +314,13 @@ func (r *reader) command(key string) []string {
 			}
 		}
 	}
-	return words
 }
 
-// prepend is the exec scripts' auto_prepend_file as an absolute path (the
-// scripts may run in another directory), or "" when it is off or missing.
-// A missing file only costs the backtraces: a warning when it was
-// configured, nothing for the default (a directory without src/).
-func (r *reader) prepend(key string) string {
-	p := r.str(key)
+// prepend is the exec scripts' auto_prepend_file p as an absolute path
+// (the scripts may run in another directory), or "" when it is off or
+// missing. A missing file only costs the backtraces: a warning when it
+// was configured, nothing for the default (a directory without src/).
+func (r *resolver) prepend(key, p string) string {
 	if p == "" || !r.files {
 		return ""
 	}
@@ -380,7 +329,7 @@ func (r *reader) prepend(key string) string {
 		_, err = os.Stat(abs)
 	}
 	if err != nil {
-		if p != defaults[key] {
+		if p != configKeys.spec(key).Default {
 			r.warnings = append(r.warnings, fmt.Sprintf("%s: %v: exec scripts run without it (no backtraces)", key, err))
 		}
 		return ""
@@ -392,7 +341,7 @@ func (r *reader) prepend(key string) string {
 // connections: 4 per PHP process (three pipes and a pidfd), 1 per job in
 // flight (a fetch() connection to a supplier), and 128 for the log files,
 // listeners, the poller, the accept loop's reserve, DNS and the like.
-func fdHeadroom(c *Config) int { return 128 + 4*c.Executors + c.Capacity() }
+func fdHeadroom(c *Config) int { return 128 + 4*c.Worker.Workers + c.Capacity() }
 
 // fileLimit is RLIMIT_NOFILE (Go has raised the soft limit to the hard
 // one at start), or 0 when unknown.
@@ -408,155 +357,51 @@ func fileLimit() int {
 // (RLIMIT_NOFILE) leaves after fdHeadroom, but at least a quarter of it,
 // so a tiny limit still serves; 10,000 when the limit is unknown. Running
 // out of descriptors anyway is survived (the accept loop sheds load), so
-// a cap or a limit that looks too small is only warned about.
-func (r *reader) connections(c *Config, nofile int) {
+// a cap the operator set that looks too big is only warned about.
+func (r *resolver) connections(c *Config, nofile int, set bool) {
 	const key = "aggregator.limit.connections"
 	room := nofile - fdHeadroom(c)
 	switch {
-	case c.MaxConnections == 0 && nofile == 0:
+	case !set && nofile == 0:
 		c.MaxConnections = 10000
-	case c.MaxConnections == 0:
+	case !set:
 		c.MaxConnections = max(room, nofile/4, 1)
 	case nofile > 0 && c.MaxConnections > room:
 		r.warnings = append(r.warnings, fmt.Sprintf("%s=%d leaves less than %d of RLIMIT_NOFILE=%d for PHP's pipes and the log files: "+
 			"running out is answered with 503, but raise LimitNOFILE or lower the key", key, c.MaxConnections, fdHeadroom(c), nofile))
 	}
-	c.FileLimit = nofile
 }
 
-func build(v *viper.Viper, checkFiles bool) (*Config, error) {
-	r := &reader{v: v, files: checkFiles}
-	c := &Config{
-		Address:        r.str("server.address"),
-		Port:           r.int("server.port", 0),
-		OpsAddress:     r.str("aggregator.ops.address"),
-		OpsPort:        -1,
-		Pprof:          r.bool("aggregator.ops.pprof"),
-		LogLevel:       strings.ToUpper(r.str("logging.level.me.blzr.aggregator")),
-		LogFile:        r.str("aggregator.log.file"),
-		LogMaxSize:     r.int("aggregator.log.max-size", 1),
-		LogMaxFiles:    r.int("aggregator.log.max-files", 1),
-		LogConsole:     r.bool("aggregator.log.console"),
-		Mode:           strings.ToLower(r.str("aggregator.pool.mode")),
-		WorkerHandlers: r.str("aggregator.worker.handlers"),
-		HTTPWrapper:    r.bool("aggregator.worker.http-wrapper"),
-		ScriptTimeout:  r.seconds("aggregator.timeout.script"),
-		SessionTimeout: r.seconds("aggregator.timeout.session"),
-		IdleTimeout:    r.seconds("aggregator.timeout.idle"),
-		Executors:      r.int("aggregator.pool.executor", 1),
-		Concurrency:    r.int("aggregator.pool.concurrency", 1),
-		SessionLimit:   r.int("aggregator.pool.session-limit", 0),
-		MaxJobs:        r.intOrAuto("aggregator.pool.max-jobs", 0),
-		MaxMemoryMB:    r.int("aggregator.pool.max-memory", 0),
-		IdleCheck:      r.secondsOrOff("aggregator.pool.idle-check"),
-		StartTimeout:   r.seconds("aggregator.pool.start-timeout"),
-		Watch:          r.bool("aggregator.pool.watch"),
-		Slowlog:        r.secondsOrOff("aggregator.pool.slowlog"),
-		RequestFields:  r.list("aggregator.fields.request"),
-		FaultyFields:   r.list("aggregator.fields.faulty"),
-		ItemsField:     r.str("aggregator.fields.items"),
-		SuppliersField: r.str("aggregator.fields.suppliers"),
-		InfoField:      r.str("aggregator.fields.info"),
+// defaultSessions is aggregator.limit.sessions when the machine allows it.
+const defaultSessions = 20000
 
-		MaxSessions:     r.int("aggregator.limit.sessions", 1),
-		MaxConnections:  r.int("aggregator.limit.connections", 0),
-		MaxRequestSize:  r.int("aggregator.limit.request-size", 2),
-		MaxOutputSize:   r.int("aggregator.limit.output-size", 2),
-		MaxSessionTasks: r.int("aggregator.limit.session-tasks", 1),
-		SendQueue:       r.int("aggregator.limit.send-queue", 1),
-		SendQueueBytes:  r.int("aggregator.limit.send-queue-bytes", 0),
-		AllowedOrigins:  r.list("aggregator.ws.allowed-origins"),
-		UntilWarm:       r.bool("aggregator.drain.until-warm"),
-
-		FetchConnsPerHost: r.int("aggregator.fetch.max-conns-per-host", 0),
-		HeapFloorMB:       r.int("aggregator.gc.heap-floor", 0),
-	}
-	if c.Port > 65535 {
-		r.fail("server.port", "must be at most 65535, got %d", c.Port)
-	}
-	if r.str("aggregator.ops.port") != "" {
-		switch c.OpsPort = r.int("aggregator.ops.port", 0); {
-		case c.OpsPort > 65535:
-			r.fail("aggregator.ops.port", "must be at most 65535, got %d", c.OpsPort)
-		case c.OpsPort != 0 && c.OpsPort == c.Port:
-			r.fail("aggregator.ops.port", "must differ from server.port (%d)", c.Port)
-		}
-	}
-	if net.ParseIP(c.OpsAddress) == nil && c.OpsAddress != "localhost" {
-		r.fail("aggregator.ops.address", "not an IP address: %q", c.OpsAddress)
-	}
-	if net.ParseIP(c.Address) == nil && c.Address != "localhost" && c.Address != "" {
-		r.fail("server.address", "not an IP address: %q", c.Address)
-	}
-	switch c.LogLevel {
-	case "DEBUG", "INFO", "WARN", "ERROR":
-	default:
-		r.fail("logging.level.me.blzr.aggregator", "want DEBUG, INFO, WARN or ERROR, got %q", c.LogLevel)
-	}
-	for _, p := range r.list("server.trusted-proxies") {
-		if !strings.Contains(p, "/") {
-			if strings.Contains(p, ":") {
-				p += "/128"
-			} else {
-				p += "/32"
-			}
-		}
-		_, n, err := net.ParseCIDR(p)
-		if err != nil {
-			r.fail("server.trusted-proxies", "not an IP or CIDR: %q", p)
-			continue
-		}
-		c.TrustedProxies = append(c.TrustedProxies, n)
-	}
-	if len(c.RequestFields) == 0 {
-		r.fail("aggregator.fields.request", "must name at least one field")
-	}
-	for _, k := range []string{"aggregator.fields.items", "aggregator.fields.suppliers", "aggregator.fields.info"} {
-		if r.str(k) == "" {
-			r.fail(k, "must not be empty")
-		}
-	}
-	switch c.Mode {
-	case "exec":
-		c.ScriptSuppliers = r.command("aggregator.script.suppliers")
-		c.ScriptItems = r.command("aggregator.script.items")
-		c.ScriptPrepend = r.prepend("aggregator.script.prepend")
-	case "worker":
-		c.WorkerCommand = r.command("aggregator.worker.command")
-		if _, err := os.Stat(c.WorkerHandlers); err != nil && r.files {
-			r.fail("aggregator.worker.handlers", "missing handlers file %q", c.WorkerHandlers)
-		}
-	default:
-		r.fail("aggregator.pool.mode", "unknown mode %q: want worker or exec", c.Mode)
-	}
-	if c.Mode == "exec" {
-		c.Concurrency = 1 // a process per job
-	}
-	if c.MaxJobs == autoValue {
-		// A worker is replaced after as many jobs as it could run in
-		// 10,000 rounds: a worker running 256 jobs at once would otherwise
-		// be replaced every few seconds, its replacement overlapping it.
-		c.MaxJobs = defaultMaxJobs * max(c.Concurrency, 1)
-	}
-	if c.SessionLimit == 0 {
-		// A quarter of the capacity keeps one huge search from starving
-		// the rest; at least 4 so that no SPEC §6 scenario (at most 4 tasks
-		// of one session at once, one of them sleeping) changes its outcome.
-		c.SessionLimit = min(c.Capacity(), max(4, c.Capacity()/4))
-	}
+// sessions sets aggregator.limit.sessions' default, 0: defaultSessions, or
+// one per connection the main port serves when that is fewer (a session
+// holds one), which the log says at INFO: on a machine whose RLIMIT_NOFILE
+// is small the default fits it instead of warning about itself. A WARN is
+// left for what the operator set and can change: more sessions than
+// connections.
+func (r *resolver) sessions(c *Config, nofile int, connectionsSet bool) {
+	const key = "aggregator.limit.sessions"
+	// Why the connections are as many as they are, and what gives more.
+	why, raise := "as configured", "raise aggregator.limit.connections"
 	switch {
-	case c.SendQueueBytes == 0:
-		// Room for one item of the largest answer, and as much again for
-		// the messages around it: a browser that reads is never cut off.
-		c.SendQueueBytes = 2 * c.MaxOutputSize
-	case c.SendQueueBytes < c.MaxOutputSize:
-		r.fail("aggregator.limit.send-queue-bytes", "must be 0 (twice aggregator.limit.output-size) or at least aggregator.limit.output-size (%d), got %d",
-			c.MaxOutputSize, c.SendQueueBytes)
+	case !connectionsSet && nofile > 0:
+		why = fmt.Sprintf("what RLIMIT_NOFILE=%d leaves after PHP's pipes and the log files", nofile)
+		raise = "raise LimitNOFILE (ulimit -n)"
+	case !connectionsSet:
+		why, raise = "its default while RLIMIT_NOFILE is unknown", "set aggregator.limit.connections"
 	}
-	r.connections(c, fileLimit())
-	if r.err != nil {
-		return nil, r.err
+	connections := fmt.Sprintf("aggregator.limit.connections=%d", c.MaxConnections)
+	switch {
+	case c.Server.MaxSessions == 0 && c.MaxConnections >= defaultSessions:
+		c.Server.MaxSessions = defaultSessions
+	case c.Server.MaxSessions == 0:
+		c.Server.MaxSessions = c.MaxConnections
+		r.notices = append(r.notices, fmt.Sprintf("%s=%d, one per connection: %s is %s; %s for up to %d",
+			key, c.Server.MaxSessions, connections, why, raise, defaultSessions))
+	case c.MaxConnections < c.Server.MaxSessions:
+		r.warnings = append(r.warnings, fmt.Sprintf("%s=%d is more than the connections served at once (%s is %s): "+
+			"past them a browser gets 503 at connect; %s or lower %s", key, c.Server.MaxSessions, connections, why, raise, key))
 	}
-	c.Warnings = r.warnings
-	return c, nil
 }

@@ -19,7 +19,7 @@ func TestConfigSlowlog(t *testing.T) {
 			o["aggregator.pool.slowlog"] = v
 		}
 		c, err := load(o)
-		if err != nil || c.Slowlog != want {
+		if err != nil || c.Worker.Slowlog != want {
 			t.Errorf("slowlog %q: %v, %v; want %v", v, c, err, want)
 		}
 	}
@@ -47,16 +47,16 @@ func TestConfigPrepend(t *testing.T) {
 		return c
 	}
 	want, _ := filepath.Abs("src/prepend.php")
-	if c := exec(nil); c.ScriptPrepend != want {
-		t.Errorf("default prepend %q, want %q", c.ScriptPrepend, want)
+	if c := exec(nil); c.Exec.Prepend != want {
+		t.Errorf("default prepend %q, want %q", c.Exec.Prepend, want)
 	}
 	empty := ""
-	if c := exec(&empty); c.ScriptPrepend != "" {
-		t.Errorf("empty prepend gives %q", c.ScriptPrepend)
+	if c := exec(&empty); c.Exec.Prepend != "" {
+		t.Errorf("empty prepend gives %q", c.Exec.Prepend)
 	}
 	missing := "nope/prepend.php"
 	c := exec(&missing)
-	if c.ScriptPrepend != "" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "aggregator.script.prepend") {
-		t.Errorf("missing prepend: %q, warnings %q", c.ScriptPrepend, c.Warnings)
+	if c.Exec.Prepend != "" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "aggregator.script.prepend") {
+		t.Errorf("missing prepend: %q, warnings %q", c.Exec.Prepend, c.Warnings)
 	}
 }

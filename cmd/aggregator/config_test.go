@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/magiconair/properties"
+	"github.com/theaspect/aggregator/pool"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -27,10 +29,10 @@ func TestConfigPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Port != 9001 || c.ScriptTimeout != 2500*time.Millisecond || c.Executors != 3 || c.ItemsField != "goods" {
-		t.Errorf("got port %d script %v executors %d items %q", c.Port, c.ScriptTimeout, c.Executors, c.ItemsField)
+	if c.Port != 9001 || c.Server.ScriptTimeout != 2500*time.Millisecond || c.Worker.Workers != 3 || c.Exec.Processes != 3 || c.Server.ItemsField != "goods" {
+		t.Errorf("got port %d script %v executors %d/%d items %q", c.Port, c.Server.ScriptTimeout, c.Worker.Workers, c.Exec.Processes, c.Server.ItemsField)
 	}
-	if c.SessionTimeout != 30*time.Second || c.Address != "127.0.0.1" || c.Mode != "worker" {
+	if c.Server.SessionTimeout != 30*time.Second || c.Address != "127.0.0.1" || c.Mode != "worker" {
 		t.Errorf("defaults lost: %+v", c)
 	}
 	c, _ = LoadConfig(a, env(map[string]string{"PORT": "9002"}))
@@ -69,22 +71,30 @@ func TestConfigWorkingDirectory(t *testing.T) {
 }
 
 // TestShippedProperties: deploy/application.properties names every key and
-// only known keys, and loads.
+// only known keys, and loads. It is checked, not made from the tags like
+// docs/configuration.md's table: it is an operator's example, with
+// PRODUCTION values and comments written for them. A named group's keys
+// (PREFIX.NAME.KEY) need only be there in a comment, as an example.
 func TestShippedProperties(t *testing.T) {
-	p, err := properties.LoadFile("deploy/application.properties", properties.UTF8)
+	const path = "deploy/application.properties"
+	p, err := properties.LoadFile(path, properties.UTF8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
 	for _, k := range p.Keys() {
-		if _, ok := defaults[k]; !ok {
+		if !configKeys.known(k) {
 			t.Errorf("deploy/application.properties: unknown key %s", k)
 		}
 		seen[k] = true
 	}
-	for k := range defaults {
-		if !seen[k] {
-			t.Errorf("deploy/application.properties lacks %s", k)
+	for _, s := range configKeys.specs {
+		if s.grouped() && !strings.Contains(string(raw), s.Key) || !s.grouped() && !seen[s.Key] {
+			t.Errorf("deploy/application.properties lacks %s", s.Key)
 		}
 	}
 }
@@ -217,12 +227,58 @@ func TestConfigConnections(t *testing.T) {
 		{1000, 65536, 1000, false},
 		{60000, 1024, 60000, true},
 	} {
-		c := &Config{Executors: 20, Concurrency: 1, MaxConnections: tc.set}
-		r := &reader{}
-		r.connections(c, tc.nofile)
+		c := &Config{Worker: pool.WorkerConfig{Workers: 20, Concurrency: 1}, MaxConnections: tc.set}
+		r := &resolver{}
+		r.connections(c, tc.nofile, tc.set != 0)
 		if c.MaxConnections != tc.want || (len(r.warnings) > 0) != tc.warns || r.err != nil {
 			t.Errorf("set %d, RLIMIT_NOFILE %d: got %d, warnings %v, error %v; want %d, warning %v",
 				tc.set, tc.nofile, c.MaxConnections, r.warnings, r.err, tc.want, tc.warns)
+		}
+	}
+}
+
+// TestConfigFitsTheMachine: with neither aggregator.limit.sessions nor
+// .connections set, both fit RLIMIT_NOFILE and the start says so at INFO
+// (a newcomer's `make run` on a machine with a small limit gets no WARN it
+// cannot act on); a WARN is left for sessions the operator set beyond the
+// connections, naming what to raise.
+func TestConfigFitsTheMachine(t *testing.T) {
+	room := func(nofile int) int { return nofile - (128 + 4*20 + 20) }
+	for _, tc := range []struct {
+		name                  string
+		set                   map[string]string
+		nofile                int
+		sessions, connections int
+		notice, warning       string // "" when none; else a part of the one line
+	}{
+		{"a large limit", nil, 1 << 20, 20000, room(1 << 20), "", ""},
+		{"a small limit", nil, 20000, room(20000), room(20000), "aggregator.limit.sessions=19772, one per connection: " +
+			"aggregator.limit.connections=19772 is what RLIMIT_NOFILE=20000 leaves after PHP's pipes and the log files; raise LimitNOFILE (ulimit -n) for up to 20000", ""},
+		{"0 is the default", map[string]string{"aggregator.limit.sessions": "0"}, 4096, room(4096), room(4096), "RLIMIT_NOFILE=4096", ""},
+		{"an unknown limit", nil, 0, 10000, 10000, "while RLIMIT_NOFILE is unknown; set aggregator.limit.connections", ""},
+		{"connections set", map[string]string{"aggregator.limit.connections": "500"}, 1 << 20, 500, 500, "aggregator.limit.connections=500 is as configured; raise aggregator.limit.connections for up to 20000", ""},
+		{"sessions set within", map[string]string{"aggregator.limit.sessions": "1000"}, 20000, 1000, room(20000), "", ""},
+		{"sessions set beyond the limit", map[string]string{"aggregator.limit.sessions": "20000"}, 20000, 20000, room(20000), "",
+			"aggregator.limit.sessions=20000 is more than the connections served at once (aggregator.limit.connections=19772 is what RLIMIT_NOFILE=20000 leaves " +
+				"after PHP's pipes and the log files): past them a browser gets 503 at connect; raise LimitNOFILE (ulimit -n) or lower aggregator.limit.sessions"},
+		{"sessions set beyond connections set", map[string]string{"aggregator.limit.sessions": "600", "aggregator.limit.connections": "500"}, 1 << 20, 600, 500, "",
+			"raise aggregator.limit.connections or lower aggregator.limit.sessions"},
+	} {
+		c, err := loadConfig(Args{Overrides: tc.set}, env(nil), tc.nofile)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.Server.MaxSessions != tc.sessions || c.MaxConnections != tc.connections {
+			t.Errorf("%s: sessions %d, connections %d; want %d and %d", tc.name, c.Server.MaxSessions, c.MaxConnections, tc.sessions, tc.connections)
+		}
+		for _, want := range []struct {
+			lines []string
+			part  string
+			level string
+		}{{c.Notices, tc.notice, "INFO"}, {c.Warnings, tc.warning, "WARN"}} {
+			if want.part == "" && len(want.lines) > 0 || want.part != "" && (len(want.lines) != 1 || !strings.Contains(want.lines[0], want.part)) {
+				t.Errorf("%s: %s lines %q, want %s", tc.name, want.level, want.lines, cmp.Or(want.part, "none"))
+			}
 		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -25,13 +24,13 @@ func didYouMean(key string) string {
 // suggestKey is the known key key was most likely meant to be: the one key
 // that ends with it (a prefix left out, "worker.handlers"), or else the
 // nearest by edit distance when few enough letters differ to be a typo.
-// "" when none.
-func suggestKey(key string) string {
-	known := make([]string, 0, len(defaults))
-	for k := range defaults {
-		known = append(known, k)
-	}
-	sort.Strings(known) // a tie goes to the same key every run
+// A named group's keys are tried with the name key seems to give
+// (aggregator.supplier.acme.hots: aggregator.supplier.acme.hosts). "" when none.
+func suggestKey(key string) string { return configKeys.suggest(key) }
+
+// suggest is suggestKey among the keys of ks.
+func (ks *keySet) suggest(key string) string {
+	known := ks.candidates(key) // sorted: a tie goes to the same key every run
 	var ends []string
 	for _, k := range known {
 		if strings.HasSuffix(k, "."+key) {

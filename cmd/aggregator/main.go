@@ -108,48 +108,26 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.Log, m.closeLog = log, closeLog
-	m.stopGC = gcfloor.Start(uint64(c.HeapFloorMB) << 20)
+	m.stopGC = gcfloor.Start(c.HeapFloor)
+	for _, n := range c.Notices {
+		log.Info(n)
+	}
 	for _, w := range c.Warnings {
 		log.Warn(w)
-	}
-	if c.MaxConnections < c.MaxSessions && c.FileLimit > 0 {
-		log.Warn("fewer connections than sessions: raise LimitNOFILE to serve aggregator.limit.sessions",
-			zap.String("limit", fmt.Sprintf("aggregator.limit.connections=%d", c.MaxConnections)),
-			zap.Int("rlimit_nofile", c.FileLimit), zap.Int("sessions", c.MaxSessions))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Runner = newRunner(c, log, reg)
-	if c.Watch && c.Mode == "worker" {
+	if c.Watch && c.Mode == ModeWorker {
 		if m.stopWatch, err = startWatch(context.Background(), c, m.Runner, log); err != nil {
 			log.Error("watch mode is off: cannot watch the PHP files", zap.Error(err))
 		}
 	} else if c.Watch {
 		log.Info("watch mode does nothing in exec mode: every job runs the code on disk")
 	}
-	m.Server = server.New(server.Config{
-		RequestFields:   c.RequestFields,
-		FaultyFields:    c.FaultyFields,
-		ItemsField:      c.ItemsField,
-		SuppliersField:  c.SuppliersField,
-		InfoField:       c.InfoField,
-		ScriptTimeout:   c.ScriptTimeout,
-		SessionTimeout:  c.SessionTimeout,
-		Capacity:        c.Capacity(),
-		SessionLimit:    c.SessionLimit,
-		MaxSessions:     c.MaxSessions,
-		MaxRequestSize:  int64(c.MaxRequestSize),
-		MaxSessionTasks: c.MaxSessionTasks,
-		SendQueue:       c.SendQueue,
-		SendQueueBytes:  c.SendQueueBytes,
-		AllowedOrigins:  c.AllowedOrigins,
-		TrustedProxies:  c.TrustedProxies,
-		Static:          frontend.FS(),
-		Mode:            c.Mode,
-		Pprof:           c.Pprof,
-		UntilWarm:       c.UntilWarm,
-		HealthChecks:    []func() aggregator.Health{logHealth},
-	}, m.Runner, log, reg)
+	sc := c.Server // the keys; the rest is this run's
+	sc.Static, sc.HealthChecks = frontend.FS(), []func() aggregator.Health{logHealth}
+	m.Server = server.New(sc, m.Runner, log, reg)
 
 	// No TCP keepalive (nginx's default too): a session lasts at most
 	// aggregator.timeout.session and a websocket is pinged, so the kernel's
@@ -187,10 +165,10 @@ func (m *Main) Run() error {
 		}
 	}
 	log.Info("aggregator listening", zap.String("addr", m.Addr.String()), zap.Int("pid", os.Getpid()),
-		zap.String("version", buildVersion()), zap.String("mode", c.Mode),
-		zap.Int("executors", c.Executors), zap.Int("concurrency", c.Concurrency), zap.Duration("script_timeout", c.ScriptTimeout),
-		zap.Duration("session_timeout", c.SessionTimeout), zap.Int("max_connections", c.MaxConnections),
-		zap.Int("gc_heap_floor_mb", c.HeapFloorMB))
+		zap.String("version", buildVersion()), zap.String("mode", string(c.Mode)),
+		zap.Int("executors", c.Worker.Workers), zap.Int("concurrency", c.Worker.Concurrency), zap.Duration("script_timeout", c.Server.ScriptTimeout),
+		zap.Duration("session_timeout", c.Server.SessionTimeout), zap.Int("max_connections", c.MaxConnections), zap.Int("max_sessions", c.Server.MaxSessions),
+		zap.Uint64("gc_heap_floor_mb", c.HeapFloor>>20))
 	return nil
 }
 
@@ -222,7 +200,7 @@ func (m *Main) serveOps() error {
 			m.Log.Error("ops http server stopped", zap.Error(err))
 		}
 	}()
-	m.Log.Info("ops listening", zap.String("addr", m.OpsAddr.String()), zap.Bool("pprof", c.Pprof))
+	m.Log.Info("ops listening", zap.String("addr", m.OpsAddr.String()), zap.Bool("pprof", c.Server.Pprof))
 	return nil
 }
 
@@ -233,20 +211,16 @@ func newRunner(c *Config, log *zap.Logger, reg prometheus.Registerer) aggregator
 	if reg != nil {
 		metrics = pool.NewMetrics(reg)
 	}
-	if c.Mode == "exec" {
-		return pool.NewExec(pool.ExecConfig{
-			Suppliers: c.ScriptSuppliers, Items: c.ScriptItems, Env: os.Environ(),
-			Processes: c.Executors, OutputLimit: c.MaxOutputSize, Log: log, Metrics: metrics,
-			Prepend: c.ScriptPrepend, Slowlog: c.Slowlog,
-		})
+	// The configs hold the keys; the rest is this run's.
+	if c.Mode == ModeExec {
+		ec := c.Exec
+		ec.Env, ec.Log, ec.Metrics = os.Environ(), log, metrics
+		return pool.NewExec(ec)
 	}
-	return pool.NewSupervisor(pool.WorkerConfig{
-		Command: c.WorkerCommand, Handlers: c.WorkerHandlers, HTTPWrapper: c.HTTPWrapper, Env: os.Environ(),
-		Workers: c.Executors, Concurrency: c.Concurrency, MaxJobs: int64(c.MaxJobs),
-		MaxMemory: uint64(c.MaxMemoryMB) << 20, OutputLimit: c.MaxOutputSize, StartTimeout: c.StartTimeout,
-		IdleCheck: c.IdleCheck, Slowlog: c.Slowlog, Log: log, Metrics: metrics,
-		Fetcher: fetch.New(fetch.Config{MaxBody: c.MaxOutputSize, MaxConnsPerHost: c.FetchConnsPerHost, Registerer: reg}),
-	})
+	wc := c.Worker
+	wc.Env, wc.Log, wc.Metrics = os.Environ(), log, metrics
+	wc.Fetcher = fetch.New(fetch.Config{MaxBody: wc.OutputLimit, MaxConnsPerHost: c.FetchConnsPerHost, Registerer: reg})
+	return pool.NewSupervisor(wc)
 }
 
 // Close stops accepting, closes every session with 1001, kills every PHP

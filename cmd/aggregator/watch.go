@@ -26,8 +26,8 @@ var watchSkip = map[string]bool{"vendor": true, "node_modules": true}
 // directory and, when the worker command names a *.php entry, the src/
 // directory beside it (the worker's own classes).
 func watchRoots(c *Config) []string {
-	roots := []string{filepath.Dir(c.WorkerHandlers)}
-	for _, w := range c.WorkerCommand {
+	roots := []string{filepath.Dir(c.Worker.Handlers)}
+	for _, w := range c.Worker.Command {
 		if strings.HasSuffix(w, ".php") {
 			roots = append(roots, filepath.Join(filepath.Dir(w), "src"))
 		}

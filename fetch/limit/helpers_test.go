@@ -146,7 +146,7 @@ func (l *testLimiter) get(url string) (*aggregator.FetchResponse, error) {
 func causeOf(err error) string {
 	var fe *aggregator.FetchError
 	if errors.As(err, &fe) {
-		return fe.Cause
+		return string(fe.Cause)
 	}
 	if err != nil {
 		return "not a FetchError: " + err.Error()

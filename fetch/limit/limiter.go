@@ -289,7 +289,7 @@ func (l *Limiter) admit(rt route, req *aggregator.FetchRequest) (probe bool, err
 		detail += fmt.Sprintf("calls fail at once until %s (in %s), then one call probes",
 			d.Until.Format(time.RFC3339), inTime(d.Until.Sub(now)))
 	}
-	return false, &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: "circuit_open", Detail: detail}
+	return false, &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: aggregator.CauseCircuitOpen, Detail: detail}
 }
 
 // enter takes a slot of the host's cap, waiting within the call's and the
@@ -315,9 +315,9 @@ func (l *Limiter) enter(ctx context.Context, rt route, req *aggregator.FetchRequ
 	}
 	if err != nil {
 		l.metrics.waited.WithLabelValues(name, h.key, "timeout").Inc()
-		cause := "timeout"
+		cause := aggregator.CauseTimeout
 		if errors.Is(err, context.Canceled) {
-			cause = "cancelled"
+			cause = aggregator.CauseCancelled
 		}
 		return nil, &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: cause,
 			Detail: fmt.Sprintf("no free slot to %s within the call's time: %d calls in flight (max-in-flight %d)",

@@ -48,8 +48,8 @@ func parseFailures(list []string) (failureSet, error) {
 func (f failureSet) outcome(req *aggregator.FetchRequest, resp *aggregator.FetchResponse, err error) (Outcome, string) {
 	if err != nil {
 		var fe *aggregator.FetchError
-		if errors.As(err, &fe) && f.causes[fe.Cause] {
-			return Failure, fe.Cause
+		if errors.As(err, &fe) && f.causes[string(fe.Cause)] {
+			return Failure, string(fe.Cause)
 		}
 		return Neutral, ""
 	}

@@ -56,7 +56,7 @@ func (l *Limiter) limited(s *supplier, req *aggregator.FetchRequest, den *denial
 	if shared {
 		who = "all instances'"
 	}
-	return &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: "rate_limited",
+	return &aggregator.FetchError{Method: req.Method, URL: req.URL, Cause: aggregator.CauseRateLimited,
 		Detail: fmt.Sprintf("supplier %s's quota %s is used up (%d calls, %s count); the next call is allowed at %s (in %s)",
 			s.name, den.window.Spec, den.used, who, den.frees.Format(time.RFC3339), inTime(den.frees.Sub(now)))}
 }
