@@ -247,3 +247,42 @@ func TestModesAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycleBrokenCode: a worker at its max-jobs whose replacement cannot
+// start (the code on disk is broken, no reload yet) serves on and is not
+// replaced again until a reload: its slot does not start PHP in a loop.
+func TestRecycleBrokenCode(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "handlers.php")
+	writeVersion(t, file, 1, false)
+	log, logs := observedLog()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "echo.php")
+	cfg.Handlers, cfg.MaxJobs, cfg.Log, cfg.Metrics = file, 1, log, NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	first := pids(s)
+
+	writeVersion(t, file, 2, true)
+	if v := version(t, s); v != `{"version":1}` { // its max-jobs: it asks to be replaced
+		t.Fatalf("answer %s", v)
+	}
+	eventually(t, 10*time.Second, "no line says the worker serves on", func() bool {
+		return logs.FilterMessage("cannot replace the worker: the code on disk does not start; it serves on until a reload").Len() > 0
+	})
+	time.Sleep(time.Second)
+	if n := counter(t, reg, "aggregator_worker_starts_total", "failed"); n != 1 {
+		t.Errorf("%v failed starts, want 1: the worker waits for a reload to be replaced", n)
+	}
+	for i := 0; i < 3; i++ {
+		if v := version(t, s); v != `{"version":1}` {
+			t.Fatalf("job %d: %s, want the worker serving on", i, v)
+		}
+	}
+	if now := pids(s); !slices.Equal(now, first) {
+		t.Errorf("workers %v, want %v serving on", now, first)
+	}
+
+	writeVersion(t, file, 3, false)
+	s.Reload()
+	eventually(t, 5*time.Second, "the fixed code does not serve", func() bool { return version(t, s) == `{"version":3}` })
+}

@@ -970,14 +970,16 @@ func (w *worker) recycleWhy() Reason {
 }
 
 // keep takes the worker back into service when its replacement could not
-// start; rearm lets it ask again after its next job.
+// start; rearm lets it ask again after its next job. Either way its slot
+// gets a fresh channel to watch: the closed one would have it try again at
+// once, starting PHP in a loop while the code on disk does not start.
 func (w *worker) keep(rearm bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if rearm {
 		w.recycleReason = ""
-		w.recycle = make(chan struct{})
 	}
+	w.recycle = make(chan struct{})
 	if w.state == Ready {
 		w.open.Store(true)
 	}
