@@ -11,6 +11,7 @@ package pool
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/theaspect/aggregator"
 )
@@ -81,4 +82,33 @@ func SplitCommand(s string) ([]string, error) {
 		return nil, fmt.Errorf("empty command")
 	}
 	return words, nil
+}
+
+// gate counts the calls in progress and refuses new ones once closed, so
+// Close can wait for all of them without racing WaitGroup.Add against Wait.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	calls  sync.WaitGroup
+}
+
+// enter admits a call; false once the gate is closed.
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.calls.Add(1)
+	return true
+}
+
+func (g *gate) leave() { g.calls.Done() }
+
+// closeAndWait refuses new calls and waits for those in progress.
+func (g *gate) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.calls.Wait()
 }

@@ -40,8 +40,11 @@ type WorkerConfig struct {
 	IdleCheck    time.Duration // how often idle workers are pinged; 0 = never
 	Slowlog      time.Duration // a job running this long has its backtrace logged; 0 = never
 	Fetcher      aggregator.Fetcher
-	Log          *zap.Logger
-	Metrics      *Metrics
+	// Factory starts the workers; nil: PipeWorkers, Command and the
+	// Handlers file in Dir with Env (and AGGREGATOR_HANDLERS) over pipes.
+	Factory WorkerFactory
+	Log     *zap.Logger
+	Metrics *Metrics
 }
 
 // Supervisor keeps cfg.Workers warm worker.php processes and gives each job
@@ -88,12 +91,14 @@ func NewSupervisor(cfg WorkerConfig) *Supervisor {
 		cfg.StartTimeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.Factory == nil {
+		cfg.Factory = PipeWorkers{Words: append(append([]string{}, cfg.Command...), cfg.Handlers), Dir: cfg.Dir,
+			Env: append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers)}
+	}
 	s := &Supervisor{
 		cfg: cfg,
 		env: &workerEnv{
-			words:        append(append([]string{}, cfg.Command...), cfg.Handlers),
-			dir:          cfg.Dir,
-			env:          append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers),
+			factory:      cfg.Factory,
 			startTimeout: cfg.StartTimeout,
 			outputLimit:  cfg.OutputLimit,
 			slowlog:      cfg.Slowlog,
@@ -290,7 +295,7 @@ func (s *Supervisor) exited(w *worker) {
 		lvl = zap.WarnLevel
 	}
 	w.logger().Log(lvl, "worker exited", zap.String("reason", string(reason)),
-		zap.Int64("jobs", jobs), zap.String("exit", w.proc.exitDetail()))
+		zap.Int64("jobs", jobs), zap.String("exit", w.proc.Exit().String()))
 }
 
 // Run gives the job to the least busy worker with room and waits for its

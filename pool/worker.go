@@ -39,9 +39,7 @@ const (
 
 // workerEnv is what the workers of one supervisor share.
 type workerEnv struct {
-	words        []string
-	dir          string
-	env          []string
+	factory      WorkerFactory
 	startTimeout time.Duration
 	outputLimit  int
 	slowlog      time.Duration
@@ -59,7 +57,8 @@ type workerEnv struct {
 // and records why it retired.
 type worker struct {
 	env     *workerEnv
-	proc    *process
+	proc    Process
+	settle  func(time.Duration) // waits for its stderr to be read (SettleStderr), when its process can tell
 	pid     int
 	gen     uint64
 	started time.Time
@@ -152,34 +151,26 @@ func spawn(ctx context.Context, env *workerEnv, gen uint64, freed func(*worker))
 	fail := func(format string, args ...any) *startFailure {
 		return &startFailure{err: aggregator.Errorf(aggregator.EScriptStart, format, args...)}
 	}
-	jobR, jobW, err := os.Pipe()
-	if err != nil {
-		return nil, fail("pipe: %v", err)
-	}
-	resR, resW, err := os.Pipe()
-	if err != nil {
-		closeAll([]*os.File{jobR, jobW})
-		return nil, fail("pipe: %v", err)
-	}
-	w := &worker{env: env, gen: gen, started: time.Now(), toPHP: jobW, fromPHP: resR, freed: freed,
+	w := &worker{env: env, gen: gen, started: time.Now(), freed: freed,
 		gone: make(chan struct{}), recycle: make(chan struct{}), pongs: make(chan []byte, 1), wake: make(chan struct{}, 1),
 		log: env.log, state: Starting, calls: map[uint32]*call{}}
 	w.bt = newBacktraces(w.logBacktrace)
-	p, err := startProcess(procSpec{
-		words: env.words, dir: env.dir, env: env.env, extra: []*os.File{jobR, resW},
-		stdout: newLineWriter(func(l string) { w.outputLine("php stdout", l) }),
-		stderr: newLineWriter(w.stderrLine),
-	})
+	wp, err := env.factory.StartWorker(newLineWriter(func(l string) { w.outputLine("php stdout", l) }),
+		newLineWriter(w.stderrLine))
 	if err != nil {
-		closeAll([]*os.File{jobW, resR})
-		return nil, fail("%s", describeStart(env.words, err))
+		return nil, fail("%v", err)
 	}
-	w.proc, w.pid = p, p.pid
+	p := wp.Process
+	w.proc, w.pid, w.toPHP, w.fromPHP = p, p.PID(), wp.ToPHP, wp.FromPHP
+	w.settle = func(time.Duration) {}
+	if s, ok := p.(interface{ SettleStderr(time.Duration) }); ok {
+		w.settle = s.SettleStderr
+	}
 	w.mu.Lock()
 	w.log = env.log.With(zap.Int("pid", w.pid))
 	w.mu.Unlock()
 	go func() {
-		<-p.exited
+		<-p.Done()
 		w.readToEnd()
 		w.bt.close()
 		// A child that left the process group may hold fd 4 open: then the
@@ -192,21 +183,21 @@ func spawn(ctx context.Context, env *workerEnv, gen uint64, freed func(*worker))
 			w.fromPHP.Close()
 		}
 	}()
-	stopKill := context.AfterFunc(ctx, p.kill)
+	stopKill := context.AfterFunc(ctx, p.Kill)
 	err = w.handshake()
 	stopKill()
 	if err != nil {
-		p.kill()
-		<-p.exited
-		closeAll([]*os.File{jobW, resR})
+		p.Kill()
+		<-p.Done()
+		closeAll([]*os.File{w.toPHP, w.fromPHP})
 		w.mu.Lock()
 		detail := w.lastErr
 		w.mu.Unlock()
 		if detail == "" {
-			detail = p.exitDetail()
+			detail = p.Exit().String()
 		}
 		f := fail("worker pid %d: %v (%s)", w.pid, err, detail)
-		f.crash = errors.Is(err, errExitedEarly) && p.killedBySignal()
+		f.crash = errors.Is(err, errExitedEarly) && p.Exit().Signal != 0
 		return nil, f
 	}
 	w.src = &pipeSource{f: w.fromPHP}
@@ -232,8 +223,8 @@ func (w *worker) handshake() error {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("no handshake within %v (aggregator.pool.start-timeout)", w.env.startTimeout)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		<-w.proc.exited
-		return fmt.Errorf("%w: %v", errExitedEarly, w.proc.exitDetail())
+		<-w.proc.Done()
+		return fmt.Errorf("%w: %v", errExitedEarly, w.proc.Exit())
 	case err != nil:
 		return fmt.Errorf("bad handshake: %v", err)
 	case f.flags&flagControl == 0:
@@ -609,7 +600,7 @@ func victimOf(f *inFrame, err error) uint32 {
 // waitExit waits for the process to end; the stream's end usually means it
 // has, and a worker that closed fd 4 but lives on has just been killed.
 func (w *worker) waitExit() {
-	<-w.proc.exited
+	<-w.proc.Done()
 	w.toPHP.Close()
 	w.fromPHP.Close()
 	w.mu.Lock()
@@ -656,7 +647,7 @@ func (w *worker) result(o []uint32, flags byte, payload []byte) error {
 	if len(o) < 4 || int(o[3]) > len(payload) {
 		return fmt.Errorf("a malformed result frame: options %v, %d bytes", o, len(payload))
 	}
-	w.proc.settleStderr(settleWait) // its warnings, written before this frame, are its own
+	w.settle(settleWait) // its warnings, written before this frame, are its own
 	w.mu.Lock()
 	c := w.calls[o[1]]
 	if c == nil {
@@ -857,7 +848,7 @@ func (w *worker) failAll(cause error, victim uint32) {
 	w.calls = map[uint32]*call{}
 	reason, detail := w.reason, w.lastErr
 	w.mu.Unlock()
-	exit := w.proc.exitDetail()
+	exit := w.proc.Exit().String()
 	if detail != "" {
 		exit += ": " + detail
 	}
@@ -900,7 +891,7 @@ func (w *worker) setReason(r Reason) {
 func (w *worker) kill(r Reason) {
 	w.setReason(r)
 	w.open.Store(false)
-	w.proc.kill()
+	w.proc.Kill()
 	w.readToEnd()
 }
 
@@ -935,7 +926,7 @@ func (w *worker) sendStop() {
 		select {
 		case <-w.gone:
 		case <-t.C:
-			w.proc.kill()
+			w.proc.Kill()
 		}
 	}()
 }
