@@ -1,11 +1,20 @@
 // Package pool runs PHP for the aggregator: warm goridge workers (Supervisor)
-// or one process per call (Exec), both behind aggregator.Runner.
+// or one process per call (Exec), both behind aggregator.Runner. Every error
+// a runner returns is an *aggregator.Error.
 //
-// A worker owns its process and its conversation (worker.go): it sends jobs,
-// reads and decodes every frame on its own goroutine, performs the fetch()
-// calls its jobs ask for, cancels, kills, and says why it retired. The
-// Supervisor keeps only slots, the workers that can take a job, reloads and
-// health. Every error a runner returns is an *aggregator.Error.
+// How a PHP process comes to exist is a seam (factory.go): a WorkerFactory
+// starts workers, a CallFactory starts exec calls, and either gives back a
+// Process. The defaults fork and exec the configured command.
+//
+// A worker is a few small owners, one file each: its process and the link
+// that carries its frames (link.go), its life cycle, a table every change
+// of state goes through (pool/fsm), its conversation, the jobs in flight
+// by id and whose turn it is to read (conversation.go), and the fetch()
+// calls it performs for its jobs (fetchcall.go). worker.go starts it and
+// steers its life, worker_job.go runs a job on it, worker_read.go reads
+// its frames. The Supervisor (supervisor.go) keeps slots (slot.go), the
+// choice of the least busy worker with room, reloads and health; Exec
+// (exec.go) runs each job as an execCall (execcall.go).
 package pool
 
 import (

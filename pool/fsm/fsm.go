@@ -48,6 +48,10 @@ func (s State) String() string {
 // TakesJobs reports whether a worker in state s may be given a new job.
 func (s State) TakesJobs() bool { return s == Ready }
 
+// Ended reports whether the worker's process was killed or has ended: no
+// frame comes any more but those already on their way.
+func (s State) Ended() bool { return s == Ending || s == Exited }
+
 // Event is what happens to a worker.
 type Event uint8
 

@@ -1,6 +1,9 @@
 package fsm
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -10,14 +13,36 @@ import (
 // is refused and leaves the machine where it was.
 func TestTable(t *testing.T) {
 	t.Parallel()
-	want := map[State]map[Event]State{
-		Starting:  {Handshake: Ready, Kill: Ending, Exit: Ending},
-		Ready:     {Recycle: Recycling, Retire: Stopping, Kill: Ending, Exit: Ending},
-		Recycling: {Keep: Ready, Retire: Stopping, Kill: Ending, Exit: Ending},
-		Stopping:  {Drained: Stopped, Kill: Ending, Exit: Ending},
-		Stopped:   {Kill: Ending, Exit: Ending},
-		Ending:    {Gone: Exited},
-		Exited:    {},
+	// The package doc's picture, one arrow a line.
+	arrows := `
+		starting handshake ready
+		ready recycle recycling
+		recycling keep ready
+		ready retire stopping
+		recycling retire stopping
+		stopping drained stopped
+		starting kill ending
+		ready kill ending
+		recycling kill ending
+		stopping kill ending
+		stopped kill ending
+		starting exit ending
+		ready exit ending
+		recycling exit ending
+		stopping exit ending
+		stopped exit ending
+		ending gone exited`
+	want := map[State]map[Event]State{}
+	for _, line := range strings.Split(strings.TrimSpace(arrows), "\n") {
+		var from, ev, to string
+		if _, err := fmt.Sscan(line, &from, &ev, &to); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		f, e, s := named(t, from, stateNames[:]), named(t, ev, eventNames[:]), named(t, to, stateNames[:])
+		if want[State(f)] == nil {
+			want[State(f)] = map[Event]State{}
+		}
+		want[State(f)][Event(e)] = State(s)
 	}
 	for from := Starting; from < numStates; from++ {
 		for ev := Handshake; ev < numEvents; ev++ {
@@ -37,6 +62,16 @@ func TestTable(t *testing.T) {
 			}
 		}
 	}
+}
+
+// named is the index of name in names.
+func named(t *testing.T, name string, names []string) int {
+	t.Helper()
+	i := slices.Index(names, name)
+	if i < 0 {
+		t.Fatalf("no state or event %q", name)
+	}
+	return i
 }
 
 // at drives a machine from Starting to s through allowed events only.
@@ -63,12 +98,16 @@ func at(t *testing.T, s State) *Machine {
 	return m
 }
 
-// TestOnlyReadyTakesJobs: a worker gets new jobs in one state only.
-func TestOnlyReadyTakesJobs(t *testing.T) {
+// TestPredicates: a worker gets new jobs in one state only, and has ended
+// in the last two.
+func TestPredicates(t *testing.T) {
 	t.Parallel()
 	for s := Starting; s < numStates; s++ {
 		if got := s.TakesJobs(); got != (s == Ready) {
 			t.Errorf("%s.TakesJobs() = %v", s, got)
+		}
+		if got := s.Ended(); got != (s == Ending || s == Exited) {
+			t.Errorf("%s.Ended() = %v", s, got)
 		}
 	}
 }
