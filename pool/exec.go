@@ -148,9 +148,6 @@ func (e *Exec) gauges() (busy, idle, jobs int) {
 	return len(e.running), 0, len(e.running)
 }
 
-// Reload does nothing: every exec job starts a fresh process with the code on disk.
-func (e *Exec) Reload() {}
-
 // Health reports whether both commands can be found.
 func (e *Exec) Health() aggregator.Health {
 	for _, w := range [][]string{e.cfg.Suppliers, e.cfg.Items} {
