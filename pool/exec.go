@@ -129,7 +129,7 @@ func (e *Exec) run(ctx context.Context, job *aggregator.Job) (aggregator.Result,
 
 func (e *Exec) track(pid int, job *aggregator.Job, start time.Time) {
 	e.mu.Lock()
-	e.running[pid] = &aggregator.ProcInfo{PID: pid, State: "busy", Jobs: 0, Started: start,
+	e.running[pid] = &aggregator.ProcInfo{PID: pid, State: procBusy, Jobs: 0, Started: start,
 		Running: []aggregator.JobInfo{{Session: job.Session, Task: job.Task, Kind: job.Kind.String(),
 			Class: job.Class, Since: start}}}
 	e.mu.Unlock()

@@ -326,16 +326,27 @@ func (w *worker) info() aggregator.ProcInfo {
 	p.Running, inPHP, p.Jobs, p.Memory = w.conv.snapshot()
 	switch s := w.life.State(); {
 	case s == fsm.Ready && inPHP > 0:
-		p.State = "busy"
+		p.State = procBusy
 	case s == fsm.Ready:
-		p.State = "idle"
-	case s == fsm.Starting || s == fsm.Exited:
-		p.State = s.String()
+		p.State = procIdle
+	case s == fsm.Starting:
+		p.State = procStarting
+	case s == fsm.Exited:
+		p.State = procExited
 	default:
-		p.State = fsm.Stopping.String()
+		p.State = procStopping
 	}
 	return p
 }
+
+// What /workers says a PHP process is doing (aggregator.ProcInfo.State).
+const (
+	procStarting = "starting" // a worker shaking hands
+	procIdle     = "idle"     // a worker that takes jobs and has none
+	procBusy     = "busy"     // a worker with jobs in flight; an exec process
+	procStopping = "stopping" // a worker that takes no new jobs: being replaced, retired or killed
+	procExited   = "exited"   // a worker whose process is gone
+)
 
 // slowlog starts the slowlog timer of a job (conversation.begin's hook).
 func (w *worker) slowlog(job *aggregator.Job, id uint32, start time.Time) func() {
