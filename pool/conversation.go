@@ -48,17 +48,19 @@ const (
 	readerCaller               // a job's caller reads
 )
 
-// inflight is one job in flight on a worker.
+// inflight is one job in flight on a worker. over, fetches and stderr
+// change under the conversation's lock; the rest is set once, in begin.
 type inflight struct {
 	id      uint32
 	job     *aggregator.Job
 	ctx     context.Context
 	start   time.Time
 	answer  chan answer // buffered: the one answer of the caller
-	over    bool        // the caller has its answer already (time ran out): what PHP sends now only says it is gone
-	fetches map[uint32]*fetchCall
-	stderr  []string
-	slowEnd func() // stops its slowlog timer
+	slowEnd func()      // stops its slowlog timer
+
+	over    bool                  // the caller has its answer already (time ran out): what PHP sends now only says it is gone
+	fetches map[uint32]*fetchCall // its fetch() calls in flight, by call id
+	stderr  []string              // its stderr lines, for its Result
 }
 
 // answer is what a job's caller gets.
