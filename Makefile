@@ -55,7 +55,7 @@ deploy-test:
 # test: the packages with goroutines of their own run under the race
 # detector; integration runs the real binary (built without it).
 test: test-deps vet php-test deploy-test
-	$(GO) test -count=1 -race -timeout 10m . ./pool/ ./server/ ./fetch/ ./cmd/... ./internal/...
+	$(GO) test -count=1 -race -timeout 10m . ./pool/... ./server/ ./fetch/ ./cmd/... ./internal/...
 	$(GO) test -count=1 -timeout 14m ./integration/
 
 # bench: cmd/aggbench, every part (~10 minutes): the replay ceiling, the PHP
