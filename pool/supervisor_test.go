@@ -182,14 +182,17 @@ func TestSupervisorCrash(t *testing.T) {
 	cfg.Log = log
 	s := startSupervisor(t, cfg)
 	before := pids(s)[0]
+	// Killed once the job is in PHP: killed while the job is on its way,
+	// the worker never had it, and it runs again on the next one.
+	started := filepath.Join(t.TempDir(), "started")
 	go func() {
 		eventually(t, 5*time.Second, "the job never started", func() bool {
-			info := s.Info()
-			return len(info) == 1 && len(info[0].Running) == 1
+			_, err := os.Stat(started)
+			return err == nil
 		})
 		_ = syscall.Kill(before, syscall.SIGKILL)
 	}()
-	_, err := run(t, s, Items, `{"sleep":10}`)
+	_, err := run(t, s, Items, `{"sleep":10,"startfile":`+strconv.Quote(started)+`}`)
 	if !isCode(err, aggregator.EScriptError) || !strings.Contains(err.Error(), "died mid-job") {
 		t.Fatalf("err %v, want E_SCRIPT_ERROR: died mid-job", err)
 	}
