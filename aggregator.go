@@ -1,7 +1,8 @@
 // Package aggregator is the domain of the search aggregator: the jobs PHP
-// runs for a search, their results, the Runner that runs them, the Fetcher
-// that performs a translator's HTTP calls, and the one Error vocabulary (the
-// SPEC's E_* codes) that every layer speaks.
+// runs for a search, their results, the Runner that runs them (and its
+// Monitor and Reloader), the Fetcher that performs a translator's HTTP
+// calls, and the one Error vocabulary (the SPEC's E_* codes) that every
+// layer speaks.
 //
 // The subpackages each wrap one dependency: server (HTTP and websockets),
 // pool (PHP processes), fetch (net/http for supplier calls); cmd/aggregator
@@ -74,19 +75,33 @@ type Exception struct {
 	Hint string `json:"hint,omitempty"`
 }
 
-// Runner runs jobs in PHP. Run blocks until the job is done, failed, or ctx
-// ends; every error it returns is an *Error with the SPEC's code.
+// Runner runs jobs in PHP: what a search needs of it. Run blocks until the
+// job is done, failed, or ctx ends; every error it returns is an *Error
+// with the SPEC's code.
+//
+// The runners (pool.Supervisor, pool.Exec) do more, each behind its own
+// small interface where it is used: Monitor for the operators' endpoints,
+// Reloader for whoever reloads (SIGHUP, watch mode), and io.Closer for
+// whoever made the runner and ends it (it kills every PHP process and
+// waits for them).
 type Runner interface {
 	Run(ctx context.Context, job *Job) (Result, error)
-	// Reload replaces the PHP processes with ones running the code on disk,
-	// gracefully: new ones first, no job lost (SPEC §16).
-	Reload()
+}
+
+// Monitor reports on the PHP processes: what /health and /workers need.
+type Monitor interface {
 	// Health says whether PHP can run jobs now.
 	Health() Health
 	// Info lists the PHP processes and what they run, for /workers.
 	Info() []ProcInfo
-	// Close kills every PHP process and waits for them.
-	Close() error
+}
+
+// Reloader replaces the PHP processes with ones running the code on disk,
+// gracefully: new ones first, no job lost (SPEC §16). Worker mode's
+// pool.Supervisor is one; exec mode starts every call from the code on
+// disk and has nothing to reload.
+type Reloader interface {
+	Reload()
 }
 
 // Health is the state /health reports.

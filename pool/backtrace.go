@@ -204,13 +204,13 @@ func (b *backtraces) close() {
 // an exec process), which the log gets when PHP writes it. It returns the
 // request, or nil when none was sent (after logging why): only a process
 // that said it is ready gets SIGUSR1, whose default action would kill it.
-func (b *backtraces) ask(p *process, why string, job *aggregator.Job, id uint32, since time.Time) *btRequest {
+func (b *backtraces) ask(p Process, why string, job *aggregator.Job, id uint32, since time.Time) *btRequest {
 	req := &btRequest{why: why, job: job, id: id, since: since, done: make(chan struct{})}
 	b.mu.Lock()
 	if !b.ready {
 		b.mu.Unlock()
 		b.log(req, id, nil, fmt.Sprintf("pid %d has no SIGUSR1 handler: no pcntl extension, or a script "+
-			"run without the prepend file (aggregator.script.prepend), or it has not started yet", p.pid))
+			"run without the prepend file (aggregator.script.prepend), or it has not started yet", p.PID()))
 		return nil
 	}
 	old := b.pending[id]
@@ -219,7 +219,7 @@ func (b *backtraces) ask(p *process, why string, job *aggregator.Job, id uint32,
 	if old != nil {
 		close(old.done)
 	}
-	if err := p.signal(syscall.SIGUSR1); err != nil { // it has exited
+	if err := p.Signal(syscall.SIGUSR1); err != nil { // it has exited
 		b.forget(req)
 		return nil
 	}
@@ -230,7 +230,7 @@ func (b *backtraces) ask(p *process, why string, job *aggregator.Job, id uint32,
 // after d (0: never); call what it returns when the job is over. A
 // backtrace asked for just before the end may come just after it: it stays
 // tagged with its job.
-func (b *backtraces) slowlog(p *process, d time.Duration, job *aggregator.Job, id uint32, start time.Time) (over func()) {
+func (b *backtraces) slowlog(p Process, d time.Duration, job *aggregator.Job, id uint32, start time.Time) (over func()) {
 	if d <= 0 {
 		return func() {}
 	}
@@ -253,7 +253,7 @@ func (b *backtraces) slowlog(p *process, d time.Duration, job *aggregator.Job, i
 
 // take asks for a backtrace and waits at most wait for it, or until the
 // process exits. A backtrace that does not come in time is logged as missing.
-func (b *backtraces) take(p *process, why string, job *aggregator.Job, id uint32, since time.Time, wait time.Duration) {
+func (b *backtraces) take(p Process, why string, job *aggregator.Job, id uint32, since time.Time, wait time.Duration) {
 	req := b.ask(p, why, job, id, since)
 	if req == nil {
 		return
@@ -263,7 +263,7 @@ func (b *backtraces) take(p *process, why string, job *aggregator.Job, id uint32
 	select {
 	case <-req.done:
 		return
-	case <-p.exited:
+	case <-p.Done():
 		return
 	case <-t.C:
 	}
@@ -297,11 +297,11 @@ func (b *backtraces) forget(req *btRequest) {
 // modes: its backtrace is logged (at most BacktraceWait is spent waiting for
 // it) when the time ran out (not when its browser left), then the process
 // group is killed.
-func overrun(p *process, b *backtraces, job *aggregator.Job, id uint32, since time.Time, deadline bool) {
+func overrun(p Process, b *backtraces, job *aggregator.Job, id uint32, since time.Time, deadline bool) {
 	if deadline {
 		b.take(p, whyTimeout, job, id, since, BacktraceWait)
 	}
-	p.kill()
+	p.Kill()
 }
 
 // backtraceFields are the fields of a backtrace's log line (but the pid).

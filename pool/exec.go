@@ -1,15 +1,11 @@
 package pool
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +31,8 @@ type ExecConfig struct {
 	Prepend string `key:"aggregator.script.prepend" when:"aggregator.pool.mode=exec" default:"src/prepend.php" doc:"exec mode: loaded with '-d auto_prepend_file', so scripts get 'fetch()', the autoloader, backtraces on SIGUSR1 and exceptions reported as data; empty = none"`
 	// Slowlog: a job running this long has its backtrace logged; 0 = never.
 	Slowlog time.Duration `key:"aggregator.pool.slowlog" as:"seconds-or-off"`
+	// Factory starts each call's process; nil: ForkExec, a new process per call.
+	Factory CallFactory
 	Log     *zap.Logger
 	Metrics *Metrics
 }
@@ -48,13 +46,14 @@ const reportFD = 3
 // closed), the answer read whole from stdout. Scripts of the first
 // implementation of the service run unmodified.
 type Exec struct {
-	cfg    ExecConfig
-	argv   map[aggregator.Kind][]string // the commands as run: with the prepend file
-	script map[aggregator.Kind]string   // the commands as configured, for log lines
-	slots  chan struct{}
-	ctx    context.Context // done when the runner closes
-	cancel context.CancelFunc
-	runs   gate
+	cfg     ExecConfig
+	factory CallFactory
+	argv    map[aggregator.Kind][]string // the commands as run: with the prepend file
+	script  map[aggregator.Kind]string   // the commands as configured, for log lines
+	slots   chan struct{}
+	ctx     context.Context // done when the runner closes
+	cancel  context.CancelFunc
+	runs    gate
 
 	mu      sync.Mutex
 	running map[int]*aggregator.ProcInfo
@@ -68,9 +67,13 @@ func NewExec(cfg ExecConfig) *Exec {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	if cfg.Factory == nil {
+		cfg.Factory = ForkExec{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Exec{
-		cfg: cfg,
+		cfg:     cfg,
+		factory: cfg.Factory,
 		argv: map[aggregator.Kind][]string{aggregator.Suppliers: withPrepend(cfg.Suppliers, cfg.Prepend),
 			aggregator.Items: withPrepend(cfg.Items, cfg.Prepend)},
 		script: map[aggregator.Kind]string{aggregator.Suppliers: strings.Join(cfg.Suppliers, " "),
@@ -120,157 +123,20 @@ func (e *Exec) Run(ctx context.Context, job *aggregator.Job) (aggregator.Result,
 	return e.run(ctx, job)
 }
 
+// run runs one call: its process from the factory, then its result.
 func (e *Exec) run(ctx context.Context, job *aggregator.Job) (aggregator.Result, error) {
-	script := zap.String("script", e.script[job.Kind])
-	log := e.cfg.Log.With(jobFields(job, script)...)
-	repR, repW, err := os.Pipe()
-	if err != nil {
-		return aggregator.Result{}, aggregator.Errorf(aggregator.EScriptStart, "pipe: %v", err)
+	c := newExecCall(e, ctx, job)
+	if err := c.begin(); err != nil {
+		return aggregator.Result{}, err
 	}
-	var (
-		p      *process
-		mu     sync.Mutex // guards stderr and p for the copiers
-		stderr []string
-		report bytes.Buffer
-	)
-	stdout := &limitBuffer{limit: e.cfg.OutputLimit, over: func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if p != nil {
-			p.kill()
-		}
-	}}
-	var bt *backtraces
-	bt = newBacktraces(func(req *btRequest, _ uint32, frames []string, note string) {
-		why, since := whyAsked, time.Time{}
-		if req != nil {
-			why, since = req.why, req.since
-		}
-		mu.Lock()
-		pid := p.pid
-		mu.Unlock()
-		fields := append([]zap.Field{zap.Int("pid", pid)}, backtraceFields(job, since, frames, note)...)
-		e.cfg.Log.Log(backtraceLevel(req), why, append(fields, script)...)
-	})
-	errLines := newLineWriter(func(line string) {
-		if bt.line(line) {
-			return
-		}
-		mu.Lock()
-		if len(stderr) < maxJobLines {
-			stderr = append(stderr, line)
-		}
-		pid := p.pid
-		mu.Unlock()
-		log.Warn("php stderr", zap.Int("pid", pid), zap.String("line", line))
-	})
-	env := append(append([]string{}, e.cfg.Env...), "AGGREGATOR_REPORT_FD="+strconv.Itoa(reportFD),
-		"AGGREGATOR_OUTPUT_LIMIT="+strconv.Itoa(e.cfg.OutputLimit))
-	if d, ok := ctx.Deadline(); ok {
-		env = append(env, fmt.Sprintf("AGGREGATOR_DEADLINE=%.3f", float64(d.UnixMicro())/1e6))
-	}
-	start := time.Now()
-	mu.Lock() // the copiers wait for p
-	p, err = startProcess(procSpec{words: e.argv[job.Kind], dir: e.cfg.Dir, env: env,
-		stdin: append(job.Input[:len(job.Input):len(job.Input)], '\n'),
-		extra: []*os.File{repW}, stdout: stdout, stderr: errLines})
-	if err != nil {
-		p = &process{}
-		mu.Unlock()
-		repR.Close()
-		e.cfg.Metrics.execStarted(job.Kind, false)
-		return aggregator.Result{}, aggregator.Errorf(aggregator.EScriptStart, "%s", describeStart(e.argv[job.Kind], err))
-	}
-	mu.Unlock()
-	e.cfg.Metrics.execStarted(job.Kind, true)
-	reportRead := make(chan struct{})
-	go func() {
-		defer close(reportRead)
-		_, _ = io.Copy(&report, io.LimitReader(repR, 1<<20))
-		repR.Close()
-	}()
-	if stdout.exceeded.Load() { // the limit was hit before p was set
-		p.kill()
-	}
-	log.Debug("job started", zap.Int("pid", p.pid), zap.String("kind", job.Kind.String()))
-	e.track(p.pid, job, start)
-	defer e.untrack(p.pid)
-
-	// When ctx ends the process group is killed (after its backtrace when
-	// its time ran out), and so it is when the runner closes.
-	killDone := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(killDone)
-		overrun(p, bt, job, 0, start, ctx.Err() == context.DeadlineExceeded)
-	})
-	stopClose := context.AfterFunc(e.ctx, p.kill)
-	slowEnd := bt.slowlog(p, e.cfg.Slowlog, job, 0, start)
-	<-p.exited
-	slowEnd()
-	killed := !stop() // ctx ended first: the AfterFunc above ran
-	if killed {
-		<-killDone
-	}
-	stopClose()
-	bt.close()
-	select {
-	case <-reportRead:
-	case <-time.After(drainWait): // a child outside the group holds the report pipe
-		repR.Close()
-		<-reportRead
-	}
-	mu.Lock()
-	res := aggregator.Result{Output: stdout.Bytes(), PID: p.pid, Duration: time.Since(start), Stderr: stderr}
-	mu.Unlock()
-	var failure *phpFailure
-	if report.Len() > 0 {
-		var r struct {
-			Exception *phpFailure `json:"exception"`
-		}
-		if json.Unmarshal(report.Bytes(), &r) == nil {
-			failure = r.Exception
-		}
-	}
-	switch {
-	case killed:
-		if ctx.Err() == context.DeadlineExceeded {
-			return res, aggregator.Errorf(aggregator.EScriptTimeout, "its time ran out while running PHP code (pid %d killed)", p.pid)
-		}
-		return res, aggregator.Errorf(aggregator.EScriptTimeout, "cancelled (its session ended): pid %d killed", p.pid)
-	case stdout.exceeded.Load():
-		return res, &aggregator.Error{Code: aggregator.EScriptError, Limit: "output_size", Message: fmt.Sprintf(
-			"its answer is over aggregator.limit.output-size (%d bytes): pid %d killed", e.cfg.OutputLimit, p.pid)}
-	case e.ctx.Err() != nil:
-		return res, errClosed()
-	case failure != nil:
-		res.Output = nil
-		var err error
-		res.Exception, err = handlerFailed(log.With(zap.Int("pid", p.pid)), job, *failure)
-		return res, err
-	case p.err != nil:
-		if _, ok := p.err.(*exec.ExitError); ok {
-			// PHP CLI says so (on stdout) when the script file is missing.
-			for _, msg := range append([]string{strings.TrimSpace(string(res.Output))}, res.Stderr...) {
-				if strings.HasPrefix(msg, "Could not open input file") {
-					return res, aggregator.Errorf(aggregator.EScriptStart, "%s", msg)
-				}
-			}
-		}
-		detail := p.exitDetail()
-		if n := len(res.Stderr); n > 0 {
-			detail += ": " + res.Stderr[n-1]
-		}
-		return res, aggregator.Errorf(aggregator.EScriptError, "PHP failed: %s", detail)
-	case len(res.Output) == 0:
-		// As a worker whose handler calls exit(): no answer at all.
-		return res, aggregator.Errorf(aggregator.EScriptError, "the script exited 0 without printing an answer")
-	}
-	return res, nil
+	e.track(c.pid, job, c.start)
+	defer e.untrack(c.pid)
+	return c.outcome(c.wait())
 }
 
 func (e *Exec) track(pid int, job *aggregator.Job, start time.Time) {
 	e.mu.Lock()
-	e.running[pid] = &aggregator.ProcInfo{PID: pid, State: "busy", Jobs: 0, Started: start,
+	e.running[pid] = &aggregator.ProcInfo{PID: pid, State: procBusy, Jobs: 0, Started: start,
 		Running: []aggregator.JobInfo{{Session: job.Session, Task: job.Task, Kind: job.Kind.String(),
 			Class: job.Class, Since: start}}}
 	e.mu.Unlock()
@@ -288,9 +154,6 @@ func (e *Exec) gauges() (busy, idle, jobs int) {
 	defer e.mu.Unlock()
 	return len(e.running), 0, len(e.running)
 }
-
-// Reload does nothing: every exec job starts a fresh process with the code on disk.
-func (e *Exec) Reload() {}
 
 // Health reports whether both commands can be found.
 func (e *Exec) Health() aggregator.Health {
@@ -313,9 +176,13 @@ func (e *Exec) Info() []aggregator.ProcInfo {
 	return out
 }
 
-// Close kills every running process and waits for them.
+// Close kills every running process and waits for them, then closes the
+// factory if it keeps processes of its own.
 func (e *Exec) Close() error {
 	e.cancel()
 	e.runs.closeAndWait()
+	if c, ok := e.factory.(io.Closer); ok {
+		return c.Close()
+	}
 	return nil
 }

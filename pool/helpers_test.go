@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,7 +65,7 @@ func startSupervisor(t testing.TB, cfg WorkerConfig) *Supervisor {
 }
 
 // closeWithin closes r, failing the test if Close hangs.
-func closeWithin(t testing.TB, r Runner, d time.Duration) {
+func closeWithin(t testing.TB, r io.Closer, d time.Duration) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() {
@@ -117,7 +118,7 @@ func waitReplaced(t testing.TB, s *Supervisor, pid, n int, what string) {
 }
 
 // pids lists the pids of the live workers, sorted.
-func pids(r Runner) []int {
+func pids(r aggregator.Monitor) []int {
 	var out []int
 	for _, p := range r.Info() {
 		out = append(out, p.PID)

@@ -1,16 +1,26 @@
 // Package pool runs PHP for the aggregator: warm goridge workers (Supervisor)
-// or one process per call (Exec), both behind aggregator.Runner.
+// or one process per call (Exec), both behind aggregator.Runner. Every error
+// a runner returns is an *aggregator.Error.
 //
-// A worker owns its process and its conversation (worker.go): it sends jobs,
-// reads and decodes every frame on its own goroutine, performs the fetch()
-// calls its jobs ask for, cancels, kills, and says why it retired. The
-// Supervisor keeps only slots, the workers that can take a job, reloads and
-// health. Every error a runner returns is an *aggregator.Error.
+// How a PHP process comes to exist is a seam (factory.go): a WorkerFactory
+// starts workers, a CallFactory starts exec calls, and either gives back a
+// Process. The defaults fork and exec the configured command.
+//
+// A worker is a few small owners, one file each: its process and the link
+// that carries its frames (link.go), its life cycle, a table every change
+// of state goes through (pool/fsm), its conversation, the jobs in flight
+// by id and whose turn it is to read (conversation.go), and the fetch()
+// calls it performs for its jobs (fetchcall.go). worker.go starts it and
+// steers its life, worker_job.go runs a job on it, worker_read.go reads
+// its frames. The Supervisor (supervisor.go) keeps slots (slot.go), the
+// choice of the least busy worker with room, reloads and health; Exec
+// (exec.go) runs each job as an execCall (execcall.go).
 package pool
 
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/theaspect/aggregator"
 )
@@ -81,4 +91,33 @@ func SplitCommand(s string) ([]string, error) {
 		return nil, fmt.Errorf("empty command")
 	}
 	return words, nil
+}
+
+// gate counts the calls in progress and refuses new ones once closed, so
+// Close can wait for all of them without racing WaitGroup.Add against Wait.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	calls  sync.WaitGroup
+}
+
+// enter admits a call; false once the gate is closed.
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.calls.Add(1)
+	return true
+}
+
+func (g *gate) leave() { g.calls.Done() }
+
+// closeAndWait refuses new calls and waits for those in progress.
+func (g *gate) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.calls.Wait()
 }

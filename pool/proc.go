@@ -2,7 +2,6 @@ package pool
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -24,19 +23,21 @@ const (
 	maxLogLine = 8 << 10
 )
 
-// process is one PHP process in its own process group, so a kill reaches
-// everything it forked, with Pdeathsig, so it dies if the server dies. Its
-// stdout and stderr are our own pipes, read by our own goroutines: when it
-// exits, its whole group is killed at once and what it wrote is drained, so
-// neither a graceful exit nor a background child can leave processes
-// behind or hold the end of the process up (SPEC §11).
+// process is a PHP process started by fork+exec, the Process of both
+// default factories (PipeWorkers, ForkExec). It runs in its own process
+// group, so a kill reaches everything it forked, with Pdeathsig, so it
+// dies if the server dies. Its stdout and stderr are our own pipes, read
+// by our own goroutines: when it exits, its whole group is killed at once
+// and what it wrote is drained, so neither a graceful exit nor a
+// background child can leave processes behind or hold the end of the
+// process up (SPEC §11).
 type process struct {
 	cmd    *exec.Cmd
 	pid    int
 	exited chan struct{} // closed once it exited, its group was killed and its output was read
-	err    error         // how it exited (cmd.Wait's error); read after exited
+	exit   Exit          // how it exited; read after exited
 
-	errRaw   syscall.RawConn // our end of its stderr, for takeStderr and settleStderr
+	errRaw   syscall.RawConn // our end of its stderr, for takeStderr and SettleStderr
 	errMu    sync.Mutex      // held while bytes leave the stderr pipe, so FIONREAD and errTaken agree
 	errTaken atomic.Int64    // bytes of stderr taken off the pipe
 	errRead  atomic.Int64    // bytes of stderr taken and handled
@@ -51,9 +52,6 @@ type procSpec struct {
 	extra  []*os.File // its fds 3, 4, ...; closed here once it started
 	stdout io.Writer  // gets its stdout; nil discards it
 	stderr io.Writer  // gets its stderr; nil discards it
-	// onExit runs once it exited and its group was killed, before its
-	// output is drained (to close pipes only it could have closed).
-	onExit func()
 }
 
 // startProcess starts a process; on error nothing is left running.
@@ -90,11 +88,8 @@ func startProcess(s procSpec) (*process, error) {
 	go func() { defer drained.Done(); copyOut(outR, s.stdout, nil) }()
 	go func() { defer drained.Done(); copyOut(errR, s.stderr, p) }()
 	go func() {
-		p.err = cmd.Wait()
-		p.kill() // what it left running in its group dies with it
-		if s.onExit != nil {
-			s.onExit()
-		}
+		p.exit = exitOf(cmd.Wait())
+		p.Kill() // what it left running in its group dies with it
 		if !waitTimeout(&drained, drainWait) {
 			// A child outside the group holds the pipes: stop reading.
 			outR.Close()
@@ -106,8 +101,23 @@ func startProcess(s procSpec) (*process, error) {
 	return p, nil
 }
 
+// PID is its process id.
+func (p *process) PID() int { return p.pid }
+
+// Signal sends sig to the process itself (not its group).
+func (p *process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Kill SIGKILLs the process group.
+func (p *process) Kill() { killGroup(p.pid) }
+
+// Done is closed once it exited, its group was killed and its output was read.
+func (p *process) Done() <-chan struct{} { return p.exited }
+
+// Exit is how it exited; valid once Done is closed.
+func (p *process) Exit() Exit { return p.exit }
+
 // copyOut copies r to w (or discards it) until r ends, then closes r. With
-// p set it counts what it handled, for settleStderr.
+// p set it counts what it handled, for SettleStderr.
 func copyOut(r *os.File, w io.Writer, p *process) {
 	defer r.Close()
 	if w == nil {
@@ -136,7 +146,7 @@ func copyOut(r *os.File, w io.Writer, p *process) {
 }
 
 // takeStderr reads the stderr pipe, counting what it takes off it under
-// errMu in the same step as the read: settleStderr then never sees bytes
+// errMu in the same step as the read: SettleStderr then never sees bytes
 // that are neither in the pipe nor counted.
 func (p *process) takeStderr(buf []byte) (int, error) {
 	var n int
@@ -161,11 +171,11 @@ func (p *process) takeStderr(buf []byte) (int, error) {
 	return n, nil
 }
 
-// settleStderr waits (at most wait) until what the process wrote to stderr
+// SettleStderr waits (at most wait) until what the process wrote to stderr
 // so far has been handled: the bytes still in the pipe and those taken off
 // it but not yet handled. PHP writes a job's warnings before its result
 // frame, so calling this when the frame arrives ties them to the job.
-func (p *process) settleStderr(wait time.Duration) {
+func (p *process) SettleStderr(wait time.Duration) {
 	if p.errRaw == nil {
 		return
 	}
@@ -185,28 +195,20 @@ func (p *process) settleStderr(wait time.Duration) {
 	}
 }
 
-// kill SIGKILLs the process group.
-func (p *process) kill() { killGroup(p.pid) }
-
-// signal sends sig to the process itself (not its group).
-func (p *process) signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
-
-// exitDetail describes how the process ended: "exit status 3", "signal: killed".
-func (p *process) exitDetail() string {
-	if p.err == nil {
-		return "exit status 0"
+// exitOf is the Exit of cmd.Wait's error.
+func exitOf(err error) Exit {
+	if err == nil {
+		return Exit{}
 	}
-	return p.err.Error()
-}
-
-// killedBySignal reports whether it ended by a signal (ours or anyone's).
-func (p *process) killedBySignal() bool {
-	if ee, ok := p.err.(*exec.ExitError); ok {
+	if ee, ok := err.(*exec.ExitError); ok {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
-			return ws.Signaled()
+			if ws.Signaled() {
+				return Exit{Signal: ws.Signal(), CoreDump: ws.CoreDump()}
+			}
+			return Exit{Code: ws.ExitStatus(), CoreDump: ws.CoreDump()}
 		}
 	}
-	return false
+	return Exit{Err: err}
 }
 
 // killGroup SIGKILLs the process group led by pid.
@@ -236,127 +238,4 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	case <-t.C:
 		return false
 	}
-}
-
-// lineWriter calls emit for each line written to it (without the newline),
-// so PHP's stderr lands in the log line by line. Close emits a last
-// unterminated line.
-type lineWriter struct {
-	mu   sync.Mutex
-	buf  []byte
-	emit func(line string)
-}
-
-func newLineWriter(emit func(string)) *lineWriter { return &lineWriter{emit: emit} }
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			room := maxLogLine - len(w.buf)
-			if len(p) < room {
-				w.buf = append(w.buf, p...)
-				break
-			}
-			w.buf = append(w.buf, p[:room]...)
-			p = p[room:]
-			w.flushLocked()
-			continue
-		}
-		w.buf = append(w.buf, p[:i]...)
-		p = p[i+1:]
-		w.flushLocked()
-	}
-	return n, nil
-}
-
-func (w *lineWriter) flushLocked() {
-	line := string(bytes.TrimRight(w.buf, "\r"))
-	w.buf = w.buf[:0]
-	if line != "" {
-		w.emit(line)
-	}
-}
-
-// Close emits what is left.
-func (w *lineWriter) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.buf) > 0 {
-		w.flushLocked()
-	}
-	return nil
-}
-
-// lines splits text into non-empty lines.
-func lines(text []byte) []string {
-	var out []string
-	w := newLineWriter(func(l string) { out = append(out, l) })
-	_, _ = w.Write(text)
-	_ = w.Close()
-	return out
-}
-
-// limitBuffer keeps at most limit bytes; past that it calls over once and
-// drops the rest, so a script printing gigabytes cannot exhaust memory.
-// exceeded is read by the runner while the copier writes it.
-type limitBuffer struct {
-	buf      bytes.Buffer
-	limit    int
-	exceeded atomic.Bool
-	over     func()
-}
-
-func (b *limitBuffer) Write(p []byte) (int, error) {
-	if b.exceeded.Load() {
-		return len(p), nil
-	}
-	if b.limit > 0 && b.buf.Len()+len(p) > b.limit {
-		b.exceeded.Store(true)
-		if b.over != nil {
-			b.over()
-		}
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-// Bytes is what was kept; call it once the writes are over.
-func (b *limitBuffer) Bytes() []byte { return b.buf.Bytes() }
-
-// gate counts the calls in progress and refuses new ones once closed, so
-// Close can wait for all of them without racing WaitGroup.Add against Wait.
-type gate struct {
-	mu     sync.Mutex
-	closed bool
-	calls  sync.WaitGroup
-}
-
-// enter admits a call; false once the gate is closed.
-func (g *gate) enter() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return false
-	}
-	g.calls.Add(1)
-	return true
-}
-
-func (g *gate) leave() { g.calls.Done() }
-
-// closeAndWait refuses new calls and waits for those in progress.
-func (g *gate) closeAndWait() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.calls.Wait()
-}
-
-// describeStart says why a process could not be started, for E_SCRIPT_START.
-func describeStart(words []string, err error) string {
-	return fmt.Sprintf("cannot start %q: %v", words[0], err)
 }

@@ -41,6 +41,20 @@ func version(t *testing.T, r Runner) string {
 	return string(mustRun(t, r, Items, `{}`).Output)
 }
 
+// servesOn checks that n jobs in a row are answered by the first version
+// of the code, and that the workers are still those of before.
+func servesOn(t *testing.T, s *Supervisor, before []int, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if v := version(t, s); v != `{"version":1}` {
+			t.Fatalf("job %d: %s, want the previous code", i, v)
+		}
+	}
+	if now := pids(s); !slices.Equal(now, before) {
+		t.Errorf("workers %v, want the old ones %v serving on", now, before)
+	}
+}
+
 // TestReloadBrokenCode: a reload whose code cannot start leaves the old
 // workers serving, says so in the log (once) and in Health; a fixed file
 // and another reload take effect without waiting for a backoff.
@@ -66,14 +80,7 @@ func TestReloadBrokenCode(t *testing.T) {
 	if h.Status != aggregator.HealthDegraded || !strings.Contains(h.Reason, "reload failed") || !strings.Contains(h.Reason, "syntax error") {
 		t.Errorf("Health %+v, want degraded naming PHP's error", h)
 	}
-	for i := 0; i < 10; i++ {
-		if v := version(t, s); v != `{"version":1}` {
-			t.Fatalf("job %d during the failed reload: %s, want the previous code", i, v)
-		}
-	}
-	if now := pids(s); !slices.Equal(now, before) {
-		t.Errorf("workers %v, want the old ones %v serving on", now, before)
-	}
+	servesOn(t, s, before, 10)
 	if n := logs.FilterMessage("reload failed, still serving the previous code").Len(); n != 1 {
 		t.Errorf("%d reload failed lines, want 1 for one reload", n)
 	}
@@ -246,4 +253,36 @@ func TestModesAgree(t *testing.T) {
 			t.Errorf("%s: exit(0) without an answer: %v, want E_SCRIPT_ERROR", mode, err)
 		}
 	}
+}
+
+// TestRecycleBrokenCode: a worker at its max-jobs whose replacement cannot
+// start (the code on disk is broken, no reload yet) serves on and is not
+// replaced again until a reload: its slot does not start PHP in a loop.
+func TestRecycleBrokenCode(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "handlers.php")
+	writeVersion(t, file, 1, false)
+	log, logs := observedLog()
+	reg := prometheus.NewRegistry()
+	cfg := workerConfig(t, "echo.php")
+	cfg.Handlers, cfg.MaxJobs, cfg.Log, cfg.Metrics = file, 1, log, NewMetrics(reg)
+	s := startSupervisor(t, cfg)
+	first := pids(s)
+
+	writeVersion(t, file, 2, true)
+	if v := version(t, s); v != `{"version":1}` { // its max-jobs: it asks to be replaced
+		t.Fatalf("answer %s", v)
+	}
+	eventually(t, 10*time.Second, "no line says the worker serves on", func() bool {
+		return logs.FilterMessage("cannot replace the worker: the code on disk does not start; it serves on until a reload").Len() > 0
+	})
+	time.Sleep(time.Second)
+	if n := counter(t, reg, "aggregator_worker_starts_total", "failed"); n != 1 {
+		t.Errorf("%v failed starts, want 1: the worker waits for a reload to be replaced", n)
+	}
+	servesOn(t, s, first, 3)
+
+	writeVersion(t, file, 3, false)
+	s.Reload()
+	eventually(t, 5*time.Second, "the fixed code does not serve", func() bool { return version(t, s) == `{"version":3}` })
 }

@@ -12,13 +12,6 @@ import (
 
 // Timing of the supervisor.
 const (
-	// backoffMin and backoffMax bound the wait between failed worker starts,
-	// so a broken worker file costs a log line per attempt, not a CPU.
-	backoffMin = 100 * time.Millisecond
-	backoffMax = 10 * time.Second
-	// crashBackoff is the wait before starting again after a worker was
-	// killed while it started: not a broken configuration, so no long wait.
-	crashBackoff = 10 * time.Millisecond
 	// pingTimeout is how long an idle worker may take to answer a health check.
 	pingTimeout = 2 * time.Second
 	// reloadSpacing is the least time between two reloads: reloads asked
@@ -35,7 +28,7 @@ type WorkerConfig struct {
 	// Handlers is the PHP handlers file.
 	Handlers string `key:"aggregator.worker.handlers" when:"aggregator.pool.mode=worker" default:"script/handlers.php" doc:"the PHP file returning the handlers"`
 	// HTTPWrapper: PHP's http(s):// streams of a job go through Fetcher (env AGGREGATOR_HTTP_WRAPPER).
-	HTTPWrapper bool     `key:"aggregator.worker.http-wrapper" when:"aggregator.pool.mode=worker" default:"true" doc:"worker mode: 'file_get_contents', 'fopen' and the other http(s):// streams of a job go through the aggregator like 'fetch()' ([translators.md](translators.md)); 'false' leaves them to PHP's own wrapper, which holds the worker"`
+	HTTPWrapper bool     `key:"aggregator.worker.http-wrapper" when:"aggregator.pool.mode=worker" default:"true" doc:"worker mode: 'http://' and 'https://' streams of a job ('file_get_contents', 'fopen', SoapClient's WSDL) go through the aggregator like 'fetch()' ([porting.md](porting.md)); 'false' leaves them to PHP's own wrapper, which holds the worker while it waits"`
 	Dir         string   // working directory
 	Env         []string // environment
 	// Workers is how many workers to keep.
@@ -55,6 +48,10 @@ type WorkerConfig struct {
 	// Slowlog: a job running this long has its backtrace logged; 0 = never.
 	Slowlog time.Duration `key:"aggregator.pool.slowlog" as:"seconds-or-off" default:"0" doc:"seconds after which a running job's PHP backtrace is logged ('slow job'); the job goes on; '0' = off"`
 	Fetcher aggregator.Fetcher
+	// Factory starts the workers; nil: PipeWorkers, Command and the
+	// Handlers file in Dir with Env (and AGGREGATOR_HANDLERS,
+	// AGGREGATOR_HTTP_WRAPPER) over pipes.
+	Factory WorkerFactory
 	Log     *zap.Logger
 	Metrics *Metrics
 }
@@ -103,12 +100,15 @@ func NewSupervisor(cfg WorkerConfig) *Supervisor {
 		cfg.StartTimeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.Factory == nil {
+		cfg.Factory = PipeWorkers{Words: append(append([]string{}, cfg.Command...), cfg.Handlers), Dir: cfg.Dir,
+			Env: append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers,
+				"AGGREGATOR_HTTP_WRAPPER="+strconv.FormatBool(cfg.HTTPWrapper))}
+	}
 	s := &Supervisor{
 		cfg: cfg,
 		env: &workerEnv{
-			words:        append(append([]string{}, cfg.Command...), cfg.Handlers),
-			dir:          cfg.Dir,
-			env:          append(append([]string{}, cfg.Env...), "AGGREGATOR_HANDLERS="+cfg.Handlers, "AGGREGATOR_HTTP_WRAPPER="+strconv.FormatBool(cfg.HTTPWrapper)),
+			factory:      cfg.Factory,
 			startTimeout: cfg.StartTimeout,
 			outputLimit:  cfg.OutputLimit,
 			slowlog:      cfg.Slowlog,
@@ -134,178 +134,6 @@ func NewSupervisor(cfg WorkerConfig) *Supervisor {
 		go s.healthLoop()
 	}
 	return s
-}
-
-// slot keeps one worker alive: start it (backing off while starts fail, at
-// once again on a reload), replace it when it exits, and when a reload or
-// the worker itself asks, start the replacement first and then retire the
-// old one, which finishes its jobs.
-func (s *Supervisor) slot() {
-	defer s.wg.Done()
-	var w *worker
-	backoff := time.Duration(0)
-	var tried uint64 // the generation this slot last failed to start for a reload
-	for {
-		gen, genCh := s.generation()
-		if s.ctx.Err() != nil {
-			if w != nil {
-				s.stop(w)
-			}
-			return
-		}
-		if w == nil {
-			nw, f := s.start(gen)
-			if f != nil {
-				backoff = s.backoff(backoff, f)
-				if s.sleep(backoff, genCh) && s.generationChanged(gen) {
-					backoff = 0 // a reload: the code may be fixed
-				}
-				continue
-			}
-			backoff, w = 0, nw
-			continue
-		}
-		if w.gen != gen && tried != gen { // a reload: new worker first
-			if f := s.replace(&w, gen, ReasonReload); f != nil {
-				if !f.crash {
-					tried = gen
-				} else if !s.sleep(crashBackoff, nil) {
-					continue
-				}
-			}
-			continue
-		}
-		select {
-		case <-w.gone:
-			s.exited(w)
-			w = nil
-		case <-w.recycleAsked():
-			if f := s.replace(&w, w.gen, w.recycleWhy()); f != nil {
-				// Serve on rather than leave the slot empty; after a crash
-				// at start it asks again after its next job, with code that
-				// does not start it waits for a reload.
-				w.keep(f.crash)
-				if !f.crash {
-					w.logger().Warn("cannot replace the worker: the code on disk does not start; "+
-						"it serves on until a reload", zap.String("reason", string(w.recycleWhy())), zap.Error(f.err))
-				}
-			}
-		case <-genCh:
-		case <-s.ctx.Done():
-		}
-	}
-}
-
-// sleep waits d, or less when the runner closes or wake closes; false
-// when the runner closes.
-func (s *Supervisor) sleep(d time.Duration, wake <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-wake:
-	case <-s.ctx.Done():
-		return false
-	}
-	return true
-}
-
-// replace starts a worker of generation gen in old's place and retires
-// old gracefully; when the new one cannot start, old is kept and the
-// failure returned.
-func (s *Supervisor) replace(old **worker, gen uint64, why Reason) *startFailure {
-	nw, f := s.start(gen)
-	if f != nil {
-		if why == ReasonReload && !f.crash {
-			s.reloadFailed(gen, f.err)
-		}
-		return f
-	}
-	prev := *old
-	*old = nw
-	prev.retire(why)
-	s.wg.Add(1)
-	go s.reap(prev)
-	return nil
-}
-
-// reap waits for a retired worker to exit (killing it on Close).
-func (s *Supervisor) reap(w *worker) {
-	defer s.wg.Done()
-	select {
-	case <-w.gone:
-	case <-s.ctx.Done():
-		s.stop(w)
-		return
-	}
-	s.exited(w)
-}
-
-// stop kills a worker as the runner closes and waits for it.
-func (s *Supervisor) stop(w *worker) {
-	w.kill(ReasonShutdown)
-	<-w.gone
-	s.mu.Lock()
-	delete(s.workers, w)
-	s.mu.Unlock()
-}
-
-// start spawns a worker of generation gen and makes it available.
-func (s *Supervisor) start(gen uint64) (*worker, *startFailure) {
-	w, f := spawn(s.ctx, s.env, gen, s.freed)
-	s.cfg.Metrics.workerStarted(f == nil)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f != nil {
-		if !f.crash && len(s.workers) == 0 {
-			// Nothing serves: searches fail at once with the reason
-			// rather than wait for a worker that cannot come.
-			s.startErr = f.err
-			s.broadcastLocked()
-		}
-		return nil, f
-	}
-	s.workers[w] = 0
-	s.startErr = nil
-	if s.reloadErr != nil && gen >= s.failedGen {
-		s.cfg.Log.Info("reload succeeded: the new code starts", zap.Uint64("generation", gen))
-		s.reloadErr = nil
-	}
-	s.broadcastLocked()
-	w.logger().Debug("worker ready", zap.Uint64("generation", gen))
-	return w, nil
-}
-
-// backoff logs a failed start and returns how long to wait before the next.
-func (s *Supervisor) backoff(last time.Duration, f *startFailure) time.Duration {
-	if f.crash {
-		s.cfg.Log.Warn("worker killed while it started; starting another", zap.Error(f.err))
-		return crashBackoff
-	}
-	next := min(max(2*last, backoffMin), backoffMax)
-	s.cfg.Log.Error("worker start failed", zap.Error(f.err), zap.Duration("retry_in", next))
-	return next
-}
-
-// exited records a worker that is gone.
-func (s *Supervisor) exited(w *worker) {
-	s.mu.Lock()
-	delete(s.workers, w)
-	closing := s.ctx.Err() != nil
-	s.mu.Unlock()
-	w.mu.Lock()
-	reason, jobs := w.reason, w.jobsDone
-	w.mu.Unlock()
-	if closing || reason == ReasonShutdown {
-		return
-	}
-	s.cfg.Metrics.workerReplaced(reason)
-	lvl := zap.InfoLevel
-	if reason == ReasonCrash || reason == ReasonProtocol {
-		lvl = zap.WarnLevel
-	}
-	w.logger().Log(lvl, "worker exited", zap.String("reason", string(reason)),
-		zap.Int64("jobs", jobs), zap.String("exit", w.proc.exitDetail()))
 }
 
 // Run gives the job to the least busy worker with room and waits for its
@@ -343,7 +171,7 @@ func (s *Supervisor) acquire(ctx context.Context) (*worker, error) {
 		}
 		var best *worker
 		for w, n := range s.workers {
-			if n < s.cfg.Concurrency && w.open.Load() && (best == nil || n < s.workers[best]) {
+			if n < s.cfg.Concurrency && w.takesJobs() && (best == nil || n < s.workers[best]) {
 				best = w
 			}
 		}
@@ -466,7 +294,7 @@ func (s *Supervisor) healthLoop() {
 			if !w.idle() {
 				continue
 			}
-			if err := w.ping(pingTimeout); err != nil && w.open.Load() {
+			if err := w.ping(pingTimeout); err != nil && w.takesJobs() {
 				w.logger().Warn("idle worker failed its health check", zap.Error(err))
 				w.kill(ReasonHealth)
 			}
@@ -481,7 +309,7 @@ func (s *Supervisor) Health() aggregator.Health {
 	defer s.mu.Unlock()
 	live := 0
 	for w := range s.workers {
-		if w.open.Load() {
+		if w.takesJobs() {
 			live++
 		}
 	}
@@ -525,7 +353,7 @@ func (s *Supervisor) gauges() (busy, idle, jobs int) {
 		jobs += n
 		if n > 0 {
 			busy++
-		} else if w.open.Load() {
+		} else if w.takesJobs() {
 			idle++
 		}
 	}

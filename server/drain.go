@@ -143,7 +143,7 @@ func (s *Server) coldGate() admission {
 	if !s.cfg.UntilWarm || s.drain.warm.Load() {
 		return admitted
 	}
-	if s.runner.Health().Status == aggregator.HealthDown {
+	if s.monitor.Health().Status == aggregator.HealthDown {
 		return refusedCold
 	}
 	if s.drain.warm.CompareAndSwap(false, true) {

@@ -35,7 +35,7 @@ func health(t *testing.T, base string) (int, drainHealth) {
 
 // startObserved is startTest with the server's log lines kept, and the
 // plain HTTP base URL.
-func startObserved(t *testing.T, cfg Config, r aggregator.Runner) (*Server, string, *observer.ObservedLogs) {
+func startObserved(t *testing.T, cfg Config, r PHP) (*Server, string, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
 	srv := New(cfg, r, zap.New(core), prometheus.NewRegistry())

@@ -68,7 +68,8 @@ type Config struct {
 // Server serves the websocket sessions and the monitoring endpoints.
 type Server struct {
 	cfg        Config
-	runner     aggregator.Runner
+	runner     aggregator.Runner  // the sessions' tasks run on it
+	monitor    aggregator.Monitor // /health and /workers read it
 	log        *zap.Logger
 	registry   *prometheus.Registry
 	stats      *Stats
@@ -86,10 +87,17 @@ type Server struct {
 	drain      *drainState       // refusing new sessions before a restart (drain.go)
 }
 
-// New builds a server around runner. reg receives the server's metrics.
-func New(cfg Config, runner aggregator.Runner, log *zap.Logger, reg *prometheus.Registry) *Server {
+// PHP is what the server needs of the PHP runner: Run for the sessions'
+// tasks, Health and Info for the operators' endpoints.
+type PHP interface {
+	aggregator.Runner
+	aggregator.Monitor
+}
+
+// New builds a server around php. reg receives the server's metrics.
+func New(cfg Config, php PHP, log *zap.Logger, reg *prometheus.Registry) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, runner: runner, log: log, registry: reg, stats: newStats(), ctx: ctx, cancel: cancel}
+	s := &Server{cfg: cfg, runner: php, monitor: php, log: log, registry: reg, stats: newStats(), ctx: ctx, cancel: cancel}
 	s.runners = newSpares(func(sess *session) { sess.run(); s.leave() })
 	s.drain = newDrain(reg, log)
 	s.queue = newQueue(cfg.Capacity, cfg.SessionLimit, s.runTask)
@@ -312,7 +320,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if s.serveDrainHealth(w) {
 		return
 	}
-	h := s.runner.Health()
+	h := s.monitor.Health()
 	for _, check := range s.cfg.HealthChecks {
 		h = h.Worse(check())
 	}
@@ -325,7 +333,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 // serveWorkers lists the PHP processes and what they run.
 func (s *Server) serveWorkers(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"mode": s.cfg.Mode, "workers": s.runner.Info()})
+	writeJSON(w, http.StatusOK, map[string]any{"mode": s.cfg.Mode, "workers": s.monitor.Info()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -35,10 +35,8 @@ func (s *scripted) Run(ctx context.Context, job *aggregator.Job) (aggregator.Res
 	out, err := s.answer(ctx, job)
 	return aggregator.Result{Output: []byte(out)}, err
 }
-func (s *scripted) Reload()                     {}
 func (s *scripted) Health() aggregator.Health   { return aggregator.Health{Status: aggregator.HealthOK} }
 func (s *scripted) Info() []aggregator.ProcInfo { return nil }
-func (s *scripted) Close() error                { return nil }
 
 func testConfig() Config {
 	return Config{
@@ -49,7 +47,7 @@ func testConfig() Config {
 	}
 }
 
-func startTest(t *testing.T, cfg Config, r aggregator.Runner) (*Server, string) {
+func startTest(t *testing.T, cfg Config, r PHP) (*Server, string) {
 	t.Helper()
 	srv := New(cfg, r, zap.NewNop(), prometheus.NewRegistry())
 	hs := httptest.NewServer(srv.Handler())

@@ -165,7 +165,7 @@ func runCall(c *Config, args []string, stdout, stderr io.Writer) int {
 
 // waitReady waits until a worker has started (or failed to), so that the
 // job's time does not include PHP's start-up.
-func waitReady(r aggregator.Runner, limit time.Duration) {
+func waitReady(r aggregator.Monitor, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		h := r.Health()

@@ -65,7 +65,7 @@ var commands = map[string]func(c *Config, args []string, stdout, stderr io.Write
 type Main struct {
 	Config *Config
 	Log    *zap.Logger
-	Runner aggregator.Runner
+	Runner phpRunner
 	Server *server.Server
 	Addr   net.Addr
 	// OpsAddr is the operators' listener's address; nil when it is off.
@@ -118,8 +118,8 @@ func (m *Main) Run() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Runner = newRunner(c, log, reg)
-	if c.Watch && c.Mode == ModeWorker {
-		if m.stopWatch, err = startWatch(context.Background(), c, m.Runner, log); err != nil {
+	if reloader, ok := m.Runner.(aggregator.Reloader); c.Watch && ok {
+		if m.stopWatch, err = startWatch(context.Background(), c, reloader, log); err != nil {
 			log.Error("watch mode is off: cannot watch the PHP files", zap.Error(err))
 		}
 	} else if c.Watch {
@@ -204,9 +204,17 @@ func (m *Main) serveOps() error {
 	return nil
 }
 
+// phpRunner is the PHP runner as main holds it: what the server needs (Run,
+// Health, Info) and Close at the end. Worker mode's is also an
+// aggregator.Reloader, for SIGHUP and watch mode.
+type phpRunner interface {
+	server.PHP
+	io.Closer
+}
+
 // newRunner builds the PHP runner of the configured mode; reg (nil: none)
 // gets its metrics.
-func newRunner(c *Config, log *zap.Logger, reg prometheus.Registerer) aggregator.Runner {
+func newRunner(c *Config, log *zap.Logger, reg prometheus.Registerer) phpRunner {
 	var metrics *pool.Metrics
 	if reg != nil {
 		metrics = pool.NewMetrics(reg)
@@ -280,7 +288,9 @@ func main() {
 		switch sig {
 		case syscall.SIGHUP:
 			m.Log.Info("SIGHUP: reloading PHP")
-			m.Runner.Reload()
+			if r, ok := m.Runner.(aggregator.Reloader); ok { // exec mode runs the code on disk for every call
+				r.Reload()
+			}
 			continue
 		case syscall.SIGUSR2: // a deploy's drain (server/drain.go); a stop stays SIGTERM
 			m.Server.Drain()

@@ -52,7 +52,7 @@ func watchRoots(c *Config) []string {
 // directories (see watchRoots; subdirectories too, but not hidden ones,
 // vendor or node_modules) is written, created, renamed or removed. Changes
 // are debounced by watchDebounce. stop ends the watch and waits for it.
-func startWatch(ctx context.Context, c *Config, r aggregator.Runner, log *zap.Logger) (stop func(), err error) {
+func startWatch(ctx context.Context, c *Config, r aggregator.Reloader, log *zap.Logger) (stop func(), err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func startWatch(ctx context.Context, c *Config, r aggregator.Runner, log *zap.Lo
 }
 
 // watchLoop turns file events into debounced reloads until ctx ends.
-func watchLoop(ctx context.Context, w *fsnotify.Watcher, r aggregator.Runner, log *zap.Logger) {
+func watchLoop(ctx context.Context, w *fsnotify.Watcher, r aggregator.Reloader, log *zap.Logger) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	changed := map[string]bool{}

@@ -9,6 +9,9 @@
  * "child pid N" and, when {"pidfile": "/path"} is given, into that file.
  * The child is not waited for: it shows whether killing a worker also kills
  * the processes it started.
+ *
+ * With {"startfile": "/path"} the job writes that file as it begins: a test
+ * then knows the job is in PHP, not still on its way there.
  */
 
 declare(strict_types=1);
@@ -27,6 +30,9 @@ function start_sleeping_child(): int
 }
 
 $handler = static function (array $input): array {
+    if (isset($input['startfile'])) {
+        file_put_contents((string)$input['startfile'], "started\n");
+    }
     if (!empty($input['fork'])) {
         $pid = start_sleeping_child();
         $input['child_pid'] = $pid;
