@@ -24,6 +24,12 @@ type fetchHead struct {
 	URL     string      `json:"url"`
 	Headers [][2]string `json:"headers"`
 	Timeout *float64    `json:"timeout"`
+	// Only when the call sets them (docs/PROTOCOL.md): how many redirects
+	// to follow (absent: fetch's default), keep the headers on a redirect
+	// to another host, statuses that do not count against the breaker.
+	Redirects       *int  `json:"redirects"`
+	RedirectHeaders bool  `json:"redirect_headers"`
+	NotFailures     []int `json:"not_failures"`
 }
 
 // fetchCall is one fetch() call in flight, as /workers and the timeout's
@@ -46,7 +52,7 @@ func (w *worker) startFetch(o []uint32, payload []byte) error {
 		return fmt.Errorf("a fetch frame with a bad head: %v", err)
 	}
 	req := &aggregator.FetchRequest{Method: head.Method, URL: head.URL, Headers: head.Headers,
-		Body: payload[o[3]:]}
+		Body: payload[o[3]:], Redirects: head.Redirects, RedirectHeaders: head.RedirectHeaders, NotFailures: head.NotFailures}
 	if head.Timeout != nil && *head.Timeout > 0 {
 		req.Timeout = time.Duration(*head.Timeout * float64(time.Second))
 	}
